@@ -1,0 +1,128 @@
+"""Resolves the access key of a SigV4-signed request to an identity and checks the signature."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from stratum.auth.chunked import decode_aws_chunked
+from stratum.auth.errors import auth_error
+from stratum.auth.identity import ANONYMOUS, Identity
+from stratum.auth.sigv4 import SignedRequestInfo, SigV4Error, parse_auth, verify
+from stratum.protocol.http import HttpRequest
+from stratum.services.iam.tables import iam_access_keys, iam_users, sts_sessions
+
+if TYPE_CHECKING:
+    from stratum.server.app_state import AppState
+
+
+@dataclass(frozen=True)
+class Credential:
+    secret: str
+    identity: Identity
+    session_token: str | None = None
+    expiration: datetime | None = None
+    active: bool = True
+
+
+class Authenticator:
+    def __init__(self, app: AppState) -> None:
+        self.app = app
+        self._cache: dict[str, tuple[float, Credential]] = {}
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def lookup(self, access_key: str) -> Credential | None:
+        now = time.monotonic()
+        hit = self._cache.get(access_key)
+        if hit is not None and now - hit[0] < self.app.settings.credential_cache_seconds:
+            return hit[1]
+        cred = self._load(access_key)
+        if cred is not None:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[access_key] = (now, cred)
+        return cred
+
+    def _load(self, access_key: str) -> Credential | None:
+        with self.app.db.read() as conn:
+            row = conn.execute(
+                select(iam_access_keys.c.secret_access_key, iam_access_keys.c.status, iam_users)
+                .join(iam_users, (iam_users.c.account_id == iam_access_keys.c.account_id)
+                      & (iam_users.c.name == iam_access_keys.c.user_name))
+                .where(iam_access_keys.c.access_key_id == access_key)
+            ).mappings().first()
+            if row is not None:
+                ident = Identity(account_id=row["account_id"], arn=row["arn"], kind="user",
+                                 principal_id=row["user_id"], access_key=access_key, user_name=row["name"],
+                                 tags={t["Key"]: t["Value"] for t in row["tags"] or []})
+                return Credential(row["secret_access_key"], ident, active=row["status"] == "Active")
+            srow = conn.execute(select(sts_sessions).where(sts_sessions.c.access_key_id == access_key)).mappings().first()
+            if srow is None:
+                return None
+            ident = Identity(
+                account_id=srow["account_id"],
+                arn=f"arn:aws:sts::{srow['account_id']}:assumed-role/{srow['role_name']}/{srow['session_name']}",
+                kind="assumed-role", principal_id=f"{srow['role_id']}:{srow['session_name']}",
+                access_key=access_key, role_name=srow["role_name"], role_arn=srow["role_arn"],
+                session_name=srow["session_name"], session_policy=srow["session_policy"],
+                session_policy_arns=tuple(srow["session_policy_arns"] or ()), expiration=srow["expiration"],
+                tags=dict(srow["tags"] or {}))
+            return Credential(srow["secret_access_key"], ident, srow["session_token"], srow["expiration"])
+
+    def authenticate(self, request: HttpRequest, protocol: str) -> tuple[Identity, SignedRequestInfo | None]:
+        """Verify the request's signature; for S3 streaming uploads also decode and verify the chunks
+        (the request body is replaced by the decoded payload)."""
+        is_s3 = protocol == "rest-xml"
+        try:
+            info = parse_auth(request.method, request.raw_path, request.query_string, request.headers)
+        except SigV4Error as exc:
+            raise auth_error(exc.code, protocol, exc.message, exc.status) from None
+        if info is None:
+            if self.app.settings.permissive:
+                return self._permissive_identity(), None
+            if is_s3:
+                return ANONYMOUS, None
+            raise auth_error("MissingAuthenticationToken", protocol)
+        cred = self.lookup(info.access_key)
+        if cred is None:
+            if self.app.settings.permissive:
+                return self._permissive_identity(), info
+            raise auth_error("InvalidClientTokenId", protocol)
+        if not cred.active:
+            raise auth_error("InvalidClientTokenId", protocol)
+        if cred.session_token is not None:
+            if info.security_token != cred.session_token:
+                raise auth_error("InvalidClientTokenId", protocol)
+            if cred.expiration is not None and cred.expiration <= datetime.now(UTC):
+                raise auth_error("ExpiredToken", protocol)
+        elif info.security_token:
+            raise auth_error("InvalidClientTokenId", protocol)
+        try:
+            signing_key = verify(info, cred.secret, request.method, request.raw_path, request.query_string,
+                                 request.headers, request.body, s3=is_s3)
+            if info.payload_hash.startswith("STREAMING-"):
+                decoded_len = request.headers.get("x-amz-decoded-content-length")
+                body, _trailers = decode_aws_chunked(
+                    request.body, payload_hash=info.payload_hash, signing_key=signing_key,
+                    seed_signature=info.signature, amz_date=info.amz_date,
+                    scope=f"{info.date}/{info.region}/{info.service}/aws4_request",
+                    decoded_length=int(decoded_len) if decoded_len and decoded_len.isdigit() else None)
+                request.body = body
+        except SigV4Error as exc:
+            raise auth_error(exc.code, protocol, exc.message, exc.status) from None
+        return cred.identity, info
+
+    def _permissive_identity(self) -> Identity:
+        from stratum.services.organizations.accounts import default_admin_identity
+
+        return default_admin_identity(self.app)

@@ -1,0 +1,186 @@
+"""The `stratum` command: run the server and manage accounts and keys."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from stratum.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if getattr(args, "data_dir", None):
+        settings.data_dir = Path(args.data_dir).resolve()
+    if getattr(args, "database_url", None):
+        settings.database_url = args.database_url
+    if getattr(args, "host", None):
+        settings.host = args.host
+    if getattr(args, "port", None):
+        settings.port = args.port
+    if getattr(args, "region", None):
+        settings.region = args.region
+    if getattr(args, "permissive", False):
+        settings.permissive = True
+    if getattr(args, "bootstrap", None):
+        settings.bootstrap_file = Path(args.bootstrap)
+    if getattr(args, "aws_dir", None):
+        settings.aws_dir = Path(args.aws_dir)
+    return settings
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="data directory (default: ./stratum-data or $STRATUM_DATA_DIR)")
+    p.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://postgres@127.0.0.1/stratum "
+                                          "(default: SQLite in the data directory)")
+    p.add_argument("--region", help="default region (us-east-1)")
+    p.add_argument("--host", help="listen address (127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (4747)")
+    p.add_argument("--bootstrap", help="YAML file declaring the organization's accounts")
+    p.add_argument("--aws-dir", help="where to write the AWS CLI config/credentials (default: <data-dir>/aws)")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from stratum.server.runner import serve
+
+    settings = _settings(args)
+    aws = settings.aws_config_dir
+    banner = (f"Stratum listening on {settings.endpoint_url}  (data: {settings.data_dir})\n"
+              f"Use it with the generated profiles (one per account):\n"
+              f"  export AWS_CONFIG_FILE={aws / 'config'} AWS_SHARED_CREDENTIALS_FILE={aws / 'credentials'}\n"
+              f"  aws --profile dev sagemaker list-pipelines\n"
+              f"  python -c \"import boto3; print(boto3.Session(profile_name='dev').client('sts')"
+              f".get_caller_identity()['Arn'])\"")
+    if settings.permissive:
+        banner += "\nPERMISSIVE MODE: unknown or missing credentials act as the first account's administrator."
+    serve(settings, on_ready=banner)
+    return 0
+
+
+def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from stratum.bootstrap import bootstrap
+    from stratum.store.db import Database
+
+    settings = _settings(args)
+    db = Database(settings.db_url)
+    db.migrate()
+    bootstrap(db, settings)
+    return settings, db
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from stratum.bootstrap import write_aws_profiles
+    from stratum.services.organizations import accounts as acct
+    from stratum.services.organizations.tables import organizations
+
+    settings, db = _open(args)
+    if args.action == "list":
+        with db.read() as conn:
+            for a in acct.list_accounts(conn):
+                print(f"{a['id']}  {a['name']}")
+        return 0
+    with db.begin() as conn:
+        org = conn.execute(select(organizations.c.id)).scalar()
+        key = acct.create_account(conn, args.name, args.id, args.email, org)
+        keys = acct.admin_keys(conn)
+    write_aws_profiles(settings, keys)
+    print(json.dumps({"AccountId": key.account_id, "Name": key.account_name, "AccessKeyId": key.access_key_id,
+                      "SecretAccessKey": key.secret_access_key}, indent=2))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from stratum.services.iam import store as iam
+    from stratum.services.organizations import accounts as acct
+
+    _settings_, db = _open(args)
+    with db.begin() as conn:
+        account = acct.find_account(conn, args.account)
+        if account is None:
+            print(f"no such account: {args.account}", file=sys.stderr)
+            return 2
+        if args.action == "create":
+            row = iam.create_access_key(conn, account["id"], args.user)
+            print(json.dumps({"AccountId": account["id"], "UserName": args.user,
+                              "AccessKeyId": row["access_key_id"],
+                              "SecretAccessKey": row["secret_access_key"]}, indent=2))
+        else:
+            from sqlalchemy import select
+
+            from stratum.services.iam.tables import iam_access_keys
+            for r in conn.execute(select(iam_access_keys).where(iam_access_keys.c.account_id == account["id"])):
+                print(f"{r.access_key_id}  {r.user_name}  {r.status}")
+    return 0
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from stratum.bootstrap import write_aws_profiles
+    from stratum.services.organizations import accounts as acct
+
+    settings, db = _open(args)
+    with db.read() as conn:
+        config, creds = write_aws_profiles(settings, acct.admin_keys(conn))
+    print(f"export AWS_CONFIG_FILE={config} AWS_SHARED_CREDENTIALS_FILE={creds}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from stratum.store.db import Database
+
+    Database(_settings(args).db_url).migrate()
+    print("database is at the latest revision")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stratum", description="Self-hosted, multi-account SageMaker-compatible MLOps")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the server")
+    _common(p)
+    p.add_argument("--permissive", action="store_true",
+                   help="accept any credentials as the first account's admin (throwaway local use only)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("accounts", help="list or create accounts")
+    _common(p)
+    p.add_argument("action", choices=["list", "create"])
+    p.add_argument("--name")
+    p.add_argument("--id", help="12-digit account id (random if omitted)")
+    p.add_argument("--email")
+    p.set_defaults(func=cmd_accounts)
+
+    p = sub.add_parser("keys", help="create or list access keys of an account's IAM users")
+    _common(p)
+    p.add_argument("action", choices=["create", "list"])
+    p.add_argument("--account", required=True, help="account name or id")
+    p.add_argument("--user", default="admin")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("profiles", help="(re)write the AWS CLI config/credentials with a profile per account")
+    _common(p)
+    p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("db", help="migrate the database to the latest revision")
+    _common(p)
+    p.add_argument("action", choices=["upgrade"])
+    p.set_defaults(func=cmd_db)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "accounts" and args.action == "create" and not args.name:
+        print("--name is required", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

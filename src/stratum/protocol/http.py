@@ -1,0 +1,54 @@
+"""Transport-neutral request and response objects passed between the ASGI app and the protocol layer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from urllib.parse import parse_qsl, unquote
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    raw_path: str  # percent-encoded, exactly as received (needed for SigV4)
+    query_string: str  # raw, without the leading '?'
+    headers: dict[str, str]  # lower-cased names; repeated headers joined with ','
+    body: bytes = b""
+    client_ip: str = "127.0.0.1"
+    scheme: str = "http"
+    vpce_id: str | None = None  # set when the request arrived through a named VPC endpoint listener
+    route_path: str | None = None  # path used for operation matching when it differs from raw_path (S3 virtual hosts)
+
+    @cached_property
+    def path(self) -> str:
+        return unquote(self.raw_path)
+
+    @cached_property
+    def query_pairs(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.query_string, keep_blank_values=True)
+
+    @cached_property
+    def query(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for k, v in self.query_pairs:
+            out.setdefault(k, []).append(v)
+        return out
+
+    def query_value(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    @property
+    def host(self) -> str:
+        return self.headers.get("host", "")
+
+
+Body = bytes | Iterator[bytes] | AsyncIterator[bytes]
+
+
+@dataclass
+class HttpResponse:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Body = b""

@@ -1,0 +1,273 @@
+"""Server-side response serialization for json, rest-json, query and rest-xml, driven by output shapes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+from botocore.model import OperationModel, ServiceModel, Shape
+
+from .errors import ServiceError
+from .http import HttpResponse
+from .timestamps import format_timestamp, to_epoch, to_iso8601, to_rfc822
+
+JSON_CONTENT_TYPE = {"json": "application/x-amz-json-1.1", "rest-json": "application/json"}
+
+
+def serialize_response(service: ServiceModel, op: OperationModel, output: Any, request_id: str) -> HttpResponse:
+    if isinstance(output, HttpResponse):  # providers may answer raw HTTP (e.g. sagemaker-runtime bodies)
+        output.headers.setdefault("x-amzn-RequestId", request_id)
+        return output
+    output = output or {}
+    protocol = service.protocol
+    shape = op.output_shape
+    if protocol == "json":
+        body = _to_json(shape, output) if shape is not None else {}
+        return HttpResponse(200, _json_headers(protocol, request_id), _dumps(body))
+    if protocol == "query":
+        return HttpResponse(200, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id},
+                            _query_body(service, op, shape, output, request_id))
+    return _rest_response(service, op, shape, output, request_id)
+
+
+def _json_headers(protocol: str, request_id: str) -> dict[str, str]:
+    return {"Content-Type": JSON_CONTENT_TYPE[protocol], "x-amzn-RequestId": request_id}
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# ----------------------------------------------------------------------------------------------- json
+def _to_json(shape: Shape, value: Any) -> Any:
+    kind = shape.type_name
+    if value is None:
+        return None
+    if kind == "structure":
+        out: dict[str, Any] = {}
+        for name, member in shape.members.items():
+            item = value.get(name)
+            if item is not None:
+                out[member.serialization.get("name", name)] = _to_json(member, item)
+        return out
+    if kind == "list":
+        return [_to_json(shape.member, v) for v in value]
+    if kind == "map":
+        return {k: _to_json(shape.value, v) for k, v in value.items()}
+    if kind == "timestamp":
+        if isinstance(value, datetime):
+            fmt = shape.serialization.get("timestampFormat")
+            return format_timestamp(value, fmt) if fmt else to_epoch(value)
+        return value
+    if kind == "blob":
+        if isinstance(value, str):
+            value = value.encode()
+        return base64.b64encode(value).decode()
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- query
+def _query_body(service: ServiceModel, op: OperationModel, shape: Shape | None, output: Any, request_id: str) -> bytes:
+    ns = service.metadata.get("xmlNamespace", "")
+    name = op.name
+    parts = [f'<{name}Response xmlns="{ns}">']
+    if shape is not None:
+        wrapper = shape.serialization.get("resultWrapper", f"{name}Result")
+        parts.append(f"<{wrapper}>")
+        _xml_members(shape, output, parts, timestamp_default="iso8601")
+        parts.append(f"</{wrapper}>")
+    parts.append(f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{name}Response>")
+    return "".join(parts).encode()
+
+
+# ------------------------------------------------------------------------------------------------ xml
+def _xml_scalar(shape: Shape, value: Any, timestamp_default: str) -> str:
+    kind = shape.type_name
+    if kind == "boolean":
+        return "true" if value else "false"
+    if kind == "timestamp":
+        if isinstance(value, datetime):
+            fmt = shape.serialization.get("timestampFormat", timestamp_default)
+            return str(format_timestamp(value, fmt))
+        return escape(str(value))
+    if kind == "blob":
+        if isinstance(value, str):
+            value = value.encode()
+        return base64.b64encode(value).decode()
+    return escape(str(value))
+
+
+def _xml_members(shape: Shape, value: dict[str, Any], parts: list[str], timestamp_default: str) -> None:
+    for name, member in shape.members.items():
+        if member.serialization.get("location") or member.serialization.get("xmlAttribute"):
+            continue
+        item = value.get(name)
+        if item is None:
+            continue
+        _xml_value(member, member.serialization.get("name", name), item, parts, timestamp_default)
+
+
+def _xml_value(shape: Shape, tag: str, value: Any, parts: list[str], timestamp_default: str) -> None:
+    kind = shape.type_name
+    if kind == "list":
+        member_tag = shape.member.serialization.get("name", "member")
+        if shape.serialization.get("flattened"):
+            for item in value:
+                _xml_value(shape.member, shape.member.serialization.get("name", tag), item, parts, timestamp_default)
+            return
+        parts.append(f"<{tag}>")
+        for item in value:
+            _xml_value(shape.member, member_tag, item, parts, timestamp_default)
+        parts.append(f"</{tag}>")
+        return
+    if kind == "map":
+        key_tag = shape.key.serialization.get("name", "key")
+        value_tag = shape.value.serialization.get("name", "value")
+        flattened = shape.serialization.get("flattened")
+        if not flattened:
+            parts.append(f"<{tag}>")
+        for k, v in value.items():
+            parts.append("<entry>" if not flattened else f"<{tag}>")
+            parts.append(f"<{key_tag}>{escape(str(k))}</{key_tag}>")
+            _xml_value(shape.value, value_tag, v, parts, timestamp_default)
+            parts.append("</entry>" if not flattened else f"</{tag}>")
+        if not flattened:
+            parts.append(f"</{tag}>")
+        return
+    if kind == "structure":
+        attrs = ""
+        for name, member in shape.members.items():
+            if member.serialization.get("xmlAttribute") and value.get(name) is not None:
+                attr_name = member.serialization.get("name", name)
+                if attr_name.startswith("xsi:"):
+                    attrs += ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+                attrs += f' {attr_name}="{escape(str(value[name]))}"'
+        parts.append(f"<{tag}{attrs}>")
+        _xml_members(shape, value, parts, timestamp_default)
+        parts.append(f"</{tag}>")
+        return
+    parts.append(f"<{tag}>{_xml_scalar(shape, value, timestamp_default)}</{tag}>")
+
+
+# ----------------------------------------------------------------------------------------------- rest
+def _header_text(shape: Shape, value: Any) -> str:
+    kind = shape.type_name
+    if kind == "timestamp" and isinstance(value, datetime):
+        fmt = shape.serialization.get("timestampFormat", "rfc822")
+        return str(format_timestamp(value, fmt))
+    if kind == "boolean":
+        return "true" if value else "false"
+    if kind == "string" and shape.serialization.get("jsonvalue"):
+        return base64.b64encode(json.dumps(value).encode()).decode()
+    if kind == "list":
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _rest_response(service: ServiceModel, op: OperationModel, shape: Shape | None, output: dict[str, Any],
+                   request_id: str) -> HttpResponse:
+    protocol = service.protocol
+    status = int(op.http.get("responseCode", 200))
+    headers: dict[str, str] = {"x-amzn-RequestId": request_id}
+    if protocol == "rest-xml":
+        headers["x-amz-request-id"] = request_id
+    body: bytes | Iterator[bytes] | AsyncIterator[bytes] = b""
+    if shape is None:
+        return HttpResponse(status, headers, body)
+    body_members: dict[str, Any] = {}
+    for name, member in shape.members.items():
+        value = output.get(name)
+        if value is None:
+            continue
+        loc = member.serialization.get("location")
+        wire = member.serialization.get("name", name)
+        if loc == "header":
+            headers[wire] = _header_text(member, value)
+        elif loc == "headers":
+            for k, v in value.items():
+                headers[f"{wire}{k}"] = str(v)
+        elif loc == "statusCode":
+            status = int(value)
+        else:
+            body_members[name] = value
+    payload_name = shape.serialization.get("payload")
+    if payload_name:
+        member = shape.members[payload_name]
+        value = output.get(payload_name)
+        if value is None:
+            pass
+        elif member.type_name in ("blob", "string"):
+            body = value.encode() if isinstance(value, str) else value
+        elif protocol == "rest-json":
+            body = _dumps(_to_json(member, value))
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            tag = member.serialization.get("name", payload_name)
+            body = _xml_document(member, tag, value)
+            headers.setdefault("Content-Type", "application/xml")
+    elif protocol == "rest-json":
+        body = _dumps({shape.members[n].serialization.get("name", n): _to_json(shape.members[n], v)
+                       for n, v in body_members.items()})
+        headers.setdefault("Content-Type", "application/json")
+    elif body_members:
+        tag = shape.serialization.get("name", shape.name)
+        body = _xml_document(shape, tag, output)
+        headers.setdefault("Content-Type", "application/xml")
+    return HttpResponse(status, headers, body)
+
+
+def _xml_document(shape: Shape, tag: str, value: Any) -> bytes:
+    ns = shape.serialization.get("xmlNamespace")
+    parts: list[str] = []
+    _xml_value(shape, tag, value, parts, "iso8601")
+    if ns and parts:
+        uri = ns.get("uri") if isinstance(ns, dict) else ns
+        first = parts[0]
+        parts[0] = first[:-1] + f' xmlns="{uri}">' if first.endswith(">") else first
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + "".join(parts)).encode()
+
+
+# --------------------------------------------------------------------------------------------- errors
+def serialize_error(service: ServiceModel | None, error: ServiceError, request_id: str, method: str = "POST"
+                    ) -> HttpResponse:
+    protocol = service.protocol if service is not None else "json"
+    headers = {"x-amzn-RequestId": request_id, **error.headers}
+    if protocol in ("json", "rest-json"):
+        headers["x-amzn-ErrorType"] = error.code
+        headers["Content-Type"] = JSON_CONTENT_TYPE[protocol]
+        payload: dict[str, Any] = {"__type": error.code, "message": error.message}
+        if protocol == "rest-json":
+            payload = {"message": error.message}
+        payload.update(_jsonable(error.fields))
+        return HttpResponse(error.status, headers, _dumps(payload))
+    if protocol == "query":
+        ns = service.metadata.get("xmlNamespace", "") if service is not None else ""
+        fault = "Sender" if error.sender_fault else "Receiver"
+        body = (f'<ErrorResponse xmlns="{ns}"><Error><Type>{fault}</Type><Code>{escape(error.code)}</Code>'
+                f"<Message>{escape(error.message)}</Message></Error><RequestId>{request_id}</RequestId>"
+                "</ErrorResponse>")
+        headers["Content-Type"] = "text/xml"
+        return HttpResponse(error.status, headers, body.encode())
+    headers["x-amz-request-id"] = request_id
+    headers["Content-Type"] = "application/xml"
+    if method == "HEAD":
+        return HttpResponse(error.status, headers, b"")
+    extra = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in error.fields.items())
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{escape(error.code)}</Code><Message>{escape(error.message)}</Message>{extra}"
+            f"<RequestId>{request_id}</RequestId></Error>")
+    return HttpResponse(error.status, headers, body.encode())
+
+
+def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in fields.items():
+        out[k] = to_iso8601(v) if isinstance(v, datetime) else v
+    return out
+
+
+__all__ = ["serialize_response", "serialize_error", "to_rfc822"]

@@ -1,0 +1,1 @@
+"""HTTP front end: ASGI app, request pipeline (route, authenticate, parse, authorize, dispatch)."""

@@ -1,0 +1,95 @@
+"""A lean ASGI application (no framework: every microsecond counts on the hot path)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from stratum.protocol.http import HttpRequest, HttpResponse
+from stratum.server.app_state import AppState
+from stratum.server.pipeline import handle
+
+log = logging.getLogger("stratum.asgi")
+
+HEALTH_PATH = "/_stratum/health"
+
+
+class StratumApp:
+    def __init__(self, state: AppState, vpce_by_port: dict[int, str] | None = None) -> None:
+        self.state = state
+        self.vpce_by_port = vpce_by_port or {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        client = scope.get("client")
+        server = scope.get("server")
+        request = HttpRequest(
+            method=scope["method"], raw_path=path, query_string=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers, body=body, client_ip=client[0] if client else "127.0.0.1",
+            scheme=scope.get("scheme", "http"),
+            vpce_id=self.vpce_by_port.get(server[1]) if server else None,
+        )
+        if path == HEALTH_PATH and request.method == "GET":
+            response = HttpResponse(200, {"Content-Type": "application/json"},
+                                    json.dumps({"status": "ok", "service": "stratum"}).encode())
+        else:
+            response = await handle(self.state, request)
+        await _send(send, response, request.method)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.state.db.dispose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _send(send: Any, response: HttpResponse, method: str) -> None:
+    body = response.body
+    headers = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items()]
+    if isinstance(body, bytes | bytearray):
+        if not any(k.lower() == b"content-length" for k, _ in headers):
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else bytes(body)})
+        return
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    if isinstance(body, Iterator):
+        it: Iterator[bytes] = body
+        while True:
+            chunk = await asyncio.to_thread(next, it, None)
+            if chunk is None:
+                break
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    else:
+        aiter_: AsyncIterator[bytes] = body
+        async for chunk in aiter_:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})

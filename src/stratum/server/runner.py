@@ -1,0 +1,32 @@
+"""Start the ASGI app under uvicorn (httptools + uvloop when available)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from stratum.bootstrap import bootstrap
+from stratum.config import Settings
+from stratum.server.app_state import AppState
+from stratum.server.asgi import StratumApp
+
+
+def prepare(settings: Settings) -> AppState:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    state = AppState(settings)
+    state.db.migrate()
+    bootstrap(state.db, settings)
+    return state
+
+
+def serve(settings: Settings, *, on_ready: str | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state = prepare(settings)
+    app = StratumApp(state)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                            lifespan="on", loop="auto", http="auto", timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+    if on_ready:
+        print(on_ready, flush=True)
+    server.run()

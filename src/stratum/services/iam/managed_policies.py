@@ -1,0 +1,53 @@
+"""The AWS managed policies Stratum ships. Documents are scoped to the services Stratum serves;
+AWS's own versions list many more services, which would grant nothing more here."""
+
+from __future__ import annotations
+
+import json
+
+_READ_ONLY_ACTIONS = ["sagemaker:Describe*", "sagemaker:List*", "sagemaker:Search", "sagemaker:GetSearchSuggestions",
+                      "s3:Get*", "s3:List*", "s3:Head*", "iam:Get*", "iam:List*", "sts:GetCallerIdentity",
+                      "ram:Get*", "ram:List*", "events:Describe*", "events:List*", "kms:Describe*", "kms:List*",
+                      "kms:Get*", "organizations:Describe*", "organizations:List*"]
+
+
+def _doc(*statements: dict[str, object]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+AWS_MANAGED: dict[str, tuple[str, str]] = {
+    # name -> (description, document)
+    "AdministratorAccess": ("Provides full access to AWS services and resources.",
+                            _doc({"Effect": "Allow", "Action": "*", "Resource": "*"})),
+    "ReadOnlyAccess": ("Provides read-only access to AWS services and resources.",
+                       _doc({"Effect": "Allow", "Action": _READ_ONLY_ACTIONS, "Resource": "*"})),
+    "IAMFullAccess": ("Provides full access to IAM.",
+                      _doc({"Effect": "Allow", "Action": ["iam:*", "organizations:Describe*", "organizations:List*"],
+                            "Resource": "*"})),
+    "AmazonS3FullAccess": ("Provides full access to all buckets.",
+                           _doc({"Effect": "Allow", "Action": ["s3:*", "s3-object-lambda:*"], "Resource": "*"})),
+    "AmazonS3ReadOnlyAccess": ("Provides read only access to all buckets.",
+                               _doc({"Effect": "Allow", "Action": ["s3:Get*", "s3:List*", "s3:Describe*"],
+                                     "Resource": "*"})),
+    "AmazonSageMakerFullAccess": (
+        "Provides full access to Amazon SageMaker.",
+        _doc({"Effect": "Allow", "Action": ["sagemaker:*", "events:*", "kms:DescribeKey", "kms:ListAliases",
+                                            "ram:*", "sts:GetCallerIdentity", "iam:GetRole", "iam:ListRoles"],
+              "Resource": "*"},
+             {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                                            "s3:AbortMultipartUpload"],
+              "Resource": ["arn:aws:s3:::*SageMaker*", "arn:aws:s3:::*Sagemaker*", "arn:aws:s3:::*sagemaker*"]},
+             {"Effect": "Allow", "Action": ["s3:CreateBucket", "s3:GetBucketLocation", "s3:ListBucket",
+                                            "s3:ListAllMyBuckets", "s3:GetBucketCors", "s3:PutBucketCors"],
+              "Resource": "*"},
+             {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "arn:aws:iam::*:role/*",
+              "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}})),
+    "AmazonSageMakerReadOnly": ("Provides read only access to Amazon SageMaker.",
+                                _doc({"Effect": "Allow",
+                                      "Action": ["sagemaker:Describe*", "sagemaker:List*", "sagemaker:Search",
+                                                 "sagemaker:GetSearchSuggestions"], "Resource": "*"})),
+}
+
+
+def managed_policy_arn(name: str) -> str:
+    return f"arn:aws:iam::aws:policy/{name}"

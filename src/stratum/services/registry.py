@@ -1,0 +1,32 @@
+"""The service providers a server runs, one package per AWS service."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stratum.server.app_state import AppState
+    from stratum.server.context import Provider
+
+# service name -> "module:Class"
+PROVIDERS = {
+    "sts": "stratum.services.sts.provider:StsProvider",
+    "iam": "stratum.services.iam.provider:IamProvider",
+    "s3": "stratum.services.s3.provider:S3Provider",
+    "sagemaker": "stratum.services.sagemaker.provider:SageMakerProvider",
+}
+
+
+def build_providers(app: AppState) -> dict[str, Provider]:
+    providers: dict[str, Provider] = {}
+    for service, target in PROVIDERS.items():
+        module_name, _, class_name = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # a service package not present in this build
+            raise
+        providers[service] = getattr(module, class_name)(app)
+    return providers

@@ -1,0 +1,435 @@
+"""Pipeline records: create/update/delete pipelines, keep their definition versions, start and
+stop executions. No HTTP and no authorization here: every function takes an open connection so the
+provider decides the transaction and authorizes between the lookup and the write.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from stratum import ids
+from stratum.services.sagemaker import errors
+from stratum.services.sagemaker.arns import (
+    ExecutionRef,
+    PipelineRef,
+    execution_arn,
+    parse_execution_arn,
+    parse_pipeline_ref,
+    pipeline_arn,
+)
+from stratum.services.sagemaker.definition import (
+    DefinitionError,
+    PipelineDefinition,
+    parameters_for_listing,
+    parse_definition,
+    resolve_parameters,
+)
+from stratum.services.sagemaker.tables import (
+    sagemaker_pipeline_execution_steps as steps_t,
+)
+from stratum.services.sagemaker.tables import (
+    sagemaker_pipeline_executions as executions_t,
+)
+from stratum.services.sagemaker.tables import (
+    sagemaker_pipeline_versions as versions_t,
+)
+from stratum.services.sagemaker.tables import (
+    sagemaker_pipelines as pipelines_t,
+)
+
+ACTIVE_STEP_STATUSES = ("Starting", "Executing", "Stopping")
+TERMINAL_EXECUTION_STATUSES = ("Stopped", "Failed", "Succeeded", "CompletedWithFailures")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change, for the CreatedBy / LastModifiedBy user contexts."""
+
+    arn: str
+    principal_id: str
+
+    def user_context(self) -> dict[str, Any]:
+        return {"IamIdentity": {"Arn": self.arn, "PrincipalId": self.principal_id}}
+
+
+# --------------------------------------------------------------------------------------------- lookup
+def is_visible(caller_account: str, owner_account: str) -> bool:
+    """Whether the caller may address a pipeline owned by ``owner_account`` at all.
+
+    Hook for cross-account sharing (AWS RAM, a later issue): until then only the owner sees its
+    pipelines, and anything else looks exactly like a missing pipeline.
+    """
+    return caller_account == owner_account
+
+
+def resolve_pipeline(caller_account: str, region: str, name_or_arn: str) -> PipelineRef:
+    """Turn a PipelineName parameter into the (owner, region, name) it designates, or ResourceNotFound."""
+    ref = parse_pipeline_ref(name_or_arn, caller_account, region)
+    if ref is None:
+        raise errors.pipeline_not_found(name_or_arn)
+    if ref.region != region or not is_visible(caller_account, ref.account_id):
+        raise errors.pipeline_not_found(ref.arn)
+    return ref
+
+
+def _pipeline_where(ref: PipelineRef) -> Any:
+    return ((pipelines_t.c.account_id == ref.account_id) & (pipelines_t.c.region == ref.region)
+            & (pipelines_t.c.name_key == ref.name_key))
+
+
+def find_pipeline(conn: Connection, caller_account: str, region: str, name_or_arn: str) -> Row[Any]:
+    """The pipeline row (owner's account in .account_id), or ResourceNotFound."""
+    ref = resolve_pipeline(caller_account, region, name_or_arn)
+    row = conn.execute(select(pipelines_t).where(_pipeline_where(ref))).first()
+    if row is None:
+        raise errors.pipeline_not_found(ref.arn)
+    return row
+
+
+_VERSION_COLUMNS = (
+    versions_t.c.version_id,
+    versions_t.c.definition,
+    versions_t.c.display_name.label("version_display_name"),
+    versions_t.c.description.label("version_description"),
+    versions_t.c.aliases.label("version_aliases"),
+)
+
+
+def find_pipeline_version(conn: Connection, caller_account: str, region: str, name_or_arn: str,
+                          version_id: int | None = None, alias: str | None = None) -> Row[Any]:
+    """The pipeline row joined with one version (latest unless ``version_id``/``alias``), in one query."""
+    ref = resolve_pipeline(caller_account, region, name_or_arn)
+    if alias is not None:
+        version_id = _version_for_alias(conn, ref, alias)
+    target = versions_t.c.version_id == (version_id if version_id is not None else pipelines_t.c.latest_version)
+    row = conn.execute(
+        select(pipelines_t, *_VERSION_COLUMNS)
+        .join(versions_t, (versions_t.c.pipeline_id == pipelines_t.c.pipeline_id) & target)
+        .where(_pipeline_where(ref))).first()
+    if row is not None:
+        return row
+    # Error path only: tell a missing version from a missing pipeline.
+    if version_id is not None and conn.execute(select(pipelines_t.c.pipeline_id).where(_pipeline_where(ref))).first():
+        raise errors.version_not_found(ref.arn, version_id)
+    raise errors.pipeline_not_found(ref.arn)
+
+
+def _version_for_alias(conn: Connection, ref: PipelineRef, alias: str) -> int:
+    rows = conn.execute(select(versions_t.c.version_id, versions_t.c.aliases)
+                        .join(pipelines_t, pipelines_t.c.pipeline_id == versions_t.c.pipeline_id)
+                        .where(_pipeline_where(ref))).all()
+    if not rows:
+        raise errors.pipeline_not_found(ref.arn)
+    for row in rows:
+        if alias in (row.aliases or []):
+            return int(row.version_id)
+    raise errors.alias_not_found(ref.arn, alias)
+
+
+def resolve_execution(caller_account: str, region: str, arn: str) -> ExecutionRef:
+    ref = parse_execution_arn(arn)
+    if ref is None:
+        raise errors.execution_not_found(arn)
+    if ref.region != region or not is_visible(caller_account, ref.account_id):
+        raise errors.execution_not_found(ref.arn)
+    return ref
+
+
+def _execution_where(ref: ExecutionRef) -> Any:
+    return ((executions_t.c.account_id == ref.account_id) & (executions_t.c.region == ref.region)
+            & (executions_t.c.execution_id == ref.execution_id)
+            & (executions_t.c.pipeline_name_key == ref.pipeline_key))
+
+
+def find_execution(conn: Connection, caller_account: str, region: str, arn: str) -> Row[Any]:
+    ref = resolve_execution(caller_account, region, arn)
+    row = conn.execute(select(executions_t).where(_execution_where(ref))).first()
+    if row is None:
+        raise errors.execution_not_found(ref.arn)
+    return row
+
+
+def find_execution_with_definition(conn: Connection, caller_account: str, region: str, arn: str) -> Row[Any]:
+    """The execution joined with the definition of the version it runs (one query)."""
+    ref = resolve_execution(caller_account, region, arn)
+    row = conn.execute(
+        select(executions_t, versions_t.c.definition)
+        .join(versions_t, (versions_t.c.pipeline_id == executions_t.c.pipeline_id)
+              & (versions_t.c.version_id == executions_t.c.pipeline_version_id))
+        .where(_execution_where(ref))).first()
+    if row is None:
+        raise errors.execution_not_found(ref.arn)
+    return row
+
+
+# ----------------------------------------------------------------------------------------- definitions
+_PARSED: OrderedDict[tuple[str, int], PipelineDefinition] = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+_PARSED_MAX = 128
+
+
+def validate_definition(text: str) -> PipelineDefinition:
+    try:
+        return parse_definition(text)
+    except DefinitionError as exc:
+        raise errors.validation(str(exc)) from None
+
+
+def parsed_version(pipeline_id: str, version_id: int, text: str) -> PipelineDefinition:
+    """A stored version's parsed definition. Versions are immutable, so parses are cached by key."""
+    key = (pipeline_id, version_id)
+    with _PARSED_LOCK:
+        hit = _PARSED.get(key)
+        if hit is not None:
+            _PARSED.move_to_end(key)
+            return hit
+    defn = validate_definition(text)
+    with _PARSED_LOCK:
+        _PARSED[key] = defn
+        while len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    return defn
+
+
+# -------------------------------------------------------------------------------------------- pipelines
+def _check_aliases(conn: Connection, pipeline_id: str | None, aliases: list[str], except_version: int | None,
+                   arn: str) -> None:
+    """An alias names one version of a pipeline: refuse to put it on a second one."""
+    if len(set(aliases)) != len(aliases):
+        raise errors.validation("PipelineVersionAliases must not contain duplicates.")
+    if not aliases or pipeline_id is None:
+        return
+    for row in conn.execute(select(versions_t.c.version_id, versions_t.c.aliases)
+                            .where(versions_t.c.pipeline_id == pipeline_id)):
+        if row.version_id == except_version:
+            continue
+        taken = set(aliases) & set(row.aliases or [])
+        if taken:
+            raise errors.conflict(f"Pipeline version alias '{sorted(taken)[0]}' is already assigned to version "
+                                  f"{row.version_id} of pipeline '{arn}'.")
+
+
+def create_pipeline(conn: Connection, *, account: str, region: str, name: str, definition: str, role_arn: str,
+                    display_name: str | None, description: str | None, tags: list[dict[str, str]],
+                    parallelism: dict[str, Any] | None, aliases: list[str], actor: Actor, now: datetime) -> str:
+    arn = pipeline_arn(region, account, name)
+    key = name.lower()
+    taken = conn.execute(select(pipelines_t.c.pipeline_id).where(
+        (pipelines_t.c.account_id == account) & (pipelines_t.c.region == region)
+        & (pipelines_t.c.name_key == key))).first()
+    if taken is not None:
+        raise errors.pipeline_exists(name)
+    _check_aliases(conn, None, aliases, None, arn)
+    pipeline_id = ids.lower_id(24)
+    user = actor.user_context()
+    try:
+        conn.execute(insert(pipelines_t).values(
+            pipeline_id=pipeline_id, account_id=account, region=region, name_key=key, name=name, arn=arn,
+            display_name=display_name or name, description=description, role_arn=role_arn, status="Active",
+            parallelism=parallelism, latest_version=1, tags=tags, created_at=now, created_by=user,
+            last_modified_at=now, last_modified_by=user, last_run_at=None))
+    except IntegrityError:
+        # A concurrent CreatePipeline won the unique (account, region, name) race.
+        raise errors.pipeline_exists(name) from None
+    conn.execute(insert(versions_t).values(
+        pipeline_id=pipeline_id, version_id=1, definition=definition, display_name=None, description=None,
+        aliases=aliases, last_execution_arn=None, created_at=now, created_by=user, last_modified_at=now,
+        last_modified_by=user))
+    return arn
+
+
+def update_pipeline(conn: Connection, row: Row[Any], *, definition: str | None, role_arn: str | None,
+                    display_name: str | None, description: str | None, parallelism: dict[str, Any] | None,
+                    aliases: list[str] | None, actor: Actor, now: datetime) -> int:
+    """Apply an UpdatePipeline; a new definition makes a new version. Returns the current version id."""
+    user = actor.user_context()
+    version_id = int(row.latest_version)
+    if definition is not None:
+        version_id += 1
+        _check_aliases(conn, row.pipeline_id, aliases or [], None, row.arn)
+        conn.execute(insert(versions_t).values(
+            pipeline_id=row.pipeline_id, version_id=version_id, definition=definition, display_name=None,
+            description=None, aliases=aliases or [], last_execution_arn=None, created_at=now, created_by=user,
+            last_modified_at=now, last_modified_by=user))
+    elif aliases:
+        _check_aliases(conn, row.pipeline_id, aliases, version_id, row.arn)
+        current = conn.execute(select(versions_t.c.aliases).where(
+            (versions_t.c.pipeline_id == row.pipeline_id) & (versions_t.c.version_id == version_id))).scalar()
+        merged = list(current or []) + [a for a in aliases if a not in (current or [])]
+        conn.execute(update(versions_t).where((versions_t.c.pipeline_id == row.pipeline_id)
+                                              & (versions_t.c.version_id == version_id)).values(aliases=merged))
+    changes: dict[str, Any] = {"latest_version": version_id, "last_modified_at": now, "last_modified_by": user}
+    if role_arn is not None:
+        changes["role_arn"] = role_arn
+    if display_name is not None:
+        changes["display_name"] = display_name
+    if description is not None:
+        changes["description"] = description
+    if parallelism is not None:
+        changes["parallelism"] = parallelism
+    conn.execute(update(pipelines_t).where(pipelines_t.c.pipeline_id == row.pipeline_id).values(**changes))
+    return version_id
+
+
+def update_pipeline_version(conn: Connection, row: Row[Any], version_id: int, *, display_name: str | None,
+                            description: str | None, add_aliases: list[str], remove_aliases: list[str],
+                            actor: Actor, now: datetime) -> None:
+    current = conn.execute(select(versions_t.c.aliases).where(
+        (versions_t.c.pipeline_id == row.pipeline_id) & (versions_t.c.version_id == version_id))).first()
+    if current is None:
+        raise errors.version_not_found(row.arn, version_id)
+    _check_aliases(conn, row.pipeline_id, add_aliases, version_id, row.arn)
+    aliases = [a for a in (current.aliases or []) if a not in remove_aliases]
+    aliases += [a for a in add_aliases if a not in aliases]
+    if len(aliases) > 10:
+        raise errors.validation("A pipeline version can have at most 10 aliases.")
+    changes: dict[str, Any] = {"aliases": aliases, "last_modified_at": now,
+                               "last_modified_by": actor.user_context()}
+    if display_name is not None:
+        changes["display_name"] = display_name
+    if description is not None:
+        changes["description"] = description
+    conn.execute(update(versions_t).where((versions_t.c.pipeline_id == row.pipeline_id)
+                                          & (versions_t.c.version_id == version_id)).values(**changes))
+
+
+def delete_pipeline(conn: Connection, row: Row[Any]) -> None:
+    """Remove a pipeline with its versions, executions and steps (nothing of it stays addressable)."""
+    execs = select(executions_t.c.execution_id).where(
+        (executions_t.c.account_id == row.account_id) & (executions_t.c.region == row.region)
+        & (executions_t.c.pipeline_id == row.pipeline_id))
+    conn.execute(delete(steps_t).where((steps_t.c.account_id == row.account_id) & (steps_t.c.region == row.region)
+                                       & steps_t.c.execution_id.in_(execs.scalar_subquery())))
+    conn.execute(delete(executions_t).where((executions_t.c.account_id == row.account_id)
+                                            & (executions_t.c.region == row.region)
+                                            & (executions_t.c.pipeline_id == row.pipeline_id)))
+    conn.execute(delete(versions_t).where(versions_t.c.pipeline_id == row.pipeline_id))
+    conn.execute(delete(pipelines_t).where(pipelines_t.c.pipeline_id == row.pipeline_id))
+
+
+# ------------------------------------------------------------------------------------------- executions
+def _resolve_config_value(value: Any, variables: dict[str, str]) -> str | None:
+    """Evaluate the small expression language PipelineExperimentConfig values use."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        if "Get" in value and isinstance(value["Get"], str):
+            return variables.get(value["Get"])
+        join = value.get("Std:Join")
+        if isinstance(join, dict) and isinstance(join.get("Values"), list):
+            parts = [_resolve_config_value(v, variables) for v in join["Values"]]
+            if any(p is None for p in parts):
+                return None
+            return str(join.get("On", "")).join(p for p in parts if p is not None)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def experiment_config(defn: PipelineDefinition, pipeline_name: str, execution_id: str,
+                      listing: list[dict[str, str]]) -> dict[str, str] | None:
+    """PipelineExperimentConfig as DescribePipelineExecution reports it, resolved for this execution."""
+    config = defn.experiment_config
+    if not config:
+        return None
+    variables = {"Execution.PipelineName": pipeline_name, "Execution.PipelineExecutionId": execution_id}
+    variables.update({f"Parameters.{p['Name']}": p["Value"] for p in listing})
+    out: dict[str, str] = {}
+    for key in ("ExperimentName", "TrialName"):
+        resolved = _resolve_config_value(config.get(key), variables)
+        if resolved:
+            out[key] = resolved
+    return out or None
+
+
+def check_selective_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition,
+                              config: dict[str, Any] | None) -> None:
+    if not config:
+        return
+    unknown = [s["StepName"] for s in config.get("SelectedSteps", []) if s["StepName"] not in defn.steps]
+    if unknown:
+        raise errors.validation(f"SelectedSteps contains step '{unknown[0]}', which is not defined in the "
+                                "pipeline definition.")
+    source = config.get("SourcePipelineExecutionArn")
+    if source:
+        ref = parse_execution_arn(source)
+        found = ref is not None and conn.execute(select(executions_t.c.execution_id).where(
+            _execution_where(ref) & (executions_t.c.pipeline_id == row.pipeline_id))).first()
+        if not found:
+            raise errors.validation(f"SourcePipelineExecutionArn '{source}' is not an execution of pipeline "
+                                    f"'{row.arn}'.")
+
+
+def start_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, *,
+                    supplied: list[dict[str, str]] | None, display_name: str | None, description: str | None,
+                    parallelism: dict[str, Any] | None, selective: dict[str, Any] | None, role_arn: str | None,
+                    mlflow_experiment_name: str | None, actor: Actor, now: datetime) -> str:
+    """Record a new execution in status Executing; ``row`` is a find_pipeline_version row."""
+    try:
+        resolved = resolve_parameters(defn, supplied)
+    except DefinitionError as exc:
+        raise errors.validation(str(exc)) from None
+    listing = parameters_for_listing(defn, resolved)
+    check_selective_execution(conn, row, defn, selective)
+    execution_id = ids.lower_id(12)
+    arn = execution_arn(row.arn, execution_id)
+    user = actor.user_context()
+    conn.execute(insert(executions_t).values(
+        account_id=row.account_id, region=row.region, execution_id=execution_id, pipeline_id=row.pipeline_id,
+        pipeline_name_key=row.name_key, pipeline_arn=row.arn, arn=arn, pipeline_version_id=row.version_id,
+        # The service's own default display name: "execution-<epoch millis>".
+        display_name=display_name or f"execution-{int(now.timestamp() * 1000)}",
+        description=description, status="Executing", failure_reason=None, resolved_parameters=resolved,
+        parameters=listing, parallelism=parallelism, selective_execution=selective,
+        experiment_config=experiment_config(defn, row.name, execution_id, listing),
+        role_arn=role_arn, mlflow_experiment_name=mlflow_experiment_name, tags=[], created_at=now,
+        created_by=user, last_modified_at=now, last_modified_by=user, ended_at=None))
+    conn.execute(update(pipelines_t).where(pipelines_t.c.pipeline_id == row.pipeline_id).values(last_run_at=now))
+    conn.execute(update(versions_t).where((versions_t.c.pipeline_id == row.pipeline_id)
+                                          & (versions_t.c.version_id == row.version_id))
+                 .values(last_execution_arn=arn))
+    return arn
+
+
+def stop_execution(conn: Connection, row: Row[Any], actor: Actor, now: datetime) -> str:
+    """Ask an execution to stop; returns its new status.
+
+    With steps still running the execution goes to Stopping and the engine finishes the job; with
+    none (nothing has been scheduled yet) there is nothing to wait for, so it is Stopped at once.
+    The engine must re-read the status before starting any step.
+    """
+    if row.status in ("Stopping", "Stopped"):
+        return str(row.status)
+    if row.status in TERMINAL_EXECUTION_STATUSES:
+        raise errors.conflict(f"Pipeline execution '{row.arn}' is in status {row.status} and cannot be stopped.")
+    running = conn.execute(select(exists().where(
+        (steps_t.c.account_id == row.account_id) & (steps_t.c.region == row.region)
+        & (steps_t.c.execution_id == row.execution_id) & steps_t.c.status.in_(ACTIVE_STEP_STATUSES)))).scalar()
+    status = "Stopping" if running else "Stopped"
+    conn.execute(update(executions_t).where(
+        (executions_t.c.account_id == row.account_id) & (executions_t.c.region == row.region)
+        & (executions_t.c.execution_id == row.execution_id)).values(
+        status=status, last_modified_at=now, last_modified_by=actor.user_context(),
+        ended_at=None if running else now))
+    return status
+
+
+def update_execution(conn: Connection, row: Row[Any], *, display_name: str | None, description: str | None,
+                     parallelism: dict[str, Any] | None, actor: Actor, now: datetime) -> None:
+    changes: dict[str, Any] = {"last_modified_at": now, "last_modified_by": actor.user_context()}
+    if display_name is not None:
+        changes["display_name"] = display_name
+    if description is not None:
+        changes["description"] = description
+    if parallelism is not None:
+        changes["parallelism"] = parallelism
+    conn.execute(update(executions_t).where(
+        (executions_t.c.account_id == row.account_id) & (executions_t.c.region == row.region)
+        & (executions_t.c.execution_id == row.execution_id)).values(**changes))

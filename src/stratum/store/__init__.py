@@ -1,0 +1,1 @@
+"""Durable store: SQLAlchemy Core tables (one module per service) and Alembic migrations."""

@@ -1,0 +1,151 @@
+"""Helpers to run a real Stratum server in a subprocess and talk to it with the real clients."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+REGION = "us-east-1"
+PG_ADMIN_URL = os.environ.get("STRATUM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def create_pg_database() -> str:
+    import psycopg
+
+    name = "stratum_test_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class StratumServer:
+    def __init__(self, data_dir: Path, database_url: str | None = None, extra_args: list[str] | None = None,
+                 backend: str = "sqlite") -> None:
+        self.data_dir = data_dir
+        self.database_url = database_url
+        self.backend = backend
+        self.extra_args = extra_args or []
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._keys: dict[str, tuple[str, str, str]] = {}
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> StratumServer:
+        cmd = [sys.executable, "-m", "stratum.cli", "serve", "--data-dir", str(self.data_dir),
+               "--port", str(self.port), *self.extra_args]
+        if self.database_url:
+            cmd += ["--database-url", self.database_url]
+        log = open(self.data_dir / "server.log", "ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {(self.data_dir / 'server.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint_url}/_stratum/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not become healthy")
+        self._load_keys()
+        return self
+
+    def _load_keys(self) -> None:
+        import configparser
+
+        creds = configparser.ConfigParser()
+        creds.read(self.data_dir / "aws" / "credentials")
+        from stratum.services.organizations.accounts import list_accounts
+        from stratum.store.db import Database
+
+        db = Database(self.database_url or f"sqlite:///{self.data_dir / 'stratum.db'}")
+        try:
+            with db.read() as conn:
+                ids = {a["name"]: a["id"] for a in list_accounts(conn)}
+        finally:
+            db.dispose()
+        for name, account_id in ids.items():
+            section = creds[name]
+            self._keys[name] = (account_id, section["aws_access_key_id"], section["aws_secret_access_key"])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """Hard stop (SIGKILL), as a crash would."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    # ---------------------------------------------------------------------------- client helpers
+    def account_id(self, account: str) -> str:
+        return self._keys[account][0]
+
+    def creds(self, account: str = "dev") -> tuple[str, str]:
+        _, ak, sk = self._keys[account]
+        return ak, sk
+
+    def session(self, account: str = "dev", **creds: Any) -> boto3.Session:
+        if not creds:
+            ak, sk = self.creds(account)
+            creds = {"aws_access_key_id": ak, "aws_secret_access_key": sk}
+        return boto3.Session(region_name=REGION, **creds)
+
+    def client(self, service: str, account: str = "dev", *, retries: int = 0, **creds: Any) -> Any:
+        cfg = Config(retries={"max_attempts": retries + 1, "mode": "standard"}, s3={"addressing_style": "path"})
+        return self.session(account, **creds).client(service, endpoint_url=self.endpoint_url, config=cfg)
+
+    def env(self, account: str = "dev") -> dict[str, str]:
+        ak, sk = self.creds(account)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({"AWS_ACCESS_KEY_ID": ak, "AWS_SECRET_ACCESS_KEY": sk, "AWS_DEFAULT_REGION": REGION,
+                    "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_CONFIG_FILE": os.devnull,
+                    "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+        return env
+
+    def aws_cli(self, *args: str, account: str = "dev", check: bool = True) -> subprocess.CompletedProcess[str]:
+        aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or "aws"
+        return subprocess.run([aws, *args], env=self.env(account), capture_output=True, text=True, check=check,
+                              timeout=120)
