@@ -20,6 +20,7 @@ from botocore.credentials import Credentials
 from botocore.utils import percent_encode
 
 from stratum.auth.chunked import compute_checksum, crc32c, crc64nvme, decode_aws_chunked
+from stratum.auth.sigv2 import is_query_v2, parse_query_v2, verify_query_v2
 from stratum.auth.sigv4 import (
     EMPTY_SHA256,
     SignedRequestInfo,
@@ -410,15 +411,28 @@ def test_boto3_s3_generate_presigned_url(operation: str) -> None:
     assert info.expires == 300 and info.region == "us-west-2"
 
 
-def test_boto3_s3_default_presign_is_sigv2_and_rejected_clearly() -> None:
+@pytest.mark.parametrize("operation", ["get_object", "put_object"])
+def test_boto3_s3_default_presign_is_sigv2_and_verifies(operation: str) -> None:
     client = boto3.session.Session(
         aws_access_key_id=AK, aws_secret_access_key=SK, region_name="us-west-2"
     ).client("s3", endpoint_url=ENDPOINT)
-    url = client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"})
-    w = _from_url("GET", url)
+    url = client.generate_presigned_url(operation, Params={"Bucket": "b", "Key": "dir/a b+c.txt"})
+    method = "GET" if operation == "get_object" else "PUT"
+    w = _from_url(method, url)
+    assert parse_auth(w.method, w.path, w.query, w.headers) is None  # not SigV4
+    assert is_query_v2(w.query)
+    info = parse_query_v2(w.query)
+    assert info.access_key == AK
+    verify_query_v2(info, SK, w.method, w.path, w.query, w.headers)
     with pytest.raises(SigV4Error) as excinfo:
-        parse_auth(w.method, w.path, w.query, w.headers)
-    assert "signature_version='s3v4'" in excinfo.value.message
+        verify_query_v2(info, "wrong" + SK[5:], w.method, w.path, w.query, w.headers)
+    assert excinfo.value.code == "SignatureDoesNotMatch"
+    with pytest.raises(SigV4Error) as excinfo:
+        verify_query_v2(info, SK, w.method, w.path.replace("a%20b", "zz"), w.query, w.headers)
+    assert excinfo.value.code == "SignatureDoesNotMatch"
+    with pytest.raises(SigV4Error) as excinfo:
+        verify_query_v2(info, SK, w.method, w.path, w.query, w.headers, now=info.expires + 1)
+    assert excinfo.value.code == "AccessDenied"
 
 
 def test_boto3_sts_presigned_get() -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from stratum.auth.chunked import decode_aws_chunked
 from stratum.auth.errors import auth_error
 from stratum.auth.identity import ANONYMOUS, Identity
+from stratum.auth.sigv2 import is_query_v2, parse_query_v2, verify_query_v2
 from stratum.auth.sigv4 import SignedRequestInfo, SigV4Error, parse_auth, verify
 from stratum.protocol.http import HttpRequest
 from stratum.services.iam.tables import iam_access_keys, iam_users, sts_sessions
@@ -83,6 +84,8 @@ class Authenticator:
         """Verify the request's signature; for S3 streaming uploads also decode and verify the chunks
         (the request body is replaced by the decoded payload)."""
         is_s3 = protocol == "rest-xml"
+        if is_s3 and is_query_v2(request.query_string):
+            return self._authenticate_query_v2(request, protocol), None
         try:
             info = parse_auth(request.method, request.raw_path, request.query_string, request.headers)
         except SigV4Error as exc:
@@ -121,6 +124,20 @@ class Authenticator:
         except SigV4Error as exc:
             raise auth_error(exc.code, protocol, exc.message, exc.status) from None
         return cred.identity, info
+
+    def _authenticate_query_v2(self, request: HttpRequest, protocol: str) -> Identity:
+        try:
+            info = parse_query_v2(request.query_string)
+            cred = self.lookup(info.access_key)
+            if cred is None or not cred.active:
+                raise auth_error("InvalidClientTokenId", protocol)
+            if cred.session_token is not None and info.security_token != cred.session_token:
+                raise auth_error("InvalidClientTokenId", protocol)
+            verify_query_v2(info, cred.secret, request.method, request.raw_path, request.query_string,
+                            request.headers)
+        except SigV4Error as exc:
+            raise auth_error(exc.code, protocol, exc.message, exc.status) from None
+        return cred.identity
 
     def _permissive_identity(self) -> Identity:
         from stratum.services.organizations.accounts import default_admin_identity

@@ -173,14 +173,6 @@ def parse_auth(method: str, path: str, query_string: str, headers: HeaderMap) ->
         return _parse_authorization_header(_header_str(authorization), headers)
     if has_query_auth:
         return _parse_query_auth(query_string, headers)
-    if query_string and "AWSAccessKeyId=" in query_string and "Signature=" in query_string:
-        # boto3's S3 generate_presigned_url still defaults to this form; silently treating
-        # it as anonymous would turn a fixable client setting into a baffling AccessDenied.
-        raise SigV4Error(
-            "AuthorizationQueryParametersError",
-            "Query-string authentication version 2 (AWSAccessKeyId/Signature/Expires) is not supported. "
-            "Please use AWS4-HMAC-SHA256 (boto3: Config(signature_version='s3v4')).",
-        )
     return None
 
 
