@@ -13,8 +13,15 @@ def _uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+_USER_KEYS: dict[tuple[str, str], dict[str, str]] = {}
+
+
 def _user_client(server, account: str, service: str, user: str):  # type: ignore[no-untyped-def]
-    key = server.client("iam", account).create_access_key(UserName=user)["AccessKey"]
+    """A client signed with the user's own key (one key per user, created on first use)."""
+    cache_key = (server.endpoint_url, user)
+    if cache_key not in _USER_KEYS:
+        _USER_KEYS[cache_key] = server.client("iam", account).create_access_key(UserName=user)["AccessKey"]
+    key = _USER_KEYS[cache_key]
     return server.client(service, account, aws_access_key_id=key["AccessKeyId"],
                          aws_secret_access_key=key["SecretAccessKey"])
 

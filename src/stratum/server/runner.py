@@ -10,14 +10,16 @@ from stratum.bootstrap import bootstrap
 from stratum.config import Settings
 from stratum.server.app_state import AppState
 from stratum.server.asgi import StratumApp
+from stratum.store.db import Database
 
 
 def prepare(settings: Settings) -> AppState:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    state = AppState(settings)
-    state.db.migrate()
-    bootstrap(state.db, settings)
-    return state
+    # Migrate before building the providers: some start background work on their tables.
+    db = Database(settings.db_url)
+    db.migrate()
+    bootstrap(db, settings)
+    return AppState(settings, db)
 
 
 def serve(settings: Settings, *, on_ready: str | None = None) -> None:
