@@ -1,7 +1,7 @@
 """accounts, organizations, IAM and STS sessions
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 19:32:01.130552
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import stratum.store.schema
-
 
 revision = '0001'
 down_revision = None

@@ -3,9 +3,10 @@ says whether there is a next page)."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from stratum.services.sagemaker.paging import page_window, sql_page
 from stratum.services.sagemaker.tables import (
@@ -33,24 +34,40 @@ def _ordered(columns: list[Any], descending: bool) -> list[Any]:
     return [c.desc() if descending else c.asc() for c in columns]
 
 
+_SUMMARY_COLUMNS = (pipelines_t.c.pipeline_id, pipelines_t.c.arn, pipelines_t.c.name, pipelines_t.c.display_name,
+                    pipelines_t.c.description, pipelines_t.c.role_arn, pipelines_t.c.created_at,
+                    pipelines_t.c.last_modified_at, pipelines_t.c.last_run_at)
+
+
+@cache
+def _list_pipelines_statement(prefix: bool, after: bool, before: bool, by_name: bool, descending: bool) -> Any:
+    """ListPipelines query for one combination of filters, built once (values are bind parameters)."""
+    query = select(*_SUMMARY_COLUMNS).where((pipelines_t.c.account_id == bindparam("account"))
+                                            & (pipelines_t.c.region == bindparam("region")))
+    if prefix:
+        query = query.where(pipelines_t.c.name_key.like(bindparam("prefix")))
+    if after:
+        query = query.where(pipelines_t.c.created_at > bindparam("after"))
+    if before:
+        query = query.where(pipelines_t.c.created_at < bindparam("before"))
+    key = pipelines_t.c.name_key if by_name else pipelines_t.c.created_at
+    return (query.order_by(*_ordered([key, pipelines_t.c.pipeline_id], descending))
+            .limit(bindparam("limit")).offset(bindparam("offset")))
+
+
 def list_pipelines(conn: Connection, account: str, region: str, params: dict[str, Any]) -> Page:
     scope = _scope("pipelines", (account, region), params)
     offset, limit = page_window(params, scope)
     if params.get("ManagedBy") == "AWS":
         return [], None  # Stratum has no service-managed pipelines
-    query = select(pipelines_t).where((pipelines_t.c.account_id == account) & (pipelines_t.c.region == region))
-    prefix = params.get("PipelineNamePrefix")
-    if prefix:
-        # Names are [a-zA-Z0-9-] only, so the prefix cannot contain LIKE wildcards.
-        query = query.where(pipelines_t.c.name_key.like(prefix.lower() + "%"))
-    if params.get("CreatedAfter") is not None:
-        query = query.where(pipelines_t.c.created_at > params["CreatedAfter"])
-    if params.get("CreatedBefore") is not None:
-        query = query.where(pipelines_t.c.created_at < params["CreatedBefore"])
-    descending = params.get("SortOrder", "Descending") == "Descending"
-    key = pipelines_t.c.name_key if params.get("SortBy") == "Name" else pipelines_t.c.created_at
-    query = query.order_by(*_ordered([key, pipelines_t.c.pipeline_id], descending))
-    rows = conn.execute(query.limit(limit + 1).offset(offset)).all()
+    prefix, after, before = params.get("PipelineNamePrefix"), params.get("CreatedAfter"), params.get("CreatedBefore")
+    statement = _list_pipelines_statement(bool(prefix), after is not None, before is not None,
+                                          params.get("SortBy") == "Name",
+                                          params.get("SortOrder", "Descending") == "Descending")
+    # Names are [a-zA-Z0-9-] only, so the prefix cannot contain LIKE wildcards.
+    values = {"account": account, "region": region, "prefix": f"{prefix.lower()}%" if prefix else None,
+              "after": after, "before": before, "limit": limit + 1, "offset": offset}
+    rows = conn.execute(statement, {k: v for k, v in values.items() if v is not None}).all()
     return sql_page(rows, offset, limit, scope)
 
 

@@ -5,16 +5,16 @@ provider decides the transaction and authorizes between the lookup and the write
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, exists, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from stratum import ids
 from stratum.services.sagemaker import errors
 from stratum.services.sagemaker.arns import (
     ExecutionRef,
@@ -45,7 +45,22 @@ from stratum.services.sagemaker.tables import (
 )
 
 ACTIVE_STEP_STATUSES = ("Starting", "Executing", "Stopping")
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 TERMINAL_EXECUTION_STATUSES = ("Stopped", "Failed", "Succeeded", "CompletedWithFailures")
+
+
+def new_id(length: int) -> str:
+    """Random lower-case alphanumeric id, as in execution ARNs ("8y0qtryacb0h").
+
+    One urandom read per id: choosing character by character costs more than the whole
+    StartPipelineExecution query.
+    """
+    n = int.from_bytes(secrets.token_bytes(length), "big")
+    chars = []
+    for _ in range(length):
+        n, r = divmod(n, 36)
+        chars.append(_BASE36[r])
+    return "".join(chars)
 
 
 @dataclass(frozen=True)
@@ -84,15 +99,14 @@ def _pipeline_where(ref: PipelineRef) -> Any:
             & (pipelines_t.c.name_key == ref.name_key))
 
 
-def find_pipeline(conn: Connection, caller_account: str, region: str, name_or_arn: str) -> Row[Any]:
-    """The pipeline row (owner's account in .account_id), or ResourceNotFound."""
-    ref = resolve_pipeline(caller_account, region, name_or_arn)
-    row = conn.execute(select(pipelines_t).where(_pipeline_where(ref))).first()
-    if row is None:
-        raise errors.pipeline_not_found(ref.arn)
-    return row
-
-
+# The hot lookups are built once with bind parameters: building SQLAlchemy expressions per request
+# costs more than running the (indexed) query itself.
+_BY_NAME = ((pipelines_t.c.account_id == bindparam("account")) & (pipelines_t.c.region == bindparam("region"))
+            & (pipelines_t.c.name_key == bindparam("name_key")))
+_GET_PIPELINE = select(pipelines_t).where(_BY_NAME)
+# Writers lock the row (PostgreSQL; SQLite already serializes writers with BEGIN IMMEDIATE) so two
+# concurrent UpdatePipeline calls cannot both create "the next" version.
+_GET_PIPELINE_FOR_UPDATE = _GET_PIPELINE.with_for_update()
 _VERSION_COLUMNS = (
     versions_t.c.version_id,
     versions_t.c.definition,
@@ -100,37 +114,76 @@ _VERSION_COLUMNS = (
     versions_t.c.description.label("version_description"),
     versions_t.c.aliases.label("version_aliases"),
 )
+# What StartPipelineExecution needs: no JSON columns but tags, and no definition (parses are cached).
+_START_COLUMNS = (pipelines_t.c.pipeline_id, pipelines_t.c.account_id, pipelines_t.c.region, pipelines_t.c.name,
+                  pipelines_t.c.name_key, pipelines_t.c.arn, pipelines_t.c.tags, versions_t.c.version_id)
 
 
-def find_pipeline_version(conn: Connection, caller_account: str, region: str, name_or_arn: str,
-                          version_id: int | None = None, alias: str | None = None) -> Row[Any]:
-    """The pipeline row joined with one version (latest unless ``version_id``/``alias``), in one query."""
-    ref = resolve_pipeline(caller_account, region, name_or_arn)
+def _version_statements(columns: tuple[Any, ...]) -> tuple[Any, Any]:
+    """(latest version, given version) lookups joining a pipeline with one of its versions."""
+    on_pipeline = versions_t.c.pipeline_id == pipelines_t.c.pipeline_id
+    latest = (select(*columns).select_from(pipelines_t)
+              .join(versions_t, on_pipeline & (versions_t.c.version_id == pipelines_t.c.latest_version))
+              .where(_BY_NAME))
+    given = (select(*columns).select_from(pipelines_t)
+             .join(versions_t, on_pipeline & (versions_t.c.version_id == bindparam("version_id")))
+             .where(_BY_NAME))
+    return latest, given
+
+
+_FULL = _version_statements((pipelines_t, *_VERSION_COLUMNS))
+_FOR_START = _version_statements(_START_COLUMNS)
+
+
+def _ref_params(ref: PipelineRef) -> dict[str, Any]:
+    return {"account": ref.account_id, "region": ref.region, "name_key": ref.name_key}
+
+
+def get_pipeline(conn: Connection, ref: PipelineRef, *, lock: bool = False) -> Row[Any] | None:
+    """The pipeline row (owner's account in .account_id), or None; ``lock`` for read-modify-write."""
+    return conn.execute(_GET_PIPELINE_FOR_UPDATE if lock else _GET_PIPELINE, _ref_params(ref)).first()
+
+
+def get_pipeline_version(conn: Connection, ref: PipelineRef, version_id: int | None = None,
+                         alias: str | None = None, *, for_start: bool = False) -> Row[Any] | None:
+    """The pipeline row joined with one version (latest unless ``version_id``/``alias``), in one
+    query; None if the pipeline does not exist, ResourceNotFound if only the version does not.
+
+    ``for_start`` selects only what StartPipelineExecution needs (no definition: see parsed_version).
+    """
     if alias is not None:
         version_id = _version_for_alias(conn, ref, alias)
-    target = versions_t.c.version_id == (version_id if version_id is not None else pipelines_t.c.latest_version)
-    row = conn.execute(
-        select(pipelines_t, *_VERSION_COLUMNS)
-        .join(versions_t, (versions_t.c.pipeline_id == pipelines_t.c.pipeline_id) & target)
-        .where(_pipeline_where(ref))).first()
-    if row is not None:
-        return row
-    # Error path only: tell a missing version from a missing pipeline.
-    if version_id is not None and conn.execute(select(pipelines_t.c.pipeline_id).where(_pipeline_where(ref))).first():
+        if version_id is None:
+            return None
+    latest, given = _FOR_START if for_start else _FULL
+    if version_id is None:
+        row = conn.execute(latest, _ref_params(ref)).first()
+    else:
+        row = conn.execute(given, {**_ref_params(ref), "version_id": version_id}).first()
+    if row is None and version_id is not None and get_pipeline(conn, ref) is not None:
+        # Error path only: tell a missing version from a missing pipeline.
         raise errors.version_not_found(ref.arn, version_id)
-    raise errors.pipeline_not_found(ref.arn)
+    return row
 
 
-def _version_for_alias(conn: Connection, ref: PipelineRef, alias: str) -> int:
+def _version_for_alias(conn: Connection, ref: PipelineRef, alias: str) -> int | None:
     rows = conn.execute(select(versions_t.c.version_id, versions_t.c.aliases)
                         .join(pipelines_t, pipelines_t.c.pipeline_id == versions_t.c.pipeline_id)
                         .where(_pipeline_where(ref))).all()
     if not rows:
-        raise errors.pipeline_not_found(ref.arn)
+        return None
     for row in rows:
         if alias in (row.aliases or []):
             return int(row.version_id)
     raise errors.alias_not_found(ref.arn, alias)
+
+
+def version_for_alias(conn: Connection, pipeline: Row[Any], alias: str) -> int:
+    version_id = _version_for_alias(conn, PipelineRef(pipeline.account_id, pipeline.region, pipeline.name_key,
+                                                      pipeline.name), alias)
+    if version_id is None:
+        raise errors.pipeline_not_found(pipeline.arn)
+    return version_id
 
 
 def resolve_execution(caller_account: str, region: str, arn: str) -> ExecutionRef:
@@ -148,25 +201,30 @@ def _execution_where(ref: ExecutionRef) -> Any:
             & (executions_t.c.pipeline_name_key == ref.pipeline_key))
 
 
-def find_execution(conn: Connection, caller_account: str, region: str, arn: str) -> Row[Any]:
-    ref = resolve_execution(caller_account, region, arn)
-    row = conn.execute(select(executions_t).where(_execution_where(ref))).first()
-    if row is None:
-        raise errors.execution_not_found(ref.arn)
-    return row
+_EXECUTION_BY_REF = ((executions_t.c.account_id == bindparam("account")) & (executions_t.c.region == bindparam("region"))
+                     & (executions_t.c.execution_id == bindparam("execution_id"))
+                     & (executions_t.c.pipeline_name_key == bindparam("pipeline_key")))
+_GET_EXECUTION = select(executions_t).where(_EXECUTION_BY_REF)
+_GET_EXECUTION_FOR_UPDATE = _GET_EXECUTION.with_for_update()
+_GET_EXECUTION_DEFINITION = (
+    select(executions_t, versions_t.c.definition, versions_t.c.created_at.label("version_created_at"))
+    .join(versions_t, (versions_t.c.pipeline_id == executions_t.c.pipeline_id)
+          & (versions_t.c.version_id == executions_t.c.pipeline_version_id))
+    .where(_EXECUTION_BY_REF))
 
 
-def find_execution_with_definition(conn: Connection, caller_account: str, region: str, arn: str) -> Row[Any]:
-    """The execution joined with the definition of the version it runs (one query)."""
-    ref = resolve_execution(caller_account, region, arn)
-    row = conn.execute(
-        select(executions_t, versions_t.c.definition)
-        .join(versions_t, (versions_t.c.pipeline_id == executions_t.c.pipeline_id)
-              & (versions_t.c.version_id == executions_t.c.pipeline_version_id))
-        .where(_execution_where(ref))).first()
-    if row is None:
-        raise errors.execution_not_found(ref.arn)
-    return row
+def _execution_params(ref: ExecutionRef) -> dict[str, Any]:
+    return {"account": ref.account_id, "region": ref.region, "execution_id": ref.execution_id,
+            "pipeline_key": ref.pipeline_key}
+
+
+def get_execution(conn: Connection, ref: ExecutionRef, *, lock: bool = False) -> Row[Any] | None:
+    return conn.execute(_GET_EXECUTION_FOR_UPDATE if lock else _GET_EXECUTION, _execution_params(ref)).first()
+
+
+def get_execution_with_definition(conn: Connection, ref: ExecutionRef) -> Row[Any] | None:
+    """The execution joined with the definition (and creation time) of the version it runs."""
+    return conn.execute(_GET_EXECUTION_DEFINITION, _execution_params(ref)).first()
 
 
 # ----------------------------------------------------------------------------------------- definitions
@@ -182,14 +240,20 @@ def validate_definition(text: str) -> PipelineDefinition:
         raise errors.validation(str(exc)) from None
 
 
-def parsed_version(pipeline_id: str, version_id: int, text: str) -> PipelineDefinition:
-    """A stored version's parsed definition. Versions are immutable, so parses are cached by key."""
+_GET_DEFINITION = select(versions_t.c.definition).where(
+    (versions_t.c.pipeline_id == bindparam("pid")) & (versions_t.c.version_id == bindparam("vid")))
+
+
+def parsed_version(conn: Connection, pipeline_id: str, version_id: int) -> PipelineDefinition:
+    """A stored version's parsed definition. Versions are immutable, so parses are cached by key
+    and a hit costs neither the definition's transfer nor its parse."""
     key = (pipeline_id, version_id)
     with _PARSED_LOCK:
         hit = _PARSED.get(key)
         if hit is not None:
             _PARSED.move_to_end(key)
             return hit
+    text = conn.execute(_GET_DEFINITION, {"pid": pipeline_id, "vid": version_id}).scalar_one()
     defn = validate_definition(text)
     with _PARSED_LOCK:
         _PARSED[key] = defn
@@ -227,7 +291,7 @@ def create_pipeline(conn: Connection, *, account: str, region: str, name: str, d
     if taken is not None:
         raise errors.pipeline_exists(name)
     _check_aliases(conn, None, aliases, None, arn)
-    pipeline_id = ids.lower_id(24)
+    pipeline_id = new_id(24)
     user = actor.user_context()
     try:
         conn.execute(insert(pipelines_t).values(
@@ -367,34 +431,43 @@ def check_selective_execution(conn: Connection, row: Row[Any], defn: PipelineDef
                                     f"'{row.arn}'.")
 
 
+# Built once: StartPipelineExecution is a hot path (see _BY_NAME).
+_INSERT_EXECUTION = insert(executions_t)
+_MARK_PIPELINE_RUN = (update(pipelines_t).where(pipelines_t.c.pipeline_id == bindparam("pid"))
+                      .values(last_run_at=bindparam("now")))
+_MARK_VERSION_RUN = (update(versions_t)
+                     .where((versions_t.c.pipeline_id == bindparam("pid")) & (versions_t.c.version_id == bindparam("vid")))
+                     .values(last_execution_arn=bindparam("execution_arn")))
+
+
 def start_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, *,
                     supplied: list[dict[str, str]] | None, display_name: str | None, description: str | None,
                     parallelism: dict[str, Any] | None, selective: dict[str, Any] | None, role_arn: str | None,
                     mlflow_experiment_name: str | None, actor: Actor, now: datetime) -> str:
-    """Record a new execution in status Executing; ``row`` is a find_pipeline_version row."""
+    """Record a new execution in status Executing; ``row`` is a get_pipeline_version row."""
     try:
         resolved = resolve_parameters(defn, supplied)
     except DefinitionError as exc:
         raise errors.validation(str(exc)) from None
     listing = parameters_for_listing(defn, resolved)
     check_selective_execution(conn, row, defn, selective)
-    execution_id = ids.lower_id(12)
+    execution_id = new_id(12)
     arn = execution_arn(row.arn, execution_id)
     user = actor.user_context()
-    conn.execute(insert(executions_t).values(
-        account_id=row.account_id, region=row.region, execution_id=execution_id, pipeline_id=row.pipeline_id,
-        pipeline_name_key=row.name_key, pipeline_arn=row.arn, arn=arn, pipeline_version_id=row.version_id,
+    conn.execute(_INSERT_EXECUTION, {
+        "account_id": row.account_id, "region": row.region, "execution_id": execution_id,
+        "pipeline_id": row.pipeline_id, "pipeline_name_key": row.name_key, "pipeline_arn": row.arn, "arn": arn,
+        "pipeline_version_id": row.version_id,
         # The service's own default display name: "execution-<epoch millis>".
-        display_name=display_name or f"execution-{int(now.timestamp() * 1000)}",
-        description=description, status="Executing", failure_reason=None, resolved_parameters=resolved,
-        parameters=listing, parallelism=parallelism, selective_execution=selective,
-        experiment_config=experiment_config(defn, row.name, execution_id, listing),
-        role_arn=role_arn, mlflow_experiment_name=mlflow_experiment_name, tags=[], created_at=now,
-        created_by=user, last_modified_at=now, last_modified_by=user, ended_at=None))
-    conn.execute(update(pipelines_t).where(pipelines_t.c.pipeline_id == row.pipeline_id).values(last_run_at=now))
-    conn.execute(update(versions_t).where((versions_t.c.pipeline_id == row.pipeline_id)
-                                          & (versions_t.c.version_id == row.version_id))
-                 .values(last_execution_arn=arn))
+        "display_name": display_name or f"execution-{int(now.timestamp() * 1000)}",
+        "description": description, "status": "Executing", "failure_reason": None,
+        "resolved_parameters": resolved, "parameters": listing, "parallelism": parallelism,
+        "selective_execution": selective,
+        "experiment_config": experiment_config(defn, row.name, execution_id, listing),
+        "role_arn": role_arn, "mlflow_experiment_name": mlflow_experiment_name, "tags": [], "created_at": now,
+        "created_by": user, "last_modified_at": now, "last_modified_by": user, "ended_at": None})
+    conn.execute(_MARK_PIPELINE_RUN, {"pid": row.pipeline_id, "now": now})
+    conn.execute(_MARK_VERSION_RUN, {"pid": row.pipeline_id, "vid": row.version_id, "execution_arn": arn})
     return arn
 
 

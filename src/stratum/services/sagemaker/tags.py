@@ -30,7 +30,9 @@ class TagTarget:
     where: Any  # SQL condition selecting exactly this resource's row
 
 
-Resolver = Callable[[Connection, str], "TagTarget | None"]
+# (connection, ARN, lock) -> the target, None if the ARN is not this resolver's kind, or raises
+# not_found. ``lock`` asks for the row to be locked for a read-modify-write of its tags.
+Resolver = Callable[[Connection, str, bool], "TagTarget | None"]
 _RESOLVERS: list[Resolver] = []
 
 
@@ -44,34 +46,35 @@ def not_found(arn: str) -> Exception:
     return validation(f"Resource '{arn}' does not exist.")
 
 
-def locate(conn: Connection, caller_account: str, region: str, arn: str) -> TagTarget:
+def locate(conn: Connection, caller_account: str, region: str, arn: str, *, lock: bool = False) -> TagTarget:
     """The taggable resource an ARN names, as visible to the caller."""
     parts = arn.split(":", 5)
     if len(parts) < 6 or parts[3] != region or not is_visible(caller_account, parts[4]):
         raise not_found(arn)
     for resolver in _RESOLVERS:
-        target = resolver(conn, arn)
+        target = resolver(conn, arn, lock)
         if target is not None:
             return target
     raise not_found(arn)
 
 
 @register
-def _pipeline_execution(conn: Connection, arn: str) -> TagTarget | None:
+def _pipeline_execution(conn: Connection, arn: str, lock: bool) -> TagTarget | None:
     ref = parse_execution_arn(arn)
     if ref is None:
         return None
     where = ((executions_t.c.account_id == ref.account_id) & (executions_t.c.region == ref.region)
              & (executions_t.c.execution_id == ref.execution_id)
              & (executions_t.c.pipeline_name_key == ref.pipeline_key))
-    row = conn.execute(select(executions_t.c.arn, executions_t.c.tags).where(where)).first()
+    query = select(executions_t.c.arn, executions_t.c.tags).where(where)
+    row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
         raise not_found(arn)
     return TagTarget(row.arn, ref.account_id, list(row.tags or []), executions_t, where)
 
 
 @register
-def _pipeline(conn: Connection, arn: str) -> TagTarget | None:
+def _pipeline(conn: Connection, arn: str, lock: bool) -> TagTarget | None:
     if not arn.startswith("arn:") or "/execution/" in arn:
         return None
     ref = parse_pipeline_ref(arn, "", "")
@@ -79,7 +82,8 @@ def _pipeline(conn: Connection, arn: str) -> TagTarget | None:
         return None
     where = ((pipelines_t.c.account_id == ref.account_id) & (pipelines_t.c.region == ref.region)
              & (pipelines_t.c.name_key == ref.name_key))
-    row = conn.execute(select(pipelines_t.c.arn, pipelines_t.c.tags).where(where)).first()
+    query = select(pipelines_t.c.arn, pipelines_t.c.tags).where(where)
+    row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
         raise not_found(arn)
     return TagTarget(row.arn, ref.account_id, list(row.tags or []), pipelines_t, where)
