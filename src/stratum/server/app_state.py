@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Protocol
 
 from stratum.config import Settings
 from stratum.store.db import Database
@@ -11,6 +12,19 @@ if TYPE_CHECKING:
     from stratum.auth.authenticator import Authenticator
     from stratum.auth.authorizer import Authorizer
     from stratum.server.context import Provider
+
+
+log = logging.getLogger("stratum.app")
+
+
+class BackgroundService(Protocol):
+    """Work a server does besides answering requests (the pipeline engine, sweeps...)."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class AppState:
@@ -23,7 +37,23 @@ class AppState:
         self.db = db or Database(settings.db_url)
         self.authenticator: Authenticator = Authenticator(self)
         self.authorizer: Authorizer = Authorizer(self)
+        self.background: list[BackgroundService] = []
         self.providers: dict[str, Provider] = build_providers(self)
+
+    def add_background(self, service: BackgroundService) -> None:
+        self.background.append(service)
+
+    def start_background(self) -> None:
+        for service in self.background:
+            log.info("starting %s", service.name)
+            service.start()
+
+    def stop_background(self) -> None:
+        for service in reversed(self.background):
+            try:
+                service.stop()
+            except Exception:
+                log.exception("stopping %s failed", service.name)
 
     def invalidate_identity_caches(self) -> None:
         """Called after any IAM/STS write so the next request sees it."""

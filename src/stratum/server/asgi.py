@@ -64,8 +64,10 @@ class StratumApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.state.start_background()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self.state.stop_background)
                 self.state.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

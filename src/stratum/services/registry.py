@@ -22,11 +22,6 @@ def build_providers(app: AppState) -> dict[str, Provider]:
     providers: dict[str, Provider] = {}
     for service, target in PROVIDERS.items():
         module_name, _, class_name = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # a service package not present in this build
-            raise
+        module = importlib.import_module(module_name)
         providers[service] = getattr(module, class_name)(app)
     return providers

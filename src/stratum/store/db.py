@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +64,13 @@ class Database:
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+        if os.environ.get("STRATUM_DEV_CREATE_ALL") == "1":
+            # Development only: create tables whose migration is not written yet. Never set in
+            # CI, so a table without a migration fails the suite there.
+            from stratum.store.schema import load_all_tables
+
+            with self.engine.begin() as conn:
+                load_all_tables().create_all(conn, checkfirst=True)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -38,16 +38,13 @@ JsonType = JSON().with_variant(JSON(none_as_null=True), "postgresql")
 
 
 def load_all_tables() -> MetaData:
-    """Import every service's table module so the metadata is complete (for migrations)."""
+    """Import every ``tables`` module of the package so the metadata is complete (for migrations)."""
     import importlib
     import pkgutil
 
-    import stratum.services as services
+    import stratum
 
-    for mod in pkgutil.iter_modules(services.__path__):
-        try:
-            importlib.import_module(f"stratum.services.{mod.name}.tables")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"stratum.services.{mod.name}.tables":
-                raise
+    for mod in pkgutil.walk_packages(stratum.__path__, "stratum."):
+        if mod.name.rsplit(".", 1)[-1] == "tables":
+            importlib.import_module(mod.name)
     return metadata

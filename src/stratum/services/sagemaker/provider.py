@@ -20,7 +20,10 @@ from stratum.services.sagemaker import errors, idempotency, listing, views
 from stratum.services.sagemaker import pipelines as pl
 from stratum.services.sagemaker import tags as tagging
 from stratum.services.sagemaker.arns import ExecutionRef, PipelineRef, pipeline_arn
+from stratum.services.sagemaker.engine_api import EngineApi
+from stratum.services.sagemaker.jobs_api import JobsApi
 from stratum.services.sagemaker.paging import page_window, slice_page
+from stratum.services.sagemaker.registry_api import RegistryApi
 from stratum.services.sagemaker.s3source import read_definition
 from stratum.services.sagemaker.search import compile_expression, sort_records
 from stratum.services.sagemaker.search_sources import SOURCES, schema
@@ -45,7 +48,7 @@ def _actor(ctx: RequestContext) -> pl.Actor:
     return pl.Actor(ctx.identity.arn, ctx.identity.principal_id)
 
 
-class SageMakerProvider(Provider):
+class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
     service = "sagemaker"
 
     # ------------------------------------------------------------------------------------ plumbing

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import re
-import secrets
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert
-
-from stratum import ids
 from stratum.policy import MalformedPolicyDocument, parse_policy
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
 from stratum.services.iam import store as iam
-from stratum.services.iam.tables import sts_sessions
+from stratum.services.sts.sessions import ROLE_ARN, create_session
 
-_ROLE_ARN = re.compile(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)$")
 ROLE_CHAINING_MAX_SECONDS = 3600
 
 
@@ -36,7 +28,7 @@ class StsProvider(Provider):
 
     def assume_role(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         role_arn_param = params["RoleArn"]
-        m = _ROLE_ARN.match(role_arn_param)
+        m = ROLE_ARN.match(role_arn_param)
         if m is None:
             raise _validation(f"{role_arn_param} is invalid")
         account_id, role_name = m.group(1), m.group(2)
@@ -86,25 +78,15 @@ class StsProvider(Provider):
             for arn in policy_arns:
                 if not iam.policy_exists(conn, arn):
                     raise ServiceError("InvalidParameterValue", f"Policy {arn} does not exist or is not attachable.", 400)
-        issued = iam.now()
-        expiration = issued + timedelta(seconds=duration)
-        access_key = ids.access_key_id("ASIA")
-        secret = ids.secret_access_key()
-        token = base64.b64encode(b"stratum-session:" + secrets.token_bytes(180)).decode()
-        # Session tags and the caller's transitive tags become principal tags of the session.
-        tags = dict(session_tags)
         with ctx.app.db.begin() as conn:
-            conn.execute(insert(sts_sessions).values(
-                access_key_id=access_key, secret_access_key=secret, session_token=token, account_id=account_id,
-                role_name=role["name"], role_arn=role["arn"], role_id=role["role_id"], session_name=session_name,
-                session_policy=session_policy, session_policy_arns=policy_arns, source_arn=ctx.identity.arn,
-                tags=tags, created_at=issued, expiration=expiration))
+            credentials = create_session(conn, role, session_name, duration, source_arn=ctx.identity.arn,
+                                         session_policy=session_policy, policy_arns=policy_arns,
+                                         tags=session_tags)
         packed = 0
         if session_policy or policy_arns:
             packed = min(100, (len(session_policy or "") + 100 * len(policy_arns)) * 100 // 2048)
         out: dict[str, Any] = {
-            "Credentials": {"AccessKeyId": access_key, "SecretAccessKey": secret, "SessionToken": token,
-                            "Expiration": expiration},
+            "Credentials": credentials,
             "AssumedRoleUser": {"AssumedRoleId": f"{role['role_id']}:{session_name}",
                                 "Arn": f"arn:aws:sts::{account_id}:assumed-role/{role['name']}/{session_name}"},
         }
