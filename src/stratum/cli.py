@@ -28,6 +28,14 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.bootstrap_file = Path(args.bootstrap)
     if getattr(args, "aws_dir", None):
         settings.aws_dir = Path(args.aws_dir)
+    if getattr(args, "executor", None):
+        settings.executor = args.executor
+    if getattr(args, "ray_address", None):
+        settings.ray_address = args.ray_address
+    if getattr(args, "network", None):
+        settings.network_file = Path(args.network).resolve()
+    if getattr(args, "vpc_endpoint", None):
+        settings.vpc_endpoint_specs = list(args.vpc_endpoint)
     return settings
 
 
@@ -55,6 +63,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f".get_caller_identity()['Arn'])\"")
     if settings.permissive:
         banner += "\nPERMISSIVE MODE: unknown or missing credentials act as the first account's administrator."
+    from stratum.server.listeners import NetworkConfigError, vpc_endpoints
+
+    try:
+        for endpoint in vpc_endpoints(settings):
+            banner += f"\nVPC endpoint {endpoint.id} listening on http://{endpoint.address}"
+    except NetworkConfigError as exc:
+        print(f"stratum: {exc}", file=sys.stderr)
+        return 2
     serve(settings, on_ready=banner)
     return 0
 
@@ -84,7 +100,8 @@ def cmd_accounts(args: argparse.Namespace) -> int:
                 print(f"{a['id']}  {a['name']}")
         return 0
     with db.begin() as conn:
-        org = conn.execute(select(organizations.c.id)).scalar()
+        # --standalone: an account outside the organization (RAM shares reach it by invitation only).
+        org = None if args.standalone else conn.execute(select(organizations.c.id)).scalar()
         key = acct.create_account(conn, args.name, args.id, args.email, org)
         keys = acct.admin_keys(conn)
     write_aws_profiles(settings, keys)
@@ -136,6 +153,41 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from stratum.jobs.logs import log_path, read_log
+    from stratum.jobs.tables import sagemaker_jobs
+    from stratum.services.organizations import accounts as acct
+    from stratum.store.db import Database
+
+    settings = _settings(args)
+    db = Database(settings.db_url)
+    with db.read() as conn:
+        account = acct.find_account(conn, args.account)
+        if account is None:
+            print(f"no such account: {args.account}", file=sys.stderr)
+            return 2
+        query = select(sagemaker_jobs).where((sagemaker_jobs.c.account_id == account["id"])
+                                             & (sagemaker_jobs.c.name_key == args.job_name.lower())
+                                             & (sagemaker_jobs.c.kind != "tuning"))
+        if args.type:
+            query = query.where(sagemaker_jobs.c.kind == args.type)
+        rows = list(conn.execute(query))
+    db.dispose()
+    if not rows:
+        print(f"no {args.type or 'processing, training or transform'} job named {args.job_name} in account "
+              f"{args.account}", file=sys.stderr)
+        return 1
+    if len(rows) > 1:
+        kinds = ", ".join(sorted(r.kind for r in rows))
+        print(f"several jobs are named {args.job_name} ({kinds}): choose one with --type", file=sys.stderr)
+        return 2
+    row = rows[0]
+    sys.stdout.write(read_log(log_path(settings.data_dir, row.account_id, row.region, row.kind, row.name)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stratum", description="Self-hosted, multi-account SageMaker-compatible MLOps")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,7 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--permissive", action="store_true",
                    help="accept any credentials as the first account's admin (throwaway local use only)")
+    p.add_argument("--network", help="YAML file declaring VPC endpoint listeners (vpc_endpoints: id, vpc, "
+                                     "listen, policy/policy_file); $STRATUM_NETWORK")
+    p.add_argument("--vpc-endpoint", action="append", metavar="vpce-ID=HOST:PORT[:POLICY_FILE]",
+                   help="an extra listener whose requests carry aws:SourceVpce=vpce-ID (repeatable)")
+    p.add_argument("--executor", choices=["local", "ray"], help="where SageMaker jobs run (local)")
+    p.add_argument("--ray-address", help="Ray cluster for --executor ray: auto, host:port or ray://host:port "
+                                         "(default: start a local Ray instance)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("logs", help="print the log of a processing, training or transform job")
+    _common(p)
+    p.add_argument("job_name")
+    p.add_argument("--account", default="dev", help="account name or id (dev)")
+    p.add_argument("--type", choices=["training", "processing", "transform"])
+    p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("accounts", help="list or create accounts")
     _common(p)
@@ -151,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name")
     p.add_argument("--id", help="12-digit account id (random if omitted)")
     p.add_argument("--email")
+    p.add_argument("--standalone", action="store_true",
+                   help="create the account outside the organization (it gets RAM share invitations)")
     p.set_defaults(func=cmd_accounts)
 
     p = sub.add_parser("keys", help="create or list access keys of an account's IAM users")
@@ -168,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("action", choices=["upgrade"])
     p.set_defaults(func=cmd_db)
+
+    from stratum.engine.functions_cli import add_parser as add_lambda_parser
+
+    add_lambda_parser(sub, _common, _open)
     return parser
 
 

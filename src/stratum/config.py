@@ -22,6 +22,28 @@ class Settings:
     bootstrap_file: Path | None = None
     aws_dir: Path | None = None  # where the generated AWS CLI config/credentials go
     credential_cache_seconds: float = 2.0  # how long a server trusts a cached key/policy lookup
+    # SageMaker jobs (stratum.jobs): where they run (local process pool or a Ray cluster) and how.
+    executor: str = field(default_factory=lambda: os.environ.get("STRATUM_EXECUTOR", "local"))
+    ray_address: str | None = field(default_factory=lambda: os.environ.get("STRATUM_RAY_ADDRESS") or None)
+    job_workers: int = field(default_factory=lambda: int(os.environ.get("STRATUM_JOB_WORKERS", "16")))
+    job_isolation: str = field(default_factory=lambda: os.environ.get("STRATUM_JOB_ISOLATION", "auto"))
+    job_images_file: Path | None = field(
+        default_factory=lambda: Path(os.environ["STRATUM_JOB_IMAGES"]) if os.environ.get("STRATUM_JOB_IMAGES") else None)
+    keep_job_dirs: bool = field(default_factory=lambda: os.environ.get("STRATUM_KEEP_JOB_DIRS", "") == "1")
+    # Pipeline engine: threads for its own work, threads for handler steps (Lambda, jobs), how often
+    # it looks for executions it does not run yet, the MaxParallelExecutionSteps default, and a
+    # YAML file of local Lambda functions registered at start (see stratum.engine.functions).
+    engine_workers: int = field(default_factory=lambda: int(os.environ.get("STRATUM_ENGINE_WORKERS", 8)))
+    engine_step_threads: int = field(default_factory=lambda: int(os.environ.get("STRATUM_ENGINE_STEP_THREADS", 64)))
+    engine_poll_seconds: float = field(default_factory=lambda: float(os.environ.get("STRATUM_ENGINE_POLL_SECONDS", 2)))
+    engine_default_parallelism: int = 50
+    functions_file: Path | None = field(default_factory=lambda: (
+        Path(os.environ["STRATUM_FUNCTIONS_FILE"]) if os.environ.get("STRATUM_FUNCTIONS_FILE") else None))
+    # Named VPC endpoint listeners (stratum.server.listeners): a network YAML file and/or
+    # --vpc-endpoint vpce-ID=HOST:PORT[:POLICY_FILE] specs.
+    network_file: Path | None = field(
+        default_factory=lambda: Path(os.environ["STRATUM_NETWORK"]) if os.environ.get("STRATUM_NETWORK") else None)
+    vpc_endpoint_specs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()

@@ -66,6 +66,31 @@ def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
     return err["Code"], err["Message"]
 
 
+# The engine runs executions: one that must stay Executing waits on a Callback step.
+WAITING_STEPS = [{"Name": "Wait", "Type": "Callback", "Arguments": {}, "SqsQueueUrl": "https://sqs.local/q",
+                  "OutputParameters": []}]
+
+
+def wait_until_done(sm: Any, execution: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        d = sm.describe_pipeline_execution(PipelineExecutionArn=execution)
+        if d["PipelineExecutionStatus"] in ("Succeeded", "Failed", "Stopped") or time.monotonic() > deadline:
+            return d
+        time.sleep(0.05)
+
+
+def callback_token(sm: Any, execution: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        for step in sm.list_pipeline_execution_steps(PipelineExecutionArn=execution)["PipelineExecutionSteps"]:
+            token = step.get("Metadata", {}).get("Callback", {}).get("CallbackToken")
+            if token:
+                return str(token)
+        assert time.monotonic() < deadline, "the Callback step never started"
+        time.sleep(0.05)
+
+
 # ------------------------------------------------------------------------------------------ pipelines
 def test_create_and_describe_pipeline(server: StratumServer) -> None:
     sm = server.client("sagemaker")
@@ -342,10 +367,11 @@ def test_start_and_describe_execution(server: StratumServer) -> None:
     exec_id = execution.rsplit("/", 1)[1]
     assert execution.startswith(f"{arn}/execution/") and len(exec_id) == 12 and exec_id == exec_id.lower()
 
-    d = sm.describe_pipeline_execution(PipelineExecutionArn=execution)
+    d = wait_until_done(sm, execution)
     assert d["PipelineArn"] == arn
     assert d["PipelineExecutionArn"] == execution
-    assert d["PipelineExecutionStatus"] == "Executing"
+    # Threshold 0.75 >= 0.3: the Fail step with the Message parameter ends the execution.
+    assert d["PipelineExecutionStatus"] == "Failed" and d["FailureReason"] == "stop here"
     assert d["PipelineExecutionDisplayName"] == "first-run"
     assert d["PipelineExecutionDescription"] == "try it"
     assert d["PipelineVersionId"] == 1
@@ -364,7 +390,8 @@ def test_start_and_describe_execution(server: StratumServer) -> None:
     defn = sm.describe_pipeline_definition_for_execution(PipelineExecutionArn=execution)
     assert json.loads(defn["PipelineDefinition"]) == json.loads(definition())
     assert "CreationTime" in defn
-    assert sm.list_pipeline_execution_steps(PipelineExecutionArn=execution)["PipelineExecutionSteps"] == []
+    assert [s["StepName"] for s in sm.list_pipeline_execution_steps(
+        PipelineExecutionArn=execution)["PipelineExecutionSteps"]] == ["Stop", "Check"]
 
     described = sm.describe_pipeline(PipelineName=name)
     assert described["LastRunTime"] >= described["CreationTime"]
@@ -461,7 +488,7 @@ def test_list_executions_sorts_filters_and_pages(server: StratumServer) -> None:
                     sm.list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"]]
     assert newest_first == list(reversed(arns))
     summary = sm.list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"][0]
-    assert summary["PipelineExecutionStatus"] == "Executing" and "StartTime" in summary
+    assert summary["PipelineExecutionStatus"] in ("Executing", "Failed") and "StartTime" in summary
 
     collected: list[str] = []
     kwargs: dict[str, Any] = {"PipelineName": name, "SortOrder": "Ascending", "MaxResults": 2}
@@ -483,8 +510,9 @@ def test_list_executions_sorts_filters_and_pages(server: StratumServer) -> None:
 
 def test_update_and_stop_execution(server: StratumServer) -> None:
     sm = server.client("sagemaker")
-    name, _ = create(server)
+    name, _ = create(server, PipelineDefinition=definition(steps=WAITING_STEPS))
     execution = sm.start_pipeline_execution(PipelineName=name)["PipelineExecutionArn"]
+    token = callback_token(sm, execution)
     assert sm.update_pipeline_execution(
         PipelineExecutionArn=execution, PipelineExecutionDisplayName="renamed",
         PipelineExecutionDescription="new words",
@@ -495,8 +523,10 @@ def test_update_and_stop_execution(server: StratumServer) -> None:
     assert d["ParallelismConfiguration"] == {"MaxParallelExecutionSteps": 7}
 
     assert sm.stop_pipeline_execution(PipelineExecutionArn=execution)["PipelineExecutionArn"] == execution
-    # No step was running, so there is nothing to wait for.
-    assert sm.describe_pipeline_execution(PipelineExecutionArn=execution)["PipelineExecutionStatus"] == "Stopped"
+    # A waiting Callback step keeps the execution Stopping until its consumer answers (as in SageMaker).
+    assert sm.describe_pipeline_execution(PipelineExecutionArn=execution)["PipelineExecutionStatus"] == "Stopping"
+    sm.send_pipeline_execution_step_failure(CallbackToken=token, FailureReason="stopped")
+    assert wait_until_done(sm, execution)["PipelineExecutionStatus"] == "Stopped"
     assert sm.stop_pipeline_execution(PipelineExecutionArn=execution)["PipelineExecutionArn"] == execution
     listed = sm.list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"]
     assert listed[0]["PipelineExecutionStatus"] == "Stopped"
@@ -616,12 +646,15 @@ def test_search_pipelines(server: StratumServer) -> None:
 
 def test_search_pipeline_executions(server: StratumServer) -> None:
     sm = server.client("sagemaker")
-    name, arn = create(server)
+    name, arn = create(server, PipelineDefinition=definition(steps=WAITING_STEPS))
     low = sm.start_pipeline_execution(PipelineName=name, PipelineParameters=[
         {"Name": "Epochs", "Value": "1"}])["PipelineExecutionArn"]
     high = sm.start_pipeline_execution(PipelineName=name, PipelineParameters=[
         {"Name": "Epochs", "Value": "50"}])["PipelineExecutionArn"]
+    low_token = callback_token(sm, low)
     sm.stop_pipeline_execution(PipelineExecutionArn=low)
+    sm.send_pipeline_execution_step_failure(CallbackToken=low_token, FailureReason="stopped")
+    assert wait_until_done(sm, low)["PipelineExecutionStatus"] == "Stopped"
     ours = {"Name": "PipelineArn", "Operator": "Equals", "Value": arn}
 
     found = _search(sm, "PipelineExecution", Filters=[ours])

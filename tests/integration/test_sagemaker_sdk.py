@@ -4,6 +4,7 @@ update to version 2), describe, start with parameters, describe the execution, l
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -79,11 +80,17 @@ def test_sdk_pipeline_upsert_start_and_describe(server: StratumServer, sdk_sessi
                                execution_display_name="sdk-run", execution_description="from the SDK")
     assert execution.arn.startswith(f"{arn}/execution/")
     desc = execution.describe()
-    assert desc["PipelineExecutionStatus"] == "Executing"
+    for _ in range(300):
+        if desc["PipelineExecutionStatus"] != "Executing":
+            break
+        time.sleep(0.1)
+        desc = execution.describe()
+    # Mode "deploy" is not "check": the else branch's Fail step ends the run with its message.
+    assert desc["PipelineExecutionStatus"] == "Failed" and desc["FailureReason"] == "second"
     assert desc["PipelineExecutionDisplayName"] == "sdk-run"
     assert desc["PipelineVersionId"] == 2
     assert desc["PipelineExperimentConfig"]["ExperimentName"] == name
-    assert execution.list_steps() == []
+    assert [s["StepName"] for s in execution.list_steps()] == ["StopThere", "IsCheck"]
     params = sdk_session.sagemaker_client.list_pipeline_parameters_for_execution(
         PipelineExecutionArn=execution.arn)["PipelineParameters"]
     assert params == [{"Name": "Mode", "Value": "deploy"}, {"Name": "Retries", "Value": "3"}]
@@ -93,8 +100,6 @@ def test_sdk_pipeline_upsert_start_and_describe(server: StratumServer, sdk_sessi
     versions = pipeline.list_pipeline_versions()
     assert [v["PipelineVersionId"] for v in versions["PipelineVersionSummaries"]] == [2, 1]
 
-    execution.stop()
-    assert execution.describe()["PipelineExecutionStatus"] == "Stopped"
     pipeline.delete()
     with pytest.raises(Exception, match="does not exist"):
         pipeline.describe()

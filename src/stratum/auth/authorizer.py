@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from stratum.policy import (
     parse_policy,
 )
 from stratum.protocol.errors import ServiceError
+from stratum.server.listeners import VpcEndpoint, endpoint_index
 from stratum.services.iam.tables import (
     iam_attachments,
     iam_inline_policies,
@@ -34,6 +36,7 @@ from stratum.services.iam.tables import (
     iam_roles,
     iam_users,
 )
+from stratum.services.organizations.tables import accounts
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
@@ -45,6 +48,7 @@ ACCESS_DENIED = {
     "iam": ("AccessDenied", 403),
     "s3": ("AccessDenied", 403),
     "organizations": ("AccessDeniedException", 400),
+    "ram": ("AccessDeniedException", 403),
 }
 
 
@@ -57,11 +61,46 @@ class Authorizer:
     def __init__(self, app: AppState) -> None:
         self.app = app
         self._cache: dict[tuple[str, str, str], tuple[float, tuple[tuple[Policy, ...], Policy | None]]] = {}
+        self._facts: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._facts.clear()
+
+    def _fact(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
+        """A small cached lookup (organization of an account, tags of a role), same TTL as policies."""
+        now = time.monotonic()
+        hit = self._facts.get(key)
+        if hit is not None and now - hit[0] < self.app.settings.credential_cache_seconds:
+            return hit[1]
+        value = load()
+        with self._lock:
+            if len(self._facts) > 10_000:
+                self._facts.clear()
+            self._facts[key] = (now, value)
+        return value
+
+    def organization_of(self, account_id: str) -> str | None:
+        """aws:PrincipalOrgID / aws:ResourceOrgID: the organization an account belongs to."""
+        def load() -> str | None:
+            with self.app.db.read() as conn:
+                return conn.execute(select(accounts.c.organization_id).where(accounts.c.id == account_id)).scalar()
+        return self._fact(("org", account_id), load) if account_id else None
+
+    def role_tags(self, account_id: str, role_name: str) -> dict[str, str]:
+        def load() -> dict[str, str]:
+            with self.app.db.read() as conn:
+                tags = conn.execute(select(iam_roles.c.tags).where(
+                    (iam_roles.c.account_id == account_id) & (iam_roles.c.name == role_name))).scalar()
+            return {t["Key"]: t["Value"] for t in tags or []}
+        return self._fact(("role-tags", account_id, role_name), load)
+
+    def endpoint(self, vpce_id: str | None) -> VpcEndpoint | None:
+        if not vpce_id:
+            return None
+        return endpoint_index(self.app.settings).get(vpce_id)
 
     # -------------------------------------------------------------------------------- policy lookup
     def principal_policies(self, account_id: str, principal_type: str, name: str
@@ -147,9 +186,28 @@ class Authorizer:
         }
         if ident.user_name:
             keys["aws:username"] = ident.user_name
+        # Requests from customer credentials: never an AWS service principal, never forwarded by
+        # a service (see forwarded_context for the calls Stratum makes on a caller's behalf).
+        keys["aws:PrincipalIsAWSService"] = False
+        keys["aws:ViaAWSService"] = False
+        org = self.organization_of(ident.account_id)
+        if org:
+            keys["aws:PrincipalOrgID"] = org
+        if ident.kind == "assumed-role":
+            keys["aws:MultiFactorAuthPresent"] = False  # temporary credentials without MFA
         if ctx.http.vpce_id:
+            # Through a VPC endpoint AWS reports the endpoint and the private address, never
+            # a public aws:SourceIp.
             keys["aws:SourceVpce"] = ctx.http.vpce_id
-        for k, v in ident.tags.items():
+            keys["aws:VpcSourceIp"] = keys.pop("aws:SourceIp")
+            endpoint = self.endpoint(ctx.http.vpce_id)
+            if endpoint is not None and endpoint.vpc_id:
+                keys["aws:SourceVpc"] = endpoint.vpc_id
+        tags = dict(ident.tags)
+        if ident.kind == "assumed-role" and ident.role_name:
+            # A role's tags are principal tags of its sessions; session tags win on a clash.
+            tags = {**self.role_tags(ident.account_id, ident.role_name), **tags}
+        for k, v in tags.items():
             keys[f"aws:PrincipalTag/{k}"] = v
         keys.update(ctx.extra_context)
         if extra:
@@ -167,9 +225,20 @@ class Authorizer:
         caller = Caller(arn=ident.arn, account=ident.account_id,
                         kind=ident.kind if ident.kind != "anonymous" else "anonymous",
                         role_arn=ident.role_arn, service=None)
+        keys = self.request_context(ctx, context)
+        if resource_account and "aws:ResourceOrgID" not in keys:
+            resource_org = self.organization_of(resource_account)
+            if resource_org:
+                keys["aws:ResourceOrgID"] = resource_org
         request = AuthzRequest(caller=caller, action=action, resource=resource,
-                               resource_account=resource_account, context=self.request_context(ctx, context))
-        decision = evaluate(request, self.policy_set(ident, policy, resource_policy_required))
+                               resource_account=resource_account, context=keys)
+        policies = self.policy_set(ident, policy, resource_policy_required)
+        if keys.get("aws:SourceVpce") is not None:
+            # The endpoint policy applies to what arrives through the endpoint (not to calls a
+            # service forwards on the caller's behalf, whose context drops aws:SourceVpce).
+            endpoint = self.endpoint(ctx.http.vpce_id)
+            policies.endpoint = endpoint.policy if endpoint is not None else None
+        decision = evaluate(request, policies)
         return request, decision
 
     def authorize(self, ctx: RequestContext, action: str, resource: str, **kwargs: Any) -> None:
@@ -181,6 +250,39 @@ class Authorizer:
         if ctx.identity.is_anonymous:
             message = "Access Denied" if ctx.service == "s3" else message
         raise ServiceError(code, message, status)
+
+
+def tag_condition_keys(tags: list[dict[str, str]] | dict[str, str] | None,
+                       removed_keys: list[str] | None = None) -> dict[str, Any]:
+    """aws:RequestTag/* and aws:TagKeys for a request that sets tags (``tags``, as a Key/Value
+    list or a mapping) or removes them (``removed_keys``)."""
+    pairs = list(tags.items()) if isinstance(tags, dict) else [(t["Key"], t["Value"]) for t in tags or []]
+    keys: dict[str, Any] = {f"aws:RequestTag/{k}": v for k, v in pairs}
+    tag_keys = list(removed_keys) if removed_keys is not None else [k for k, _ in pairs]
+    if tag_keys:
+        keys["aws:TagKeys"] = tag_keys
+    return keys
+
+
+# Services whose forwarded requests AWS lists in aws:CalledVia (IAM User Guide, "aws:CalledVia").
+CALLED_VIA_SERVICES = frozenset({"athena.amazonaws.com", "cloudformation.amazonaws.com",
+                                 "dynamodb.amazonaws.com", "kms.amazonaws.com"})
+
+
+def forwarded_context(service_principal: str, called_via: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Context overrides for a call a service makes with the caller's credentials (a forward
+    access session, e.g. SageMaker reading a pipeline definition from S3 as the caller).
+
+    Pass as ``context=`` to ``ctx.authorize``. As on AWS such a call has aws:ViaAWSService true and
+    no network origin (aws:SourceIp / aws:SourceVpce / aws:SourceVpc are absent, and the endpoint
+    policy does not apply); aws:CalledVia lists the forwarding services AWS reports there.
+    """
+    chain = [s for s in (*called_via, service_principal) if s in CALLED_VIA_SERVICES]
+    keys: dict[str, Any] = {"aws:ViaAWSService": True, "aws:SourceIp": None, "aws:VpcSourceIp": None,
+                            "aws:SourceVpce": None, "aws:SourceVpc": None}
+    if chain:
+        keys.update({"aws:CalledVia": chain, "aws:CalledViaFirst": chain[0], "aws:CalledViaLast": chain[-1]})
+    return keys
 
 
 def _dump(doc: dict[str, Any]) -> str:

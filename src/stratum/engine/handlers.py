@@ -2,7 +2,7 @@
 
 The engine resolves a step's arguments (parameters, property references, Std:Join, Std:JsonGet),
 calls the handler for its type in a worker thread, and records the result durably. Handlers for
-job steps live with the jobs; Condition and Fail are decided by the engine itself.
+job steps live with the jobs; Condition, Fail and Callback are run by the engine itself.
 """
 
 from __future__ import annotations
@@ -35,7 +35,25 @@ class StepRun:
     raw: dict[str, Any]  # the step as written in the definition
     attempt: int  # 1-based; retries (RetryPolicies) increase it
     stop_event: threading.Event  # set when the execution is stopped: stop the work, return Stopped
+    # Set by the engine:
+    #   "job_name": a deterministic name for the resource the step creates, unique per
+    #       (execution, step, attempt): "pipelines-<execution id>-<step>-<hash>" (at most 63 chars);
+    #   "resume": True when the step was already running before a server restart (or is re-run
+    #       after RetryPipelineExecution): a resource named job_name may exist: attach to it and
+    #       wait for it instead of creating another; create it if it does not exist;
+    #   "metadata": the step's Metadata recorded so far (on resume), e.g. the job ARN;
+    #   "shutdown": a threading.Event set when the server shuts down: return promptly (any result
+    #       is discarded and the step is resumed after the restart);
+    #   "step_fields": the step's top-level fields other than Arguments (FunctionArn, ...), resolved.
     extra: dict[str, Any] = field(default_factory=dict)
+    # Records ListPipelineExecutionSteps Metadata while the step runs (e.g. the job ARN as soon as
+    # the job exists), durably and at once; see set_metadata.
+    publish_metadata: Callable[[dict[str, Any]], None] | None = None
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        """Record the step's Metadata now (StepResult.metadata replaces it at the end)."""
+        if self.publish_metadata is not None:
+            self.publish_metadata(metadata)
 
 
 @dataclass
@@ -64,7 +82,7 @@ STEP_HANDLERS: dict[str, str] = {
     "Model": "stratum.services.sagemaker.registry_steps:run_model_step",
     "RegisterModel": "stratum.services.sagemaker.registry_steps:run_register_model_step",
     "Lambda": "stratum.engine.lambda_step:run_lambda_step",
-    "Callback": "stratum.engine.callback_step:run_callback_step",
+    # Callback steps hold no thread while they wait: the engine runs them itself (callback_step).
 }
 
 _resolved: dict[str, StepHandler] = {}

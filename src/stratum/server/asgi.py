@@ -18,9 +18,12 @@ HEALTH_PATH = "/_stratum/health"
 
 
 class StratumApp:
-    def __init__(self, state: AppState, vpce_by_port: dict[int, str] | None = None) -> None:
+    def __init__(self, state: AppState, vpce_by_port: dict[int, str] | None = None,
+                 vpce_by_address: dict[tuple[str, int], str] | None = None) -> None:
         self.state = state
         self.vpce_by_port = vpce_by_port or {}
+        # Listeners sharing a port on different addresses are told apart by the exact local address.
+        self.vpce_by_address = vpce_by_address or {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -51,7 +54,7 @@ class StratumApp:
             method=scope["method"], raw_path=path, query_string=scope.get("query_string", b"").decode("latin-1"),
             headers=headers, body=body, client_ip=client[0] if client else "127.0.0.1",
             scheme=scope.get("scheme", "http"),
-            vpce_id=self.vpce_by_port.get(server[1]) if server else None,
+            vpce_id=self._vpce_id(server),
         )
         if path == HEALTH_PATH and request.method == "GET":
             response = HttpResponse(200, {"Content-Type": "application/json"},
@@ -59,6 +62,13 @@ class StratumApp:
         else:
             response = await handle(self.state, request)
         await _send(send, response, request.method)
+
+    def _vpce_id(self, server: tuple[str, int] | None) -> str | None:
+        """The VPC endpoint the connection came through, from its local (server) address."""
+        if not server or not (self.vpce_by_port or self.vpce_by_address):
+            return None
+        found = self.vpce_by_address.get((server[0], server[1]))
+        return found if found is not None else self.vpce_by_port.get(server[1])
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

@@ -8,6 +8,7 @@ import uvicorn
 
 from stratum.bootstrap import bootstrap
 from stratum.config import Settings
+from stratum.server import listeners
 from stratum.server.app_state import AppState
 from stratum.server.asgi import StratumApp
 from stratum.store.db import Database
@@ -24,11 +25,18 @@ def prepare(settings: Settings) -> AppState:
 
 def serve(settings: Settings, *, on_ready: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The default listener and every VPC endpoint listener are bound up front (all or none) and
+    # served by one uvicorn server, so they share the app state, lifespan and signal handling.
+    try:
+        bound = listeners.bind_all(settings)
+    except listeners.NetworkConfigError as exc:
+        raise SystemExit(f"stratum: {exc}") from None
+    routes = listeners.routes(bound)
     state = prepare(settings)
-    app = StratumApp(state)
+    app = StratumApp(state, routes.by_port, vpce_by_address=routes.by_address)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                             lifespan="on", loop="auto", http="auto", timeout_keep_alive=30)
     server = uvicorn.Server(config)
     if on_ready:
         print(on_ready, flush=True)
-    server.run()
+    server.run(sockets=[sock for _, sock in bound])

@@ -15,6 +15,8 @@ PROVIDERS = {
     "iam": "stratum.services.iam.provider:IamProvider",
     "s3": "stratum.services.s3.provider:S3Provider",
     "sagemaker": "stratum.services.sagemaker.provider:SageMakerProvider",
+    "ram": "stratum.services.ram.provider:RamProvider",
+    "events": "stratum.services.events.provider:EventsProvider",
 }
 
 

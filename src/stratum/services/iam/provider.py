@@ -14,7 +14,7 @@ from stratum import ids
 from stratum.policy import MalformedPolicyDocument, parse_policy
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
-from stratum.services.iam import store
+from stratum.services.iam import simulation, store
 from stratum.services.iam.tables import (
     iam_access_keys,
     iam_attachments,
@@ -537,3 +537,58 @@ class IamProvider(Provider):
 
     def untag_role(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return self._tag(ctx, "role", params["RoleName"], "iam:UntagRole", None, params["TagKeys"])
+
+    # ------------------------------------------------------------------------------- simulation
+    def simulate_principal_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        source_arn = params["PolicySourceArn"]
+        account, kind, name = simulation.principal_ref(source_arn)
+        ctx.authorize("iam:SimulatePrincipalPolicy", source_arn, resource_account=account)
+        if kind == "group":
+            raise store.no_such_entity(f"The group with name {name} cannot be found.")
+        exclusions = list(params.get("PolicyExclusionList") or [])
+        simulation.check_exclusions(exclusions)
+        with self.app.db.read() as conn:
+            identity, boundary = simulation.principal_policies(conn, account, kind, name, source_arn)
+        identity = [p for p in identity if not simulation.excluded(p, exclusions)]
+        if boundary is not None and simulation.excluded(boundary, exclusions):
+            boundary = None
+        identity += simulation.input_policies(params.get("PolicyInputList"), "PolicyInputList", "identity")
+        boundaries = simulation.input_policies(params.get("PermissionsBoundaryPolicyInputList"),
+                                               "PermissionsBoundaryPolicyInputList", "boundary")
+        caller = simulation.caller_from_arn(params.get("CallerArn") or source_arn)
+        return self._simulate(params, simulation.Simulation(
+            caller=caller, identity=identity, boundary=self._one_boundary(boundaries) or boundary))
+
+    def simulate_custom_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        ctx.authorize("iam:SimulateCustomPolicy", "*")
+        identity = simulation.input_policies(params["PolicyInputList"], "PolicyInputList", "identity")
+        boundaries = simulation.input_policies(params.get("PermissionsBoundaryPolicyInputList"),
+                                               "PermissionsBoundaryPolicyInputList", "boundary")
+        scps = simulation.scp_levels(params.get("OrderedOrganizationPolicyInputList"))
+        if params.get("CallerArn"):
+            caller = simulation.caller_from_arn(params["CallerArn"])
+        elif params.get("ResourcePolicy"):
+            raise simulation.invalid("CallerArn is required when a ResourcePolicy is included in the simulation.")
+        else:
+            caller = simulation.Caller(arn=f"arn:aws:iam::{ctx.account_id}:user/simulated-caller",
+                                       account=ctx.account_id, kind="user")
+        return self._simulate(params, simulation.Simulation(
+            caller=caller, identity=identity, boundary=self._one_boundary(boundaries), scps=scps))
+
+    @staticmethod
+    def _one_boundary(boundaries: list[simulation.SourcePolicy]) -> simulation.SourcePolicy | None:
+        if len(boundaries) > 1:
+            raise simulation.invalid("PermissionsBoundaryPolicyInputList can contain only one policy.")
+        return boundaries[0] if boundaries else None
+
+    @staticmethod
+    def _simulate(params: dict[str, Any], sim: simulation.Simulation) -> dict[str, Any]:
+        if params.get("ResourcePolicy"):
+            sim.resource_policy = simulation.SourcePolicy(params["ResourcePolicy"], "ResourcePolicy", "resource",
+                                                          "resource")
+            sim.resource_owner = simulation.owner_account(params.get("ResourceOwner")) or sim.caller.account
+        else:
+            sim.resource_owner = simulation.owner_account(params.get("ResourceOwner"))
+        sim.context = simulation.context_from_entries(params.get("ContextEntries"))
+        results = simulation.simulate(sim, list(params["ActionNames"]), params.get("ResourceArns"))
+        return simulation.page(results, params)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from stratum.services.ram import access as ram_access
 from stratum.services.sagemaker import errors
 from stratum.services.sagemaker.arns import (
     ExecutionRef,
@@ -75,21 +76,30 @@ class Actor:
 
 
 # --------------------------------------------------------------------------------------------- lookup
-def is_visible(caller_account: str, owner_account: str) -> bool:
+def is_visible(caller_account: str, owner_account: str, conn: Connection | None = None,
+               pipeline_arn_: str | None = None) -> bool:
     """Whether the caller may address a pipeline owned by ``owner_account`` at all.
 
-    Hook for cross-account sharing (AWS RAM, a later issue): until then only the owner sees its
-    pipelines, and anything else looks exactly like a missing pipeline.
+    The owner always can; another account only by ARN, while an active AWS RAM share gives it the
+    pipeline (``conn`` and ``pipeline_arn_`` given). Anything else looks exactly like a missing
+    pipeline. What the caller may *do* with a shared pipeline is the authorizer's decision.
     """
-    return caller_account == owner_account
+    if caller_account == owner_account:
+        return True
+    if conn is None or pipeline_arn_ is None:
+        return False
+    return ram_access.is_shared_with(conn, caller_account, pipeline_arn_)
 
 
-def resolve_pipeline(caller_account: str, region: str, name_or_arn: str) -> PipelineRef:
-    """Turn a PipelineName parameter into the (owner, region, name) it designates, or ResourceNotFound."""
+def resolve_pipeline(caller_account: str, region: str, name_or_arn: str,
+                     conn: Connection | None = None) -> PipelineRef:
+    """Turn a PipelineName parameter into the (owner, region, name) it designates, or ResourceNotFound.
+
+    A name always means the caller's own pipeline; an ARN may name a pipeline shared with it."""
     ref = parse_pipeline_ref(name_or_arn, caller_account, region)
     if ref is None:
         raise errors.pipeline_not_found(name_or_arn)
-    if ref.region != region or not is_visible(caller_account, ref.account_id):
+    if ref.region != region or not is_visible(caller_account, ref.account_id, conn, ref.arn):
         raise errors.pipeline_not_found(ref.arn)
     return ref
 
@@ -186,11 +196,12 @@ def version_for_alias(conn: Connection, pipeline: Row[Any], alias: str) -> int:
     return version_id
 
 
-def resolve_execution(caller_account: str, region: str, arn: str) -> ExecutionRef:
+def resolve_execution(caller_account: str, region: str, arn: str, conn: Connection | None = None) -> ExecutionRef:
+    """An execution is visible wherever its pipeline is (sharing a pipeline shares its executions)."""
     ref = parse_execution_arn(arn)
     if ref is None:
         raise errors.execution_not_found(arn)
-    if ref.region != region or not is_visible(caller_account, ref.account_id):
+    if ref.region != region or not is_visible(caller_account, ref.account_id, conn, ref.pipeline_arn):
         raise errors.execution_not_found(ref.arn)
     return ref
 

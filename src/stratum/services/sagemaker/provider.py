@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row
 
+from stratum.auth import passrole
+from stratum.engine.scheduler import PipelineEngine
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
+from stratum.services.ram import access as ram_access
 from stratum.services.sagemaker import errors, idempotency, listing, views
 from stratum.services.sagemaker import pipelines as pl
 from stratum.services.sagemaker import tags as tagging
@@ -28,16 +31,19 @@ from stratum.services.sagemaker.s3source import read_definition
 from stratum.services.sagemaker.search import compile_expression, sort_records
 from stratum.services.sagemaker.search_sources import SOURCES, schema
 
+if TYPE_CHECKING:
+    from stratum.server.app_state import AppState
+
 ACTION = "sagemaker:"
 
 
-def check_pass_role(ctx: RequestContext, role_arn: str) -> None:
-    """iam:PassRole for the pipeline's RoleArn.
+def check_pass_role(ctx: RequestContext, role_arn: str, resource_arn: str | None = None) -> None:
+    """iam:PassRole for the pipeline's RoleArn (iam:PassedToService sagemaker.amazonaws.com).
 
-    Hook for a later issue: SageMaker requires the caller to be allowed iam:PassRole on the role it
-    hands to the pipeline. Not enforced yet, so any well-formed role ARN is accepted.
+    A pipeline's role is only assumed when a step runs, so its existence is not checked here.
     """
-    del ctx, role_arn
+    passrole.check_pass_role(ctx, role_arn, passrole.SAGEMAKER, associated_resource_arn=resource_arn,
+                             validate_role=False)
 
 
 def _now() -> datetime:
@@ -50,6 +56,12 @@ def _actor(ctx: RequestContext) -> pl.Actor:
 
 class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
     service = "sagemaker"
+
+    def __init__(self, app: AppState) -> None:
+        super().__init__(app)
+        # Runs the executions this API records; started and stopped with the server.
+        self.engine = PipelineEngine(app)
+        app.add_background(self.engine)
 
     # ------------------------------------------------------------------------------------ plumbing
     @contextmanager
@@ -64,11 +76,17 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
 
     @staticmethod
     def _authorize(ctx: RequestContext, operation: str, arn: str, owner: str,
-                   tags: list[dict[str, str]] | None = None, extra: dict[str, Any] | None = None) -> None:
+                   tags: list[dict[str, str]] | None = None, extra: dict[str, Any] | None = None,
+                   conn: Connection | None = None) -> None:
         context = tagging.resource_tag_context(tags)
         if extra:
             context = {**(context or {}), **extra}
-        ctx.authorize(ACTION + operation, arn, resource_account=owner, context=context)
+        policy = None
+        if conn is not None and owner != ctx.account_id:
+            # Another account's pipeline (or execution): what AWS RAM shares grant the caller's
+            # account is the resource policy, read now so a revoked share denies at once.
+            policy = ram_access.resource_policy(conn, ctx.account_id, arn.partition("/execution/")[0])
+        ctx.authorize(ACTION + operation, arn, resource_account=owner, context=context, resource_policy=policy)
 
     def _pipeline(self, ctx: RequestContext, conn: Connection, operation: str, name_or_arn: str,
                   lock: bool = False) -> Row[Any]:
@@ -77,39 +95,40 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
         A missing pipeline is still authorized first (without tags), so a caller without the
         permission learns nothing about which pipelines exist.
         """
-        ref = pl.resolve_pipeline(ctx.account_id, ctx.region, name_or_arn)
+        ref = pl.resolve_pipeline(ctx.account_id, ctx.region, name_or_arn, conn)
         row = pl.get_pipeline(conn, ref, lock=lock)
-        self._authorize_found(ctx, operation, ref, row)
+        self._authorize_found(ctx, operation, ref, row, conn)
         assert row is not None
         return row
 
     def _pipeline_version(self, ctx: RequestContext, conn: Connection, operation: str, name_or_arn: str,
                           version_id: int | None, alias: str | None, for_start: bool = False) -> Row[Any]:
-        ref = pl.resolve_pipeline(ctx.account_id, ctx.region, name_or_arn)
+        ref = pl.resolve_pipeline(ctx.account_id, ctx.region, name_or_arn, conn)
         try:
             row = pl.get_pipeline_version(conn, ref, version_id, alias, for_start=for_start)
         except ServiceError:
-            self._authorize(ctx, operation, ref.arn, ref.account_id)
+            self._authorize(ctx, operation, ref.arn, ref.account_id, conn=conn)
             raise
-        self._authorize_found(ctx, operation, ref, row)
+        self._authorize_found(ctx, operation, ref, row, conn)
         assert row is not None
         return row
 
-    def _authorize_found(self, ctx: RequestContext, operation: str, ref: PipelineRef, row: Row[Any] | None) -> None:
+    def _authorize_found(self, ctx: RequestContext, operation: str, ref: PipelineRef, row: Row[Any] | None,
+                         conn: Connection | None = None) -> None:
         if row is None:
-            self._authorize(ctx, operation, ref.arn, ref.account_id)
+            self._authorize(ctx, operation, ref.arn, ref.account_id, conn=conn)
             raise errors.pipeline_not_found(ref.arn)
-        self._authorize(ctx, operation, row.arn, row.account_id, row.tags)
+        self._authorize(ctx, operation, row.arn, row.account_id, row.tags, conn=conn)
 
     def _execution(self, ctx: RequestContext, conn: Connection, operation: str, arn: str,
                    with_definition: bool = False, lock: bool = False) -> Row[Any]:
-        ref: ExecutionRef = pl.resolve_execution(ctx.account_id, ctx.region, arn)
+        ref: ExecutionRef = pl.resolve_execution(ctx.account_id, ctx.region, arn, conn)
         row = (pl.get_execution_with_definition(conn, ref) if with_definition
                else pl.get_execution(conn, ref, lock=lock))
         if row is None:
-            self._authorize(ctx, operation, ref.arn, ref.account_id)
+            self._authorize(ctx, operation, ref.arn, ref.account_id, conn=conn)
             raise errors.execution_not_found(ref.arn)
-        self._authorize(ctx, operation, row.arn, row.account_id, row.tags)
+        self._authorize(ctx, operation, row.arn, row.account_id, row.tags, conn=conn)
         return row
 
     def _definition_text(self, ctx: RequestContext, params: dict[str, Any], required: bool) -> str | None:
@@ -137,7 +156,7 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
         if tags:
             # Tagging on create also needs sagemaker:AddTags, as in SageMaker.
             self._authorize(ctx, "AddTags", arn, ctx.account_id, extra=request_tags)
-        check_pass_role(ctx, params["RoleArn"])
+        check_pass_role(ctx, params["RoleArn"], arn)
         definition = self._definition_text(ctx, params, required=True)
         assert definition is not None
         now = _now()
@@ -177,10 +196,10 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
     def delete_pipeline(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         now = _now()
         with self._write() as conn:
-            ref = pl.resolve_pipeline(ctx.account_id, ctx.region, params["PipelineName"])
+            ref = pl.resolve_pipeline(ctx.account_id, ctx.region, params["PipelineName"], conn)
             row = pl.get_pipeline(conn, ref, lock=True)
             self._authorize(ctx, "DeletePipeline", row.arn if row else ref.arn, ref.account_id,
-                            row.tags if row else None)
+                            row.tags if row else None, conn=conn)
             # A retried delete of a pipeline that is already gone answers like the first call.
             replay = idempotency.recall(conn, ctx.account_id, ctx.region, "DeletePipeline", params, now)
             if replay is not None:
@@ -188,6 +207,7 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
             if row is None:
                 raise errors.pipeline_not_found(ref.arn)
             pl.delete_pipeline(conn, row)
+            ram_access.resource_deleted(conn, row.arn, now)
             result = {"PipelineArn": row.arn}
             idempotency.remember(conn, ctx.account_id, ctx.region, "DeletePipeline", params, result, now)
         return result
@@ -236,6 +256,7 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
                 mlflow_experiment_name=params.get("MlflowExperimentName"), actor=_actor(ctx), now=now)
             result = {"PipelineExecutionArn": arn}
             idempotency.remember(conn, row.account_id, row.region, "StartPipelineExecution", params, result, now)
+        self.engine.execution_started(row.account_id, row.region, result["PipelineExecutionArn"].rsplit("/", 1)[1])
         return result
 
     def describe_pipeline_execution(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -296,6 +317,7 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
             pl.stop_execution(conn, row, _actor(ctx), now)
             result = {"PipelineExecutionArn": row.arn}
             idempotency.remember(conn, row.account_id, row.region, "StopPipelineExecution", params, result, now)
+        self.engine.execution_stopping(row.account_id, row.region, row.execution_id)
         return result
 
     # ---------------------------------------------------------------------------------------- tags

@@ -11,20 +11,57 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row, or_, select
 
 from stratum.protocol.service_models import service_model
+from stratum.services.ram import access as ram_access
 from stratum.services.sagemaker import listing, views
+from stratum.services.sagemaker.arns import parse_pipeline_ref
 from stratum.services.sagemaker.search import SearchSchema
+from stratum.services.sagemaker.tables import sagemaker_pipeline_executions as executions_t
+from stratum.services.sagemaker.tables import sagemaker_pipeline_versions as versions_t
+from stratum.services.sagemaker.tables import sagemaker_pipelines as pipelines_t
 
 Loader = Callable[[Connection, str, str], list[dict[str, Any]]]
+
+
+def _shared_pipeline_arns(conn: Connection, account: str, region: str) -> list[str]:
+    """Pipelines of other accounts that AWS RAM shares with ``account`` with sagemaker:Search allowed:
+    Search in the consumer account finds them (and their executions) next to its own."""
+    return ram_access.shared_resource_arns(conn, account, region, "sagemaker:Pipeline", "sagemaker:Search")
+
+
+def _pipelines_with_shared(conn: Connection, account: str, region: str) -> list[Row[Any]]:
+    rows = list(listing.pipeline_rows(conn, account, region))
+    refs = [ref for ref in (parse_pipeline_ref(arn, "", "") for arn in _shared_pipeline_arns(conn, account, region))
+            if ref is not None]
+    if refs:
+        rows += conn.execute(select(pipelines_t).where((pipelines_t.c.region == region) & or_(*[
+            (pipelines_t.c.account_id == ref.account_id) & (pipelines_t.c.name_key == ref.name_key)
+            for ref in refs]))).all()
+    return rows
+
+
+def _executions_with_shared(conn: Connection, account: str, region: str) -> list[Row[Any]]:
+    rows = list(listing.execution_rows(conn, account, region))
+    arns = _shared_pipeline_arns(conn, account, region)
+    if arns:
+        owners = sorted({arn.split(":")[4] for arn in arns})
+        rows += conn.execute(
+            select(executions_t, versions_t.c.display_name.label("version_display_name"))
+            .outerjoin(versions_t, (versions_t.c.pipeline_id == executions_t.c.pipeline_id)
+                       & (versions_t.c.version_id == executions_t.c.pipeline_version_id))
+            .where(executions_t.c.account_id.in_(owners) & (executions_t.c.region == region)
+                   & executions_t.c.pipeline_arn.in_(arns))).all()
+    return rows
+
 
 # Resource -> (SearchRecord member and model shape name, loader)
 SOURCES: dict[str, tuple[str, Loader]] = {
     "Pipeline": ("Pipeline", lambda conn, account, region: [
-        views.pipeline_record(r) for r in listing.pipeline_rows(conn, account, region)]),
+        views.pipeline_record(r) for r in _pipelines_with_shared(conn, account, region)]),
     "PipelineExecution": ("PipelineExecution", lambda conn, account, region: [
-        views.execution_record(r) for r in listing.execution_rows(conn, account, region)]),
+        views.execution_record(r) for r in _executions_with_shared(conn, account, region)]),
     "PipelineVersion": ("PipelineVersion", lambda conn, account, region: [
         views.version_record(r) for r in listing.version_rows(conn, account, region)]),
 }

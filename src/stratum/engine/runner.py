@@ -1,0 +1,306 @@
+"""Running one step in a worker thread: its transitions, arguments, cache, handler and outcome.
+
+Each transition is its own committed transaction: Starting (inserted only while the execution is
+still Executing, under the execution row's lock, so it cannot race StopPipelineExecution), then
+Executing, then Succeeded / Failed / Stopped with the step's properties and metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from stratum.engine import caching, callback_step, records
+from stratum.engine.expressions import ExpressionError, evaluate_conditions, resolve, to_text
+from stratum.engine.handlers import StepResult, StepRun, step_handler
+from stratum.engine.retries import RetryPolicyError, next_delay, parse_policies
+from stratum.engine.s3files import read_object
+from stratum.engine.state import NEW, RERUN, RESUME, RETRY, ExecState, StepState
+
+if TYPE_CHECKING:
+    from stratum.engine.scheduler import PipelineEngine
+
+MAX_STEP_REASON = 1024  # PipelineExecutionStep.FailureReason
+MAX_ERROR_MESSAGE = 3072  # FailStepMetadata.ErrorMessage
+
+# Keys of a step that are structure, display or policy rather than inputs of its work.
+_NOT_FIELDS = frozenset({"Name", "Type", "DependsOn", "Arguments", "DisplayName", "Description", "CacheConfig",
+                         "RetryPolicies", "PropertyFiles"})
+_JOB_NAME_CHARS = re.compile(r"[^a-zA-Z0-9]+")
+
+
+@dataclass
+class Outcome:
+    kind: str  # Succeeded | Failed | Stopped | Waiting | Retry | Halted | Abandoned
+    outputs: Any = None
+    condition: bool | None = None
+    reason: str | None = None
+    fail_step: bool = False
+    delay: float = 0.0
+    status: str | None = None  # Halted: the execution's status at that moment
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def job_name(execution_id: str, step_name: str, attempt: int) -> str:
+    """Deterministic per (execution, step, attempt), valid as any SageMaker job name (<= 63)."""
+    digest = hashlib.sha256(f"{execution_id}/{step_name}/{attempt}".encode()).hexdigest()[:10]
+    step = _JOB_NAME_CHARS.sub("-", step_name).strip("-")[:29].strip("-") or "step"
+    return f"pipelines-{execution_id}-{step}-{digest}"
+
+
+def jsonable(value: Any) -> Any:
+    """Handler properties are Describe* responses: datetimes become ISO strings, as on the wire."""
+    try:
+        return json.loads(json.dumps(value, default=_json_default))
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(value, default=str, skipkeys=True))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+# ----------------------------------------------------------------------------------------- the run
+def run_step(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome:
+    timings = st.timings
+    halted = _begin(eng, ex, st)
+    if halted is not None:
+        return halted
+    timings["started"] = time.perf_counter()
+    if st.first_started is None:
+        st.first_started = time.monotonic()
+    spec = st.spec
+    if st.stop_event.is_set() and st.mode != RESUME:
+        return finish(eng, ex, st, StepResult(status="Stopped"))
+    name = job_name(ex.key.execution_id, spec.name, st.attempt)
+    ctx = ex.eval_context(name, spec.type, partial(read_object, eng.app, ex.key.account_id))
+    try:
+        if spec.type == "Condition":
+            _executing(eng, ex, st)
+            outcome = evaluate_conditions((spec.arguments or {}).get("Conditions"), ctx)
+            text = "True" if outcome else "False"
+            return finish(eng, ex, st, StepResult(status="Succeeded", properties={"Outcome": outcome},
+                                                  metadata={"Condition": {"Outcome": text}}))
+        if spec.type == "Fail":
+            _executing(eng, ex, st)
+            raw = (spec.arguments or {}).get("ErrorMessage") if isinstance(spec.arguments, dict) else None
+            message = "" if raw is None else to_text(resolve(raw, ctx))
+            return finish(eng, ex, st, StepResult(status="Failed", failure_reason=message,
+                                                  metadata={"Fail": {"ErrorMessage": message[:MAX_ERROR_MESSAGE]}}),
+                          fail_step=True)
+        arguments = resolve(spec.arguments, ctx)
+        fields = resolve({k: v for k, v in spec.raw.items() if k not in _NOT_FIELDS}, ctx)
+    except ExpressionError as exc:
+        return finish(eng, ex, st, StepResult(status="Failed", failure_reason=str(exc)))
+
+    try:
+        policy = caching.cache_policy(spec.raw)
+    except ValueError as exc:
+        return finish(eng, ex, st, StepResult(status="Failed", failure_reason=f"CacheConfig ExpireAfter: {exc}"))
+    signature = caching.signature(spec.type, arguments, spec.raw, fields) if policy else None
+    if policy is not None and signature is not None and st.mode != RETRY:
+        hit = _cache_lookup(eng, ex, policy, signature)
+        if hit is not None:
+            return _cached(eng, ex, st, hit)
+
+    if spec.type == "Callback":
+        return _begin_callback(eng, ex, st, arguments, fields)
+
+    try:
+        handler = step_handler(spec.type)
+    except (ImportError, AttributeError) as exc:
+        return finish(eng, ex, st, StepResult(
+            status="Failed", failure_reason=f"No handler is available for step type {spec.type} in this Stratum "
+                                            f"build: {exc}"))
+    if handler is None:
+        return finish(eng, ex, st, StepResult(
+            status="Failed", failure_reason=f"Step type {spec.type} is not supported by Stratum."))
+    _executing(eng, ex, st)
+    run = StepRun(app=eng.app, account_id=ex.key.account_id, region=ex.key.region, pipeline_name=ex.pipeline_name,
+                  pipeline_arn=ex.pipeline_arn, execution_id=ex.key.execution_id, execution_arn=ex.arn,
+                  role_arn=ex.role_arn, step_name=spec.name, step_type=spec.type, arguments=arguments,
+                  raw=spec.raw, attempt=st.attempt, stop_event=st.stop_event,
+                  extra={"job_name": name, "resume": st.mode in (RESUME, RERUN), "metadata": st.metadata,
+                         "shutdown": eng.shutdown_event, "step_fields": fields},
+                  publish_metadata=partial(_publish, eng, ex, st))
+    timings["handler"] = time.perf_counter()
+    try:
+        result = handler(run)
+    except Exception as exc:  # a handler bug must not take the engine down
+        eng.log.exception("%s step %s of %s: handler raised", spec.type, spec.name, ex.arn)
+        result = StepResult(status="Failed", failure_reason=f"Internal error in the {spec.type} step handler: "
+                                                           f"{type(exc).__name__}: {exc}")
+    timings["handler_end"] = time.perf_counter()
+    if not isinstance(result, StepResult) or result.status not in ("Succeeded", "Failed", "Stopped"):
+        result = StepResult(status="Failed", failure_reason=f"The {spec.type} step handler returned {result!r}.")
+    return finish(eng, ex, st, result, policy=policy, signature=signature)
+
+
+def _begin(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:
+    """The Starting transition; an Outcome when the step must not start."""
+    if st.mode in (RESUME, RETRY):
+        return None
+    spec = st.spec
+    with eng.tx() as conn:
+        status = records.execution_status(conn, ex.key, lock=True)
+        if status != "Executing":
+            return Outcome("Halted", status=status)
+        t = now()
+        if st.mode == NEW:
+            records.insert_step(conn, ex.key, seq=st.seq, name=spec.name, step_type=spec.type,
+                                display_name=spec.raw.get("DisplayName"), description=spec.raw.get("Description"),
+                                status="Starting", now=t)
+        else:  # RERUN: RetryPipelineExecution queued the row again
+            records.update_step(conn, ex.key, st.seq, t, started_at=t)
+    return None
+
+
+def _executing(eng: PipelineEngine, ex: ExecState, st: StepState) -> None:
+    # Only from Starting: a stop may already have moved the row to Stopping.
+    with eng.tx() as conn:
+        records.update_step(conn, ex.key, st.seq, now(), only_if=("Starting",), status="Executing")
+    st.timings["executing"] = time.perf_counter()
+
+
+def _publish(eng: PipelineEngine, ex: ExecState, st: StepState, metadata: dict[str, Any]) -> None:
+    if eng.closing.is_set():
+        return
+    with eng.tx() as conn:
+        records.update_step(conn, ex.key, st.seq, now(), step_metadata=jsonable(metadata))
+    st.metadata = metadata
+
+
+def finish(eng: PipelineEngine, ex: ExecState, st: StepState, result: StepResult, *, fail_step: bool = False,
+           policy: caching.CachePolicy | None = None, signature: str | None = None) -> Outcome:
+    """Record the step's end (or schedule its retry) in one transaction."""
+    if eng.closing.is_set():
+        return Outcome("Abandoned")
+    reason = (result.failure_reason or "") if result.status == "Failed" else None
+    if result.status == "Failed" and not fail_step:
+        retry = _retry_delay(st, result)
+        if isinstance(retry, str):
+            reason = f"{reason} (RetryPolicies: {retry})"
+        elif retry is not None:
+            index, delay = retry
+            st.retries[index] = st.retries.get(index, 0) + 1
+            st.attempt += 1
+            with eng.tx() as conn:
+                records.update_step(conn, ex.key, st.seq, now(), attempt_count=st.attempt,
+                                    step_metadata=jsonable(result.metadata) if result.metadata else st.metadata)
+            st.mode = RETRY
+            return Outcome("Retry", delay=delay, reason=reason)
+    t = now()
+    outputs = jsonable(result.properties) if result.status == "Succeeded" else None
+    values: dict[str, Any] = {"status": result.status, "ended_at": t, "outputs": outputs,
+                              "failure_reason": reason[:MAX_STEP_REASON] if reason is not None else None}
+    if result.metadata:
+        values["step_metadata"] = jsonable(result.metadata)
+    with eng.tx() as conn:
+        records.update_step(conn, ex.key, st.seq, t, **values)
+        if result.status == "Succeeded" and policy is not None and signature is not None:
+            caching.record(conn, account=ex.key.account_id, region=ex.key.region, pipeline_id=ex.pipeline_id,
+                           sig=signature, execution_id=ex.key.execution_id, execution_arn=ex.arn,
+                           step_name=st.spec.name, ended_at=t, outputs=outputs, metadata=values.get("step_metadata"))
+    st.timings["done"] = time.perf_counter()
+    outcome = result.properties.get("Outcome") if st.spec.type == "Condition" else None
+    return Outcome(result.status, outputs=outputs, reason=reason, fail_step=fail_step,
+                   condition=outcome if isinstance(outcome, bool) else None)
+
+
+def _retry_delay(st: StepState, result: StepResult) -> tuple[int, float] | str | None:
+    try:
+        policies = parse_policies(st.spec.raw)
+    except RetryPolicyError as exc:
+        return str(exc)
+    elapsed = time.monotonic() - (st.first_started or time.monotonic())
+    return next_delay(policies, result.error_type, st.retries, elapsed)
+
+
+# ------------------------------------------------------------------------------------------ caching
+def _cache_lookup(eng: PipelineEngine, ex: ExecState, policy: caching.CachePolicy, signature: str
+                  ) -> caching.CacheHit | None:
+    with eng.app.db.read() as conn:
+        return caching.lookup(conn, account=ex.key.account_id, region=ex.key.region, pipeline_id=ex.pipeline_id,
+                              sig=signature, policy=policy, now=now(), own_execution=ex.key.execution_id)
+
+
+def _cached(eng: PipelineEngine, ex: ExecState, st: StepState, hit: caching.CacheHit) -> Outcome:
+    if eng.closing.is_set():
+        return Outcome("Abandoned")
+    t = now()
+    with eng.tx() as conn:
+        records.update_step(conn, ex.key, st.seq, t, status="Succeeded", ended_at=t, outputs=hit.outputs,
+                            step_metadata=hit.metadata,
+                            cache_hit_result={"SourcePipelineExecutionArn": hit.execution_arn})
+    st.timings["done"] = time.perf_counter()
+    return Outcome("Succeeded", outputs=hit.outputs or {})
+
+
+# ----------------------------------------------------------------------------------------- callback
+def _begin_callback(eng: PipelineEngine, ex: ExecState, st: StepState, arguments: Any, fields: dict[str, Any]
+                    ) -> Outcome:
+    if eng.closing.is_set():
+        return Outcome("Abandoned")
+    with eng.tx() as conn:
+        st.metadata = callback_step.begin(
+            conn, ex.key, pipeline_name_key=ex.pipeline_name_key, seq=st.seq, step_name=st.spec.name,
+            url=callback_step.queue_url(fields, arguments), declared_outputs=st.spec.raw.get("OutputParameters"),
+            now=now())
+    return Outcome("Waiting")
+
+
+def callback_outcome(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:
+    """The outcome SendPipelineExecutionStep* recorded for a waiting Callback step, or None if the
+    row is still waiting."""
+    with eng.app.db.read() as conn:
+        row = records.load_step(conn, ex.key, st.seq)
+    if row is None:
+        return Outcome("Halted", status=None)
+    if row.status not in ("Succeeded", "Failed", "Stopped"):
+        return None
+    if row.status == "Succeeded":
+        try:
+            policy = caching.cache_policy(st.spec.raw)
+        except ValueError:
+            policy = None
+        if policy is not None and not eng.closing.is_set():
+            ctx = ex.eval_context(None, st.spec.type, None)
+            try:
+                arguments = resolve(st.spec.arguments, ctx)
+                fields = resolve({k: v for k, v in st.spec.raw.items() if k not in _NOT_FIELDS}, ctx)
+            except ExpressionError:
+                arguments = None
+            if arguments is not None:
+                with eng.tx() as conn:
+                    caching.record(conn, account=ex.key.account_id, region=ex.key.region,
+                                   pipeline_id=ex.pipeline_id,
+                                   sig=caching.signature(st.spec.type, arguments, st.spec.raw, fields),
+                                   execution_id=ex.key.execution_id, execution_arn=ex.arn, step_name=st.spec.name,
+                                   ended_at=row.ended_at or now(), outputs=row.outputs, metadata=row.step_metadata)
+        return Outcome("Succeeded", outputs=row.outputs or {})
+    return Outcome(row.status, reason=row.failure_reason)
+
+
+def stop_step(eng: PipelineEngine, ex: ExecState, st: StepState, reason: str | None = None) -> Outcome:
+    """Record a step that will not run (any more) as Stopped."""
+    if eng.closing.is_set():
+        return Outcome("Abandoned")
+    t = now()
+    with eng.tx() as conn:
+        records.update_step(conn, ex.key, st.seq, t, status="Stopped", ended_at=t, failure_reason=reason)
+    return Outcome("Stopped")

@@ -1,0 +1,454 @@
+"""The pipeline engine: a background service that runs every active pipeline execution.
+
+One dispatcher thread owns the in-memory state of the executions and decides what runs next;
+worker threads do the work and every database write. Steps run concurrently up to the execution's
+MaxParallelExecutionSteps. The dispatcher learns about executions from the API in-process
+(StartPipelineExecution, Stop, Retry, callbacks) and, as a safety net and at start-up, by polling
+the executions table for Executing/Stopping rows: a restarted server picks up every execution
+where its rows left it.
+
+Worker pools: ``fast`` for the engine's own work (Condition, Fail, Callback, loads, transitions),
+``steps`` for handler steps (Lambda, jobs), which may block for a long time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from stratum.engine import records, runner
+from stratum.engine.graph import FAILED, STOPPED, SUCCEEDED
+from stratum.engine.pool import WorkerPool
+from stratum.engine.records import ExecKey
+from stratum.engine.runner import Outcome
+from stratum.engine.state import ENGINE_TYPES, GENERIC_FAILURE, ExecState, StepState
+
+if TYPE_CHECKING:
+    from stratum.server.app_state import AppState
+
+log = logging.getLogger("stratum.engine")
+
+MAX_EXECUTION_REASON = 1300  # DescribePipelineExecution.FailureReason
+
+_QUIT = ("quit",)
+
+
+class PipelineEngine:
+    name = "pipeline-engine"
+
+    def __init__(self, app: AppState, *, workers: int | None = None, step_threads: int | None = None,
+                 poll_seconds: float | None = None, default_parallelism: int | None = None) -> None:
+        settings = app.settings
+        self.app = app
+        self.log = log
+        self.workers = workers or settings.engine_workers
+        self.step_threads = step_threads or settings.engine_step_threads
+        self.poll_seconds = poll_seconds or settings.engine_poll_seconds
+        self.default_parallelism = default_parallelism or settings.engine_default_parallelism
+        self.closing = threading.Event()
+        self.shutdown_event = threading.Event()  # handed to handlers as extra["shutdown"]
+        # SQLite has one writer at a time: queueing engine writers here is much cheaper than
+        # SQLite's busy handler, which sleeps for milliseconds when a write lock is taken.
+        self._write_lock: threading.Lock | None = threading.Lock() if app.db.is_sqlite else None
+        self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._executions: dict[ExecKey, ExecState] = {}
+        self._loading: set[ExecKey] = set()
+        self._stop_while_loading: set[ExecKey] = set()
+        self._load_when_finalized: set[ExecKey] = set()  # RetryPipelineExecution racing our finalize
+        self._timers: list[tuple[float, int, tuple[Any, ...]]] = []
+        self._timer_ids = itertools.count()
+        self._polling = False
+        self._fast: WorkerPool | None = None
+        self._steps: WorkerPool | None = None
+        self._thread: threading.Thread | None = None
+        # Optional hook for benchmarks: called by the dispatcher with (execution, step state) when a
+        # step's outcome has been processed; timings are time.perf_counter() values.
+        self.on_step_done: Callable[[ExecState, StepState], None] | None = None
+        self.on_execution_done: Callable[[ExecKey, str], None] | None = None
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._load_functions_file()
+        self._fast = WorkerPool("engine", self.workers)
+        self._steps = WorkerPool("engine-step", self.step_threads)
+        self._thread = threading.Thread(target=self._loop, name="pipeline-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Shut down without touching executions: running steps are resumed after the restart."""
+        if self._thread is None:
+            return
+        self.closing.set()
+        self.shutdown_event.set()
+        self._events.put(_QUIT)
+        self._thread.join(5)
+        for pool in (self._steps, self._fast):
+            if pool is not None:
+                pool.shutdown(timeout=5)
+        self._thread = None
+
+    def _load_functions_file(self) -> None:
+        path = self.app.settings.functions_file
+        if not path:
+            return
+        from stratum.engine.functions import FunctionError, load_file
+
+        try:
+            with self.app.db.begin() as conn:
+                specs = load_file(conn, Path(path), self.app.settings.region)
+            log.info("registered %d Lambda functions from %s", len(specs), path)
+        except FunctionError as exc:
+            log.error("functions file not loaded: %s", exc)
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        """A write transaction for one transition."""
+        with self._write_lock or nullcontext(), self.app.db.begin() as conn:
+            yield conn
+
+    # -------------------------------------------------------------------------------- notifications
+    def execution_started(self, account_id: str, region: str, execution_id: str) -> None:
+        """An execution became Executing (StartPipelineExecution, RetryPipelineExecution)."""
+        self._events.put(("load", ExecKey(account_id, region, execution_id)))
+
+    def execution_stopping(self, account_id: str, region: str, execution_id: str) -> None:
+        self._events.put(("stop", ExecKey(account_id, region, execution_id)))
+
+    def callback_completed(self, account_id: str, region: str, execution_id: str, seq: int) -> None:
+        self._events.put(("callback", ExecKey(account_id, region, execution_id), seq))
+
+    # ----------------------------------------------------------------------------------- dispatcher
+    def _loop(self) -> None:
+        next_poll = time.monotonic()
+        while True:
+            now = time.monotonic()
+            wake = next_poll if not self._timers else min(next_poll, self._timers[0][0])
+            try:
+                event = self._events.get(timeout=max(0.0, wake - now))
+            except queue.Empty:
+                event = None
+            if event is _QUIT or self.closing.is_set():
+                return
+            try:
+                if event is not None:
+                    self._handle(event)
+                now = time.monotonic()
+                while self._timers and self._timers[0][0] <= now:
+                    self._handle(heapq.heappop(self._timers)[2])
+                if now >= next_poll:
+                    next_poll = now + self.poll_seconds
+                    if not self._polling:
+                        self._polling = True
+                        self._submit_fast(self._poll_job, now)
+            except Exception:
+                log.exception("pipeline engine: handling %r failed", event)
+
+    def _handle(self, event: tuple[Any, ...]) -> None:
+        kind, key = event[0], event[1]
+        if kind == "load":
+            self._load(key)
+        elif kind == "loaded":
+            self._loaded(key, event[2])
+        elif kind == "stop":
+            ex = self._executions.get(key)
+            if ex is not None:
+                self._stop(ex)
+            elif key in self._loading:
+                self._stop_while_loading.add(key)  # the load may have read the row before the stop
+            else:
+                self._load(key)  # a Stopping execution is loaded (and stopped) like any other
+        elif kind == "done":
+            self._done(key, event[2], event[3])
+        elif kind == "retry":
+            self._retry_due(key, event[2])
+        elif kind == "callback":
+            self._callback(key, event[2])
+        elif kind == "finalized":
+            self._executions.pop(key, None)
+            if key in self._load_when_finalized:
+                self._load_when_finalized.discard(key)
+                self._load(key)
+        elif kind == "polled":
+            self._polled(event[2], event[3])
+
+    def _post(self, *event: Any) -> None:
+        self._events.put(event)
+
+    def _submit_fast(self, fn: Callable[..., Any], *args: Any) -> None:
+        assert self._fast is not None
+        self._fast.submit(fn, *args)
+
+    # -------------------------------------------------------------------------------------- loading
+    def _load(self, key: ExecKey) -> None:
+        ex = self._executions.get(key)
+        if ex is not None and ex.finalizing:
+            self._load_when_finalized.add(key)
+            return
+        if ex is not None or key in self._loading:
+            return
+        self._loading.add(key)
+        self._submit_fast(self._load_job, key)
+
+    def _load_job(self, key: ExecKey) -> None:
+        ex: ExecState | None = None
+        try:
+            from stratum.services.sagemaker.pipelines import parsed_version
+
+            with self.app.db.read() as conn:
+                ex = _state_load(conn, key, parsed_version, self.default_parallelism)
+            if ex is not None:
+                self._prepare(ex)
+        except Exception:
+            log.exception("loading pipeline execution %s failed", key)
+            ex = None
+        self._post("loaded", key, ex)
+
+    def _prepare(self, ex: ExecState) -> None:
+        """Writes a freshly loaded execution needs before it runs."""
+        t = runner.now()
+        if ex.reused:
+            with self.tx() as conn:
+                for name, src in ex.reused:
+                    st = ex.steps[name]
+                    records.insert_step(conn, ex.key, seq=st.seq, name=name, step_type=src.step_type,
+                                        display_name=src.display_name, description=src.description,
+                                        status="Succeeded", now=src.started_at or t, ended_at=src.ended_at or t,
+                                        outputs=src.outputs, step_metadata=src.step_metadata,
+                                        selective_execution_result={"SourcePipelineExecutionArn": ex.source_arn})
+            ex.reused = []
+        for name in ex.stop_now:
+            runner.stop_step(self, ex, ex.steps[name])
+
+    def _loaded(self, key: ExecKey, ex: ExecState | None) -> None:
+        self._loading.discard(key)
+        stop = key in self._stop_while_loading
+        self._stop_while_loading.discard(key)
+        if ex is None or key in self._executions:
+            return
+        self._executions[key] = ex
+        ex.stopping = ex.stopping or stop
+        if ex.abort_reason is not None:
+            ex.failed, ex.fail_message = True, ex.abort_reason
+            self._finalize(ex)
+            return
+        for name in ex.resume:
+            st = ex.steps[name]
+            if ex.stopping:
+                st.stop_event.set()
+            self._launch(ex, st)
+        for name in ex.waiting:
+            # A callback may have arrived between the load's read and now.
+            self._submit_fast(self._callback_job, ex, ex.steps[name])
+        if ex.stopping:
+            self._stop(ex)
+        self._pump(ex)
+
+    # ------------------------------------------------------------------------------------ scheduling
+    def _pump(self, ex: ExecState) -> None:
+        if ex.finalizing:
+            return
+        progress = ex.progress
+        if not ex.stopping and not ex.failed:
+            while ex.running < ex.max_parallel:
+                name = progress.pop_ready()
+                if name is None:
+                    break
+                progress.mark_running(name)
+                ex.running += 1
+                self._launch(ex, ex.step(name))
+        if ex.running == 0 and (ex.stopping or ex.failed or not progress.has_ready()):
+            self._finalize(ex)
+
+    def _launch(self, ex: ExecState, st: StepState) -> None:
+        st.timings["launch"] = time.perf_counter()
+        pool = self._fast if st.spec.type in ENGINE_TYPES else self._steps
+        assert pool is not None
+        pool.submit(self._step_job, ex, st)
+
+    def _step_job(self, ex: ExecState, st: StepState) -> None:
+        st.timings["picked"] = time.perf_counter()
+        try:
+            outcome = runner.run_step(self, ex, st)
+        except Exception as exc:
+            log.exception("step %s of %s failed in the engine", st.spec.name, ex.arn)
+            outcome = self._internal_failure(ex, st, exc)
+        self._post("done", ex.key, st.spec.name, outcome)
+
+    def _internal_failure(self, ex: ExecState, st: StepState, exc: Exception) -> Outcome:
+        try:
+            return runner.finish(self, ex, st, runner.StepResult(
+                status="Failed", failure_reason=f"Internal error in the Stratum pipeline engine: {exc}"))
+        except Exception:
+            log.exception("recording the failure of step %s of %s failed", st.spec.name, ex.arn)
+            return Outcome("Failed", reason=str(exc))
+
+    def _done(self, key: ExecKey, name: str, outcome: Outcome) -> None:
+        ex = self._executions.get(key)
+        if ex is None or ex.progress.state.get(name) != "Running":
+            return  # an outcome for a step that is not running (a duplicate callback check)
+        st = ex.steps[name]
+        kind = outcome.kind
+        if kind == "Waiting":
+            st.waiting = True
+            if ex.stopping:
+                self._submit_fast(self._mark_stopping_job, ex, [st])
+            # The callback may already have arrived (before this event): look once.
+            self._submit_fast(self._callback_job, ex, st)
+            return
+        if kind == "Retry":
+            heapq.heappush(self._timers, (time.monotonic() + outcome.delay, next(self._timer_ids),
+                                          ("retry", key, name)))
+            return
+        if kind == "Abandoned":
+            return
+        ex.running -= 1
+        st.waiting = False
+        st.timings["processed"] = time.perf_counter()
+        if kind == "Halted":
+            # The execution stopped (or vanished) before this step could start: it never ran.
+            ex.progress.state[name] = "Pending"
+            ex.stopping = True
+        elif kind == "Succeeded":
+            ex.properties[name] = outcome.outputs or {}
+            ex.progress.finish(name, SUCCEEDED, outcome.condition)
+        elif kind == "Failed":
+            ex.progress.finish(name, FAILED)
+            ex.failed = True
+            if outcome.fail_step and ex.fail_message is None:
+                ex.fail_message = outcome.reason or ""
+        else:
+            ex.progress.finish(name, STOPPED)
+            if not ex.stopping:
+                ex.failed = True
+        if self.on_step_done is not None and kind != "Halted":
+            self.on_step_done(ex, st)
+        self._pump(ex)
+
+    def _retry_due(self, key: ExecKey, name: str) -> None:
+        ex = self._executions.get(key)
+        if ex is None:
+            return
+        st = ex.steps[name]
+        if ex.stopping:
+            self._submit_fast(self._stop_step_job, ex, st)
+        else:
+            self._launch(ex, st)
+
+    def _stop_step_job(self, ex: ExecState, st: StepState) -> None:
+        self._post("done", ex.key, st.spec.name, runner.stop_step(self, ex, st))
+
+    # -------------------------------------------------------------------------------------- stopping
+    def _stop(self, ex: ExecState) -> None:
+        if ex.finalizing:
+            return
+        ex.stopping = True
+        running = [st for name, st in ex.steps.items() if ex.progress.state.get(name) == "Running"]
+        for st in running:
+            st.stop_event.set()
+        if running:
+            self._submit_fast(self._mark_stopping_job, ex, running)
+        self._pump(ex)
+
+    def _mark_stopping_job(self, ex: ExecState, steps: list[StepState]) -> None:
+        for st in steps:
+            if self.closing.is_set():
+                return
+            with self.tx() as conn:
+                records.update_step(conn, ex.key, st.seq, runner.now(), only_if=("Starting", "Executing"),
+                                    status="Stopping")
+
+    # -------------------------------------------------------------------------------------- callbacks
+    def _callback(self, key: ExecKey, seq: int) -> None:
+        ex = self._executions.get(key)
+        if ex is None:
+            self._load(key)
+            return
+        st = next((s for s in ex.steps.values() if s.seq == seq), None)
+        if st is not None and st.waiting:
+            self._submit_fast(self._callback_job, ex, st)
+
+    def _callback_job(self, ex: ExecState, st: StepState) -> None:
+        outcome = runner.callback_outcome(self, ex, st)
+        if outcome is not None:
+            self._post("done", ex.key, st.spec.name, outcome)
+
+    # ------------------------------------------------------------------------------------ finalizing
+    def _finalize(self, ex: ExecState) -> None:
+        ex.finalizing = True
+        if ex.stopping:
+            status, reason = "Stopped", None
+        elif ex.failed:
+            status = "Failed"
+            reason = (ex.fail_message if ex.fail_message is not None else GENERIC_FAILURE)[:MAX_EXECUTION_REASON]
+        else:
+            status, reason = "Succeeded", None
+        self._submit_fast(self._finalize_job, ex, status, reason)
+
+    def _finalize_job(self, ex: ExecState, status: str, reason: str | None) -> None:
+        if self.closing.is_set():
+            return
+        try:
+            with self.tx() as conn:
+                records.finish_execution(conn, ex.key, status, reason, runner.now())
+        except Exception:
+            log.exception("finishing pipeline execution %s failed", ex.arn)
+        if self.on_execution_done is not None:
+            self.on_execution_done(ex.key, status)
+        self._post("finalized", ex.key)
+
+    # --------------------------------------------------------------------------------------- polling
+    def _poll_job(self, started: float) -> None:
+        try:
+            with self.app.db.read() as conn:
+                active = records.active_executions(conn)
+        except Exception:
+            log.exception("pipeline engine: polling for executions failed")
+            active = None
+        self._post("polled", None, started, active)
+
+    def _polled(self, started: float, active: list[tuple[ExecKey, str, Any]] | None) -> None:
+        self._polling = False
+        if active is None:
+            return
+        statuses = {key: status for key, status, _ in active}
+        for key, status, parallelism in active:
+            ex = self._executions.get(key)
+            if ex is None:
+                self._load(key)
+            elif status == "Stopping" and not ex.stopping:
+                self._stop(ex)
+            elif isinstance(parallelism, dict) and isinstance(parallelism.get("MaxParallelExecutionSteps"), int):
+                # UpdatePipelineExecution may change the limit of a running execution.
+                limit = max(1, parallelism["MaxParallelExecutionSteps"])
+                if limit != ex.max_parallel:
+                    ex.max_parallel = limit
+                    self._pump(ex)
+        for key, ex in list(self._executions.items()):
+            # Gone from the active list although loaded before the poll began: stopped at once by
+            # the API, or deleted with its pipeline. Nothing more may be written for it.
+            if key not in statuses and ex.loaded_at < started and not ex.finalizing:
+                ex.stopping = True
+                if ex.running == 0:
+                    self._executions.pop(key, None)
+
+    # --------------------------------------------------------------------------------------- queries
+    def active_count(self) -> int:
+        return len(self._executions)
+
+
+def _state_load(conn: Connection, key: ExecKey, definition_of: Any, default_parallelism: int) -> ExecState | None:
+    from stratum.engine.state import load
+
+    return load(conn, key, definition_of, default_parallelism)

@@ -1,0 +1,122 @@
+"""Job and model rows: names, ARNs, lookups and paginated listings (one indexed query each)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from stratum.jobs.tables import sagemaker_jobs as jobs_t
+from stratum.jobs.tables import sagemaker_models as models_t
+from stratum.services.sagemaker.paging import page_window, sql_page
+
+# kind -> (ARN resource type, API noun for messages)
+ARN_TYPES = {"processing": "processing-job", "training": "training-job", "transform": "transform-job",
+             "tuning": "hyper-parameter-tuning-job"}
+ACTIVE = ("InProgress", "Stopping")
+FINAL = ("Completed", "Failed", "Stopped")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def job_arn(kind: str, region: str, account: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{region}:{account}:{ARN_TYPES[kind]}/{name.lower()}"
+
+
+def model_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{region}:{account}:model/{name.lower()}"
+
+
+def insert_job(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(jobs_t).values(**values))
+
+
+def get_job(conn: Connection, account: str, region: str, kind: str, name: str, lock: bool = False) -> Row[Any] | None:
+    query = select(jobs_t).where((jobs_t.c.account_id == account) & (jobs_t.c.region == region)
+                                 & (jobs_t.c.kind == kind) & (jobs_t.c.name_key == name.lower()))
+    return conn.execute(query.with_for_update() if lock else query).first()
+
+
+def get_job_by_id(conn: Connection, job_id: str, lock: bool = False) -> Row[Any] | None:
+    query = select(jobs_t).where(jobs_t.c.job_id == job_id)
+    return conn.execute(query.with_for_update() if lock else query).first()
+
+
+def update_job(conn: Connection, job_id: str, **values: Any) -> None:
+    values.setdefault("last_modified_at", now())
+    conn.execute(update(jobs_t).where(jobs_t.c.job_id == job_id).values(**values))
+
+
+def active_jobs(conn: Connection, node: str) -> list[Row[Any]]:
+    return list(conn.execute(select(jobs_t).where(jobs_t.c.status.in_(ACTIVE) & (jobs_t.c.node == node))))
+
+
+def children(conn: Connection, parent_arn: str) -> list[Row[Any]]:
+    return list(conn.execute(select(jobs_t).where(jobs_t.c.parent_arn == parent_arn)
+                             .order_by(jobs_t.c.created_at, jobs_t.c.name_key)))
+
+
+def _scope(kind: str, owner: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
+    return {"k": kind, "o": owner, **{k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}}
+
+
+def list_jobs(conn: Connection, account: str, region: str, kind: str, params: dict[str, Any],
+              default_order: str = "Ascending", default_sort: str = "CreationTime"
+              ) -> tuple[list[Row[Any]], str | None]:
+    scope = _scope(kind, (account, region), params)
+    offset, limit = page_window(params, scope)
+    c = jobs_t.c
+    query = select(jobs_t).where((c.account_id == account) & (c.region == region) & (c.kind == kind))
+    if params.get("NameContains"):
+        # Names are [a-zA-Z0-9-] only, so the value cannot carry LIKE wildcards.
+        query = query.where(c.name_key.contains(params["NameContains"].lower()))
+    if params.get("StatusEquals"):
+        query = query.where(c.status == params["StatusEquals"])
+    for member, column, op in (("CreationTimeAfter", c.created_at, "gt"), ("CreationTimeBefore", c.created_at, "lt"),
+                               ("LastModifiedTimeAfter", c.last_modified_at, "gt"),
+                               ("LastModifiedTimeBefore", c.last_modified_at, "lt")):
+        if params.get(member) is not None:
+            query = query.where(column > params[member] if op == "gt" else column < params[member])
+    sort = {"Name": c.name_key, "Status": c.status}.get(params.get("SortBy") or default_sort, c.created_at)
+    descending = (params.get("SortOrder") or default_order) == "Descending"
+    keys = [sort, c.job_id]
+    query = query.order_by(*[k.desc() if descending else k.asc() for k in keys]).limit(limit + 1).offset(offset)
+    return sql_page(list(conn.execute(query)), offset, limit, scope)
+
+
+# ------------------------------------------------------------------------------------------ models
+def insert_model(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(models_t).values(**values))
+
+
+def get_model(conn: Connection, account: str, region: str, name: str) -> Row[Any] | None:
+    return conn.execute(select(models_t).where((models_t.c.account_id == account) & (models_t.c.region == region)
+                                               & (models_t.c.name_key == name.lower()))).first()
+
+
+def delete_model(conn: Connection, account: str, region: str, name: str) -> None:
+    from sqlalchemy import delete
+
+    conn.execute(delete(models_t).where((models_t.c.account_id == account) & (models_t.c.region == region)
+                                        & (models_t.c.name_key == name.lower())))
+
+
+def list_models(conn: Connection, account: str, region: str, params: dict[str, Any]
+                ) -> tuple[list[Row[Any]], str | None]:
+    scope = _scope("models", (account, region), params)
+    offset, limit = page_window(params, scope)
+    c = models_t.c
+    query = select(models_t).where((c.account_id == account) & (c.region == region))
+    if params.get("NameContains"):
+        query = query.where(c.name_key.contains(params["NameContains"].lower()))
+    if params.get("CreationTimeAfter") is not None:
+        query = query.where(c.created_at > params["CreationTimeAfter"])
+    if params.get("CreationTimeBefore") is not None:
+        query = query.where(c.created_at < params["CreationTimeBefore"])
+    sort = c.name_key if params.get("SortBy") == "Name" else c.created_at
+    descending = (params.get("SortOrder") or "Descending") == "Descending"
+    query = query.order_by(*[k.desc() if descending else k.asc() for k in (sort, c.name_key)])
+    return sql_page(list(conn.execute(query.limit(limit + 1).offset(offset))), offset, limit, scope)

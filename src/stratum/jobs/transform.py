@@ -1,0 +1,251 @@
+"""Batch transform: the model's container is started as a local model server (/ping,
+/invocations, per sagemaker-inference-toolkit) and the input objects are sent through it the
+way SageMaker does: SplitType Line, BatchStrategy SingleRecord/MultiRecord within MaxPayloadInMB,
+AssembleWith Line/None, results at <S3OutputPath>/<input path>.out. DataProcessing filters and
+JoinSource=Input are applied to CSV records."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stratum.jobs import process
+from stratum.jobs.s3io import JobDataError, extract_tarball, join_uri, relative_key, split_uri
+from stratum.jobs.spec import RunResult
+
+if TYPE_CHECKING:
+    from stratum.jobs.runner import Runner
+
+PING_TIMEOUT = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_transform(r: Runner) -> RunResult:
+    req = r.spec.request
+    model = r.spec.context.get("Model") or {}
+    containers = [model["PrimaryContainer"]] if model.get("PrimaryContainer") else list(model.get("Containers") or [])
+    if len(containers) != 1:
+        raise JobDataError("ClientError: Stratum runs transform jobs for models with exactly one container")
+    container = containers[0]
+    filters = _Filters(req.get("DataProcessing") or {}, req["TransformInput"].get("ContentType"))
+    model_dir = r.layout.model
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if container.get("ModelDataUrl"):
+        archive = r.layout.job_dir / "model.tar.gz"
+        bucket, key = split_uri(container["ModelDataUrl"])
+        r.log(f"downloading model from {container['ModelDataUrl']}")
+        r.s3.download(bucket, key, archive)
+        extract_tarball(archive, model_dir)
+        archive.unlink()
+    env_vars = {**(container.get("Environment") or {}), **(req.get("Environment") or {})}
+    submit = env_vars.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+    if submit.startswith("s3://"):
+        r.fetch_code(submit, r.layout.code)
+        env_vars["SAGEMAKER_SUBMIT_DIRECTORY"] = str(r.layout.code)
+    r.check_stop()
+    port = _free_port()
+    env = r.environment(env_vars)
+    env.update({"SAGEMAKER_BATCH": "true", "SAGEMAKER_BIND_TO_PORT": str(port), "SM_MODEL_DIR": str(model_dir),
+                "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(req.get("MaxPayloadInMB") or 6)})
+    argv = [sys.executable, "-m", "stratum.algorithms.serving", "--runtime", r.spec.runtime, "--port", str(port),
+            "--model-dir", str(model_dir)]
+    full_argv, full_env = process.isolate(argv, {**env, process.MARKER_ENV: r.spec.job_id}, str(r.layout.ml),
+                                          r.isolation)
+    r.log(f"starting the model server of {container.get('Image')} on port {port}")
+    with open(r.spec.log_path, "ab", buffering=0) as log:
+        server = subprocess.Popen(full_argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                  cwd=str(r.layout.ml), env=full_env, start_new_session=True)
+    r.reporter.process_started(server.pid, r.spec.job_id)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(r, server, base)
+        outcome = _transform_inputs(r, base, filters)
+    finally:
+        process.kill_group(server.pid, 1.0, server)
+    if outcome == "timeout":
+        return r.failed("MaxRuntimeExceeded: the transform job ran longer than allowed and was stopped")
+    return r.result("Completed")
+
+
+def _wait_ready(r: Runner, server: subprocess.Popen[bytes], base: str) -> None:
+    end = time.monotonic() + PING_TIMEOUT
+    while time.monotonic() < end:
+        r.check_stop()
+        if server.poll() is not None:
+            raise JobDataError(f"ClientError: the model server exited with code {server.returncode} before it "
+                               f"was ready: {r.last_error_lines(5)}")
+        try:
+            with urllib.request.urlopen(base + "/ping", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.05)
+    raise JobDataError("ClientError: the model server did not answer /ping in time")
+
+
+def _transform_inputs(r: Runner, base: str, filters: _Filters) -> str:
+    req = r.spec.request
+    tin, tout = req["TransformInput"], req["TransformOutput"]
+    s3 = tin["DataSource"]["S3DataSource"]
+    if s3.get("S3DataType", "S3Prefix") != "S3Prefix":
+        raise JobDataError(f"ClientError: S3DataType {s3['S3DataType']} is not supported by Stratum (use S3Prefix)")
+    split = tin.get("SplitType") or "None"
+    if split not in ("None", "Line"):
+        raise JobDataError(f"ClientError: SplitType {split} is not supported by Stratum (use Line or None)")
+    strategy = req.get("BatchStrategy") or "MultiRecord"
+    max_payload = int(req.get("MaxPayloadInMB") or 6) * 1024 * 1024
+    assemble = tout.get("AssembleWith") or "None"
+    client_cfg = req.get("ModelClientConfig") or {}
+    timeout = float(client_cfg.get("InvocationsTimeoutInSeconds") or 600)
+    retries = int(client_cfg.get("InvocationsMaxRetries") if client_cfg.get("InvocationsMaxRetries") is not None
+                  else 3)
+    headers = {"Content-Type": tin.get("ContentType") or "application/octet-stream"}
+    if tout.get("Accept"):
+        headers["Accept"] = tout["Accept"]
+    _, prefix = split_uri(s3["S3Uri"])
+    objects = list(r.s3.list_objects(s3["S3Uri"]))
+    if not objects:
+        raise JobDataError(f"ClientError: No S3 objects found under S3 URL \"{s3['S3Uri']}\"")
+    concurrency = max(1, int(req.get("MaxConcurrentTransforms") or 1))
+    with ThreadPoolExecutor(concurrency) as pool:
+        for bucket, key in objects:
+            r.check_stop()
+            if r.timed_out():
+                return "timeout"
+            r.log(f"transforming s3://{bucket}/{key}")
+            data = r.s3.get_bytes(f"s3://{bucket}/{key}")
+            records = _split(data, split)
+            model_inputs = [filters.input(rec) for rec in records]
+            batches = _batches(model_inputs, split, strategy, max_payload)
+
+            def invoke(batch: list[bytes]) -> bytes:
+                return _invoke(base, b"\n".join(batch) if split == "Line" else batch[0], headers, timeout, retries)
+
+            responses = list(pool.map(invoke, batches))
+            if filters.active:
+                outputs = filters.output(records, responses, batches)
+                body = b"".join(line + b"\n" for line in outputs)
+            elif assemble == "Line":
+                body = b"".join(resp if resp.endswith(b"\n") else resp + b"\n" for resp in responses)
+            else:
+                body = b"".join(responses)
+            r.s3.put_bytes(body, join_uri(tout["S3OutputPath"], relative_key(prefix, key) + ".out"))
+    return "completed"
+
+
+def _split(data: bytes, split: str) -> list[bytes]:
+    if split != "Line":
+        return [data]
+    return [line for line in data.replace(b"\r\n", b"\n").split(b"\n") if line.strip()]
+
+
+def _batches(records: list[bytes], split: str, strategy: str, max_payload: int) -> list[list[bytes]]:
+    if split != "Line" or strategy == "SingleRecord":
+        return [[rec] for rec in records]
+    batches: list[list[bytes]] = []
+    current: list[bytes] = []
+    size = 0
+    for rec in records:
+        if current and size + len(rec) + 1 > max_payload:
+            batches.append(current)
+            current, size = [], 0
+        current.append(rec)
+        size += len(rec) + 1
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _invoke(base: str, body: bytes, headers: dict[str, str], timeout: float, retries: int) -> bytes:
+    last = ""
+    for _attempt in range(retries + 1):
+        request = urllib.request.Request(base + "/invocations", data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                return bytes(resp.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:500]
+            if exc.code < 500:
+                raise JobDataError(f"ClientError: the model answered {exc.code}: {detail}") from None
+            last = f"{exc.code}: {detail}"
+        except OSError as exc:
+            last = str(exc)
+    raise JobDataError(f"ClientError: invoking the model failed: {last}")
+
+
+_PATH = re.compile(r"^\$(?:\[(.+)\])?$")
+
+
+class _Filters:
+    """InputFilter / JoinSource / OutputFilter on CSV records: "$", "$[1:]", "$[0,-1]", "$[2:5,7]"."""
+
+    def __init__(self, config: dict[str, Any], content_type: str | None) -> None:
+        self.input_filter = _compile(config.get("InputFilter"))
+        self.output_filter = _compile(config.get("OutputFilter"))
+        self.join = (config.get("JoinSource") or "None") == "Input"
+        self.active = bool(self.input_filter or self.output_filter or self.join)
+        if self.active and (content_type or "text/csv").split(";")[0].strip() != "text/csv":
+            raise JobDataError("ClientError: Stratum applies DataProcessing filters and JoinSource to text/csv only")
+
+    def input(self, record: bytes) -> bytes:
+        return _apply(self.input_filter, record)
+
+    def output(self, records: list[bytes], responses: list[bytes], batches: list[list[bytes]]) -> list[bytes]:
+        predictions = [line for resp in responses for line in resp.replace(b"\r\n", b"\n").split(b"\n") if line.strip()]
+        if len(predictions) != len(records):
+            raise JobDataError(f"ClientError: the model returned {len(predictions)} records for {len(records)} inputs; "
+                               "JoinSource and OutputFilter need one output line per input line")
+        del batches
+        joined = [rec + b"," + pred if self.join else pred for rec, pred in zip(records, predictions, strict=True)]
+        return [_apply(self.output_filter, line) for line in joined]
+
+
+def _compile(expr: str | None) -> list[slice | int] | None:
+    if not expr or expr.strip() == "$":
+        return None
+    m = _PATH.match(expr.strip())
+    if m is None or m.group(1) is None:
+        raise JobDataError(f"ClientError: Stratum supports JSONPath filters of the forms $, $[i], $[a:b], $[i,j]; "
+                           f"got {expr}")
+    parts: list[slice | int] = []
+    for item in m.group(1).split(","):
+        item = item.strip()
+        try:
+            if ":" in item:
+                start, _, stop = item.partition(":")
+                parts.append(slice(int(start) if start else None, int(stop) if stop else None))
+            else:
+                parts.append(int(item))
+        except ValueError:
+            raise JobDataError(f"ClientError: unsupported JSONPath filter {expr}") from None
+    return parts
+
+
+def _apply(selector: list[slice | int] | None, record: bytes) -> bytes:
+    if selector is None:
+        return record
+    fields = record.split(b",")
+    chosen: list[bytes] = []
+    for part in selector:
+        if isinstance(part, slice):
+            chosen.extend(fields[part])
+        elif -len(fields) <= part < len(fields):
+            chosen.append(fields[part])
+    return b",".join(chosen)
+
+
+__all__ = ["run_transform", "Path"]

@@ -1,0 +1,115 @@
+"""Jobs driven by the unmodified SageMaker Python SDK 2.x: SKLearnProcessor (code uploaded by the
+SDK, ScriptProcessor layout), a scikit-learn estimator in script mode (sourcedir.tar.gz built by
+the SDK) and the built-in XGBoost estimator followed by a batch transform."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from stratum_testing import REGION, StratumServer
+from test_jobs_support import abalone_rows, csv_text, sagemaker_role
+
+sagemaker = pytest.importorskip("sagemaker")
+
+from sagemaker.session import Session  # noqa: E402
+
+SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+PREPROCESS = """
+import os
+import pandas as pd
+df = pd.read_csv("/opt/ml/processing/input/data.csv", header=None)
+os.makedirs("/opt/ml/processing/train", exist_ok=True)
+df[df[0] > 9].to_csv("/opt/ml/processing/train/train.csv", header=False, index=False)
+print("rows", len(df))
+"""
+TRAIN = """
+import argparse, os, joblib
+import pandas as pd
+from sklearn.linear_model import LinearRegression
+p = argparse.ArgumentParser()
+p.add_argument("--fit-intercept", type=str, default="True")
+a = p.parse_args()
+df = pd.read_csv(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "train.csv"), header=None)
+model = LinearRegression(fit_intercept=a.fit_intercept == "True").fit(df.iloc[:, 1:], df.iloc[:, 0])
+print(f"r2={model.score(df.iloc[:, 1:], df.iloc[:, 0]):.4f}")
+joblib.dump(model, os.path.join(os.environ["SM_MODEL_DIR"], "model.joblib"))
+"""
+
+
+@pytest.fixture
+def sdk_session(server: StratumServer, monkeypatch: pytest.MonkeyPatch) -> Session:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
+    monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    access_key, secret_key = server.creds("dev")
+    boto_session = boto3.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=REGION)
+    return Session(boto_session=boto_session, sagemaker_client=server.client("sagemaker"),
+                   default_bucket=f"sdk-jobs-{uuid.uuid4().hex[:10]}", sagemaker_config=SDK_CONFIG)
+
+
+@pytest.mark.slow
+def test_sdk_processor_and_sklearn_estimator(server: StratumServer, sdk_session: Session, tmp_path: Path) -> None:
+    from sagemaker.processing import ProcessingInput, ProcessingOutput
+    from sagemaker.sklearn.estimator import SKLearn
+    from sagemaker.sklearn.processing import SKLearnProcessor
+
+    role = sagemaker_role(server)
+    bucket = sdk_session.default_bucket()
+    data = sdk_session.upload_string_as_file_body(csv_text(abalone_rows()[:500]), bucket, "sdk/raw/data.csv")
+    (tmp_path / "preprocess.py").write_text(PREPROCESS)
+    processor = SKLearnProcessor(framework_version="1.2-1", role=role, instance_type="ml.m5.large", instance_count=1,
+                                 sagemaker_session=sdk_session, base_job_name="sdk-proc")
+    processor.run(code=str(tmp_path / "preprocess.py"),
+                  inputs=[ProcessingInput(source=data, destination="/opt/ml/processing/input")],
+                  outputs=[ProcessingOutput(output_name="train", source="/opt/ml/processing/train",
+                                            destination=f"s3://{bucket}/sdk/train")],
+                  wait=True, logs=False)
+    job = processor.latest_job.describe()
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text(TRAIN)
+    estimator = SKLearn(entry_point="train.py", source_dir=str(source), framework_version="1.2-1",
+                        instance_type="ml.m5.large", role=role, sagemaker_session=sdk_session,
+                        hyperparameters={"fit-intercept": True},
+                        metric_definitions=[{"Name": "train:r2", "Regex": "r2=([0-9.]+)"}])
+    estimator.fit({"train": f"s3://{bucket}/sdk/train"}, wait=True, logs="None")
+    description = estimator.latest_training_job.describe()
+    assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
+    assert 0 < description["FinalMetricDataList"][0]["Value"] <= 1
+    assert estimator.model_data.endswith("/output/model.tar.gz")
+
+
+@pytest.mark.slow
+def test_sdk_builtin_xgboost_and_transformer(server: StratumServer, sdk_session: Session) -> None:
+    from sagemaker import image_uris
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+
+    role = sagemaker_role(server)
+    bucket = sdk_session.default_bucket()
+    rows = abalone_rows()
+    train = sdk_session.upload_string_as_file_body(csv_text(rows[:2000]), bucket, "xgb/train/train.csv")
+    validation = sdk_session.upload_string_as_file_body(csv_text(rows[2000:2400]), bucket, "xgb/val/val.csv")
+    sdk_session.upload_string_as_file_body(csv_text([r[1:] for r in rows[2400:2410]]), bucket, "xgb/test/test.csv")
+    image = image_uris.retrieve("xgboost", region=REGION, version="1.7-1")
+    estimator = Estimator(image_uri=image, role=role, instance_count=1, instance_type="ml.m5.xlarge",
+                          output_path=f"s3://{bucket}/xgb/model", sagemaker_session=sdk_session)
+    estimator.set_hyperparameters(objective="reg:squarederror", num_round=10, max_depth=4, eta=0.3)
+    estimator.fit({"train": TrainingInput(train.rsplit("/", 1)[0], content_type="text/csv"),
+                   "validation": TrainingInput(validation.rsplit("/", 1)[0], content_type="text/csv")},
+                  wait=True, logs="None")
+    description = estimator.latest_training_job.describe()
+    assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
+    assert {m["MetricName"] for m in description["FinalMetricDataList"]} == {"train:rmse", "validation:rmse"}
+
+    transformer = estimator.transformer(instance_count=1, instance_type="ml.m5.large", strategy="MultiRecord",
+                                        assemble_with="Line", output_path=f"s3://{bucket}/xgb/out")
+    transformer.transform(f"s3://{bucket}/xgb/test", content_type="text/csv", split_type="Line", wait=True,
+                          logs=False)
+    body = sdk_session.read_s3_file(bucket, "xgb/out/test.csv.out")
+    assert len([float(v) for v in body.split()]) == 10
