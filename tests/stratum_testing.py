@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -18,6 +19,16 @@ from botocore.config import Config
 
 REGION = "us-east-1"
 PG_ADMIN_URL = os.environ.get("STRATUM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: list[boto3.Session] = []
+
+
+def _shared_session() -> boto3.Session:
+    if not _SHARED:
+        _SHARED.append(boto3.Session(region_name=REGION))
+    return _SHARED[0]
 
 
 def free_port() -> int:
@@ -134,8 +145,15 @@ class StratumServer:
         return boto3.Session(region_name=REGION, **creds)
 
     def client(self, service: str, account: str = "dev", *, retries: int = 0, **creds: Any) -> Any:
+        if not creds:
+            ak, sk = self.creds(account)
+            creds = {"aws_access_key_id": ak, "aws_secret_access_key": sk}
         cfg = Config(retries={"max_attempts": retries + 1, "mode": "standard"}, s3={"addressing_style": "path"})
-        return self.session(account, **creds).client(service, endpoint_url=self.endpoint_url, config=cfg)
+        # One shared session loads each service model once (a fresh session per client costs
+        # ~0.25 s); credentials are passed per client, so the shared session holds none.
+        with _SHARED_LOCK:
+            return _shared_session().client(service, endpoint_url=self.endpoint_url, config=cfg,
+                                            region_name=REGION, **creds)
 
     def env(self, account: str = "dev") -> dict[str, str]:
         ak, sk = self.creds(account)
