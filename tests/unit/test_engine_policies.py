@@ -101,3 +101,20 @@ def test_function_arns_and_specs() -> None:
                 FunctionSpec("1", "r", "ok", command=["x"], timeout_seconds=0)):
         with pytest.raises(FunctionError):
             bad.validate()
+
+
+def test_cache_key_ignores_attributes_outside_the_documented_key() -> None:
+    """SageMaker's default cache key for a Processing step is AppSpecification, Environment and
+    ProcessingInputs: outputs whose S3 URIs embed the execution id must not defeat caching."""
+    base = {"AppSpecification": {"ImageUri": "img", "ContainerEntrypoint": ["python3", "p.py"]},
+            "ProcessingInputs": [{"InputName": "code", "S3Input": {"S3Uri": "s3://b/code.py"}}],
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge"}}}
+    run1 = {**base, "ProcessingOutputConfig": {"Outputs": [{"S3Output": {"S3Uri": "s3://b/exec-1/train"}}]}}
+    run2 = {**base, "ProcessingOutputConfig": {"Outputs": [{"S3Output": {"S3Uri": "s3://b/exec-2/train"}}]},
+            "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large"}}}
+    step = {"Name": "Preprocess", "Type": "Processing"}
+    assert signature("Processing", run1, step) == signature("Processing", run2, step)
+    changed = {**run1, "Environment": {"SEED": "2"}}
+    assert signature("Processing", run1, step) != signature("Processing", changed, step)
+    # Step types without a documented key still hash every argument.
+    assert signature("Lambda", {"a": 1}, step) != signature("Lambda", {"a": 2}, step)

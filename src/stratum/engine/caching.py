@@ -1,7 +1,8 @@
 """Step caching (CacheConfig {Enabled, ExpireAfter}).
 
 A step with caching enabled reuses the newest successful run, within ExpireAfter, of a step of the
-same type with the same resolved arguments in the same pipeline (account and region included).
+same type with the same resolved cache key attributes (CACHE_KEY_ATTRIBUTES) in the same pipeline
+(account and region included).
 The signature hashes what determines the step's work, never its name, so renaming a step keeps
 its cache, as in SageMaker.
 """
@@ -66,10 +67,43 @@ def cache_policy(step: dict[str, Any]) -> CachePolicy | None:
 # What besides Arguments determines a step's work (the rest is structure, display or policy).
 _SIGNATURE_KEYS = ("FunctionArn", "OutputParameters", "SqsQueueUrl", "PropertyFiles")
 
+# The attributes of a job step's Arguments that decide a cache hit, as SageMaker documents them
+# ("Default cache key attributes by pipeline step type"). Output locations, resources, stopping
+# conditions and roles are not among them: the SDK puts the execution id into default output
+# paths (ProcessingOutputConfig), which would otherwise make every execution a cache miss; a
+# hit reuses the earlier run's outputs anyway. Step types not listed hash all their Arguments.
+CACHE_KEY_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
+    "Training": ("AlgorithmSpecification", "CheckpointConfig", "DebugHookConfig", "DebugRuleConfigurations",
+                 "Environment", "HyperParameters", "InputDataConfig"),
+    "Tuning": ("HyperParameterTuningJobConfig", "TrainingJobDefinition", "TrainingJobDefinitions"),
+    "Transform": ("DataProcessing", "Environment", "ModelName", "TransformInput"),
+}
+# Of a tuning step's training job definitions, only these count.
+_TUNING_DEFINITION_KEYS = ("AlgorithmSpecification", "HyperParameterRanges", "InputDataConfig",
+                           "StaticHyperParameters", "TuningObjective")
+
+
+def cache_key_arguments(step_type: str, arguments: Any) -> Any:
+    """The part of a step's resolved Arguments its cache signature covers."""
+    keys = CACHE_KEY_ATTRIBUTES.get(step_type)
+    if keys is None or not isinstance(arguments, dict):
+        return arguments
+    selected = {k: arguments[k] for k in keys if k in arguments}
+    if step_type == "Tuning":
+        def definition(d: Any) -> Any:
+            return {k: d[k] for k in _TUNING_DEFINITION_KEYS if k in d} if isinstance(d, dict) else d
+
+        if "TrainingJobDefinition" in selected:
+            selected["TrainingJobDefinition"] = definition(selected["TrainingJobDefinition"])
+        if isinstance(selected.get("TrainingJobDefinitions"), list):
+            selected["TrainingJobDefinitions"] = [definition(d) for d in selected["TrainingJobDefinitions"]]
+    return selected
+
 
 def signature(step_type: str, arguments: Any, step: dict[str, Any], resolved_extra: dict[str, Any] | None = None
               ) -> str:
-    body = {"Type": step_type, "Arguments": arguments,
+    body = {"Type": step_type, "Arguments": cache_key_arguments(step_type, arguments),
             **{k: step[k] for k in _SIGNATURE_KEYS if k in step}, **(resolved_extra or {})}
     raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
