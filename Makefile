@@ -22,7 +22,7 @@ lint: install
 test: install
 	bash scripts/ensure-services.sh
 	$(BIN)/ruff check src tests bench tools
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n auto $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/api.py

@@ -221,6 +221,13 @@ class Server:
                 pass
         return total
 
+    def main_thread_cpu(self) -> float:
+        """User+system CPU of the server's main thread (Stratum: the uvicorn event loop)."""
+        for t in psutil.Process(self.pid).threads():
+            if t.id == self.pid:
+                return t.user_time + t.system_time
+        return 0.0
+
     def settle(self, interval: float = 0.2, quiet: float = 0.004, limit: float = 10.0) -> float:
         """Wait until the server is idle (background work finished); return the CPU seconds seen."""
         start = self.cpu_seconds()
@@ -267,14 +274,54 @@ def _wait_ready(server: Server, path: str, ok: Callable[[int], bool], timeout: f
     raise RuntimeError(f"{server.label} not ready after {timeout:.0f}s; log tail:\n{server.log_tail()}")
 
 
+# `python -c` bootstrap for --cprofile: cProfile on the main thread (uvicorn's event loop) and on every
+# thread started later (pipeline engine, worker pools), dumped at exit to PATH (all threads),
+# PATH.main and PATH.threads. `python -m cProfile` would see the main thread only. Each profiler
+# counts its own thread's CPU time (time.thread_time), not wall time, so time spent waiting on
+# locks, sockets or SQLite's busy timeout does not show up as cost.
+PROFILE_BOOTSTRAP = """
+import cProfile, pstats, sys, threading, time
+out = sys.argv[1]
+argv = sys.argv[2:]
+main_prof = cProfile.Profile(time.thread_time)
+thread_profs = []
+def _hook(frame, event, arg):
+    prof = cProfile.Profile(time.thread_time)
+    thread_profs.append(prof)
+    prof.enable()
+threading.setprofile(_hook)
+main_prof.enable()
+try:
+    from stratum.cli import main
+    rc = main(argv)
+finally:
+    main_prof.disable()
+    main_prof.dump_stats(out + '.main')
+    both = pstats.Stats(main_prof)
+    done = []
+    for prof in thread_profs:
+        try:
+            prof.create_stats()
+            done.append(prof)
+        except Exception:
+            pass
+    if done:
+        pstats.Stats(*done).dump_stats(out + '.threads')
+        both.add(*done)
+    both.dump_stats(out)
+sys.exit(rc)
+"""
+
+
 def start_stratum(workdir: Path, cprofile: str | None) -> Server:
     data_dir = workdir / "stratum-data"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "AWS_"))}
-    cmd = [str(VENV_BIN / "python")]
+    serve = ["serve", "--data-dir", str(data_dir), "--port", str(port)]
     if cprofile:
-        cmd += ["-m", "cProfile", "-o", cprofile]
-    cmd += ["-m", "stratum.cli", "serve", "--data-dir", str(data_dir), "--port", str(port)]
+        cmd = [str(VENV_BIN / "python"), "-c", PROFILE_BOOTSTRAP, cprofile, *serve]
+    else:
+        cmd = [str(VENV_BIN / "python"), "-m", "stratum.cli", *serve]
     log_path = workdir / "stratum.log"
     popen = subprocess.Popen(cmd, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=workdir)
     server = Server("stratum", "Stratum", port, popen, log_path)
@@ -337,6 +384,16 @@ class PhaseResult:
     connects: int
     detail: dict[str, Any]
     foreign_cores: float = 0.0  # CPU used by other processes on the machine during the phase
+    main_thread_cpu: float = 0.0  # the server's main thread (Stratum: the event loop)
+    deferred_cpu: float = 0.0  # server CPU after the last response, until idle (background work)
+
+    @property
+    def main_ms(self) -> float:
+        return 1000.0 * self.main_thread_cpu / self.requests
+
+    @property
+    def deferred_ms(self) -> float:
+        return 1000.0 * self.deferred_cpu / self.requests
 
     @property
     def rps(self) -> float:
@@ -378,12 +435,15 @@ class LoadGen:
 
     def run(self, server: Server, requests: list[bytes], concurrency: int) -> tuple[dict[str, Any], float, float]:
         """(load generator result, server CPU seconds in the window, CPU cores used by other processes)."""
+        main0 = server.main_thread_cpu()
         cpu0, own0, busy0 = server.cpu_seconds(), self._own(), _busy_seconds()
         t0 = time.perf_counter()
         out = self.pool.submit(loadgen.run_phase, HOST, server.port, requests, concurrency).result()
         wall = time.perf_counter() - t0
         cpu1, own1, busy1 = server.cpu_seconds(), self._own(), _busy_seconds()
         foreign = max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - (own1 - own0)) / wall
+        out["server_cpu_at_last_response"] = cpu1 - cpu0
+        out["main_thread_cpu0"] = main0
         return out, cpu0, foreign
 
     def shutdown(self) -> None:
@@ -415,6 +475,8 @@ def _run_phase_once(lg: LoadGen, server: Server, builder: RequestBuilder, op: Op
     out, cpu0, foreign = lg.run(server, requests, concurrency)
     server.settle()  # CPU still spent on the phase's requests after the last response counts too
     cpu1 = server.cpu_seconds()
+    main_cpu = server.main_thread_cpu() - out["main_thread_cpu0"]
+    deferred = (cpu1 - cpu0) - out["server_cpu_at_last_response"]
     ok = out["statuses"].get(200, 0)
     problem = check_body(op, out["first_ok_body"]) if ok else None
     errors = n - ok
@@ -422,7 +484,7 @@ def _run_phase_once(lg: LoadGen, server: Server, builder: RequestBuilder, op: Op
         out["errors"][problem] = out["errors"].get(problem, 0) + 1
         errors = max(errors, 1)
     return PhaseResult(server.name, op.name, concurrency, n, out["elapsed"], cpu1 - cpu0, out["client_cpu"],
-                       ok, errors, out["connects"], out, foreign)
+                       ok, errors, out["connects"], out, foreign, main_cpu, deferred)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -526,9 +588,10 @@ def main() -> int:
                         help="send MaxResults=N with ListPipelines (default: none, each server's default page)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--cprofile", metavar="PATH",
-                        help="run Stratum under cProfile, writing the profile here on exit (inflates its CPU)")
-    parser.add_argument("--retries", type=int, default=2,
-                        help="repeat a phase up to N times while other processes load the machine (2)")
+                        help="run Stratum under cProfile (all threads), writing PATH, PATH.main and "
+                             "PATH.threads on exit (inflates its CPU)")
+    parser.add_argument("--retries", type=int, default=1,
+                        help="repeat a phase up to N times while other processes load the machine (1)")
     parser.add_argument("--noisy", type=float, default=0.15, metavar="CORES",
                         help="CPU of other processes during a phase above which it is repeated (0.15)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs)")
@@ -609,7 +672,9 @@ def main() -> int:
                     results.append(r)
                     flag = f"  !!! {r.errors} ERRORS" if r.errors else ""
                     print(f"  {op_name:<24} c={c:<3} {server.label:<11} {r.rps:>8,.0f} req/s  "
-                          f"server {r.cpu_ms:6.3f} ms/req  client {r.client_cpu_ms:6.3f} ms/req  "
+                          f"server {r.cpu_ms:6.3f} ms/req (main thread {r.main_ms:5.3f}, other threads "
+                          f"{r.cpu_ms - r.main_ms:5.3f}; after last response {r.deferred_ms:5.3f})  "
+                          f"client {r.client_cpu_ms:6.3f} ms/req  "
                           f"other processes {r.foreign_cores:4.2f} cores{flag}", flush=True)
     finally:
         lg.shutdown()
@@ -665,6 +730,8 @@ def main() -> int:
                          "client_cpu_ms_per_req": r.client_cpu_ms, "ok": r.ok, "errors": r.errors,
                          "connections": r.connects, "statuses": r.detail["statuses"],
                          "other_processes_cores": r.foreign_cores,
+                         "server_main_thread_cpu_ms_per_req": r.main_ms,
+                         "server_cpu_after_last_response_ms_per_req": r.deferred_ms,
                          "error_detail": r.detail["errors"]} for r in results],
             "verdicts": verdicts,
         }

@@ -63,3 +63,12 @@ class Settings:
     @property
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    # The 256-bit master key under which KMS key material and S3 object keys are sealed: a file created
+    # (0600) on first start, at data_dir/master.key unless set; STRATUM_MASTER_KEY (base64) overrides it.
+    master_key_file: Path | None = field(default_factory=lambda: Path(os.environ["STRATUM_MASTER_KEY_FILE"])
+                                         if os.environ.get("STRATUM_MASTER_KEY_FILE") else None)
+
+    @property
+    def master_key_path(self) -> Path:
+        return Path(self.master_key_file).resolve() if self.master_key_file else self.data_dir / "master.key"

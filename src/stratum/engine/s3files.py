@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stratum.engine.expressions import ExpressionError
+from stratum.protocol.errors import ServiceError
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
@@ -20,7 +21,7 @@ def read_object(app: AppState, account_id: str, bucket_name: str, key: str) -> b
     where = f"s3://{bucket_name}/{key}"
     try:
         from stratum.services.s3 import catalog
-        from stratum.services.s3.objectstore import ObjectStore
+        from stratum.services.s3.access import read_bytes
     except ImportError:  # a build without the S3 service
         raise ExpressionError(f"Cannot read {where}: this Stratum build has no S3 service.") from None
 
@@ -38,4 +39,7 @@ def read_object(app: AppState, account_id: str, bucket_name: str, key: str) -> b
         raise failed("NoSuchKey", "The specified key does not exist.")
     if obj.size > MAX_JSON_BYTES:
         raise failed("EntityTooLarge", f"the file is {obj.size} bytes; JsonGet reads at most {MAX_JSON_BYTES}")
-    return ObjectStore(app.settings.objects_dir).read(obj.storage_path)
+    try:
+        return read_bytes(app, bucket, obj)
+    except ServiceError as exc:  # e.g. the object's KMS key is disabled
+        raise failed(exc.code, exc.message) from None

@@ -14,6 +14,7 @@ PROVIDERS = {
     "sts": "stratum.services.sts.provider:StsProvider",
     "iam": "stratum.services.iam.provider:IamProvider",
     "s3": "stratum.services.s3.provider:S3Provider",
+    "kms": "stratum.services.kms.provider:KmsProvider",
     "sagemaker": "stratum.services.sagemaker.provider:SageMakerProvider",
     "ram": "stratum.services.ram.provider:RamProvider",
     "events": "stratum.services.events.provider:EventsProvider",

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
 
-from . import catalog
+from . import blobcrypt, catalog
 from .catalog import Bucket, ObjectVersion
 from .errors import access_denied, no_such_bucket, no_such_key
 from .naming import MAX_KEY_BYTES, bucket_arn, object_arn
-from .objectstore import ObjectStore
+from .objectstore import BlobInfo, ObjectStore
+from .sse import Encryption, ServerSideEncryption
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
@@ -30,6 +32,7 @@ class S3Base(Provider):
     def __init__(self, app: AppState) -> None:
         super().__init__(app)
         self.store = ObjectStore(app.settings.objects_dir)
+        self.sse = ServerSideEncryption(app)
 
     # ------------------------------------------------------------------------------- lookups
     def load_bucket(self, name: str) -> Bucket | None:
@@ -64,6 +67,9 @@ class S3Base(Provider):
         sse = headers.get("x-amz-server-side-encryption")
         if sse:
             keys["s3:x-amz-server-side-encryption"] = sse
+        kms_key = headers.get("x-amz-server-side-encryption-aws-kms-key-id")
+        if kms_key:
+            keys["s3:x-amz-server-side-encryption-aws-kms-key-id"] = kms_key
         acl = headers.get("x-amz-acl")
         if acl:
             keys["s3:x-amz-acl"] = acl
@@ -109,6 +115,38 @@ class S3Base(Provider):
         if bucket.versioning is None and version.version_id == catalog.NULL_VERSION:
             return {}
         return {"VersionId": version.version_id}
+
+    # ------------------------------------------------------------------------------- object bytes
+    def write_blob(self, path: str, chunks: Iterable[bytes], data_key: bytes | None) -> BlobInfo:
+        """Store ``chunks`` encrypted under ``data_key`` (in the clear only for uploads that predate
+        encryption at rest); size and MD5 are the plaintext's, as the object reports them."""
+        if data_key is None:
+            return self.store.put_stream(path, chunks)
+        stats = blobcrypt.PlainStats()
+        blob = self.store.put_stream(path, blobcrypt.seal(chunks, data_key, stats), digest=False)
+        return BlobInfo(blob.path, stats.size, stats.md5)
+
+    def read_blob(self, path: str, size: int, data_key: bytes | None, first: int = 0, length: int | None = None
+                  ) -> Iterator[bytes]:
+        """Plaintext of a stored blob. The file is opened now (see ObjectStore.get)."""
+        if data_key is None:
+            return self.store.get(path, first, length)
+        return blobcrypt.open_range(self.store.open(path), data_key, size, first, length)
+
+    def object_key(self, ctx: RequestContext | None, bucket: Bucket, obj: ObjectVersion) -> bytes | None:
+        """The object's data key, unwrapped as the caller (SSE-KMS: KMS Decrypt via S3)."""
+        encryption = Encryption.from_row(obj.encryption)
+        return self.sse.data_key(ctx, bucket, encryption) if encryption is not None else None
+
+    def object_bytes(self, ctx: RequestContext | None, bucket: Bucket, obj: ObjectVersion, first: int = 0,
+                     length: int | None = None) -> Iterator[bytes]:
+        """An object's plaintext for a caller already authorized to read it (s3:GetObject)."""
+        if obj.storage_path is None:
+            return iter(())
+        data_key = self.object_key(ctx, bucket, obj)  # even for no bytes: reading needs kms:Decrypt
+        if obj.size == 0 or length == 0:
+            return iter(())
+        return self.read_blob(obj.storage_path, obj.size, data_key, first, length)
 
     def delete_blobs(self, paths: list[str] | None) -> None:
         if paths:

@@ -12,7 +12,7 @@ from stratum.protocol.errors import ServiceError
 from stratum.protocol.http import HttpResponse
 from stratum.server.context import RequestContext, blocking
 
-from . import catalog
+from . import catalog, sse
 from .base import S3Base
 from .catalog import Bucket
 from .errors import invalid_argument, invalid_bucket_name, malformed_xml, no_such_bucket
@@ -202,6 +202,29 @@ class BucketOps(S3Base):
         bucket = self.bucket(ctx, params)
         self.authorize(ctx, "s3:GetBucketVersioning", bucket)
         return {"Status": bucket.versioning} if bucket.versioning else {}
+
+    # ---------------------------------------------------------------------------- encryption
+    @blocking
+    def put_bucket_encryption(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = self.bucket(ctx, params)
+        self.authorize(ctx, "s3:PutEncryptionConfiguration", bucket)
+        config = sse.validate_configuration(params.get("ServerSideEncryptionConfiguration") or {})
+        self._update_bucket(bucket.name, encryption=config)
+        return {}
+
+    @blocking
+    def get_bucket_encryption(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = self.bucket(ctx, params)
+        self.authorize(ctx, "s3:GetEncryptionConfiguration", bucket)
+        # Every bucket encrypts (SSE-S3 unless configured otherwise), so there is always an answer.
+        return {"ServerSideEncryptionConfiguration": bucket.encryption or sse.DEFAULT_CONFIGURATION}
+
+    @blocking
+    def delete_bucket_encryption(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        bucket = self.bucket(ctx, params)
+        self.authorize(ctx, "s3:PutEncryptionConfiguration", bucket)
+        self._update_bucket(bucket.name, encryption=None)
+        return {}
 
     def _update_bucket(self, name: str, **values: Any) -> None:
         with self.app.db.begin() as conn:

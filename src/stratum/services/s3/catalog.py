@@ -31,6 +31,7 @@ class Bucket:
     created_at: datetime
     versioning: str | None
     policy: str | None
+    encryption: dict[str, Any] | None = None  # default encryption configuration (None: SSE-S3)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class ObjectVersion:
     owner_account: str
     last_modified: datetime
     storage_path: str | None
+    encryption: dict[str, Any] | None = None  # see sse.Encryption
 
     @property
     def quoted_etag(self) -> str:
@@ -71,6 +73,7 @@ class NewObject:
     metadata: dict[str, str] | None = None
     checksums: dict[str, str] | None = None
     parts: list[int] | None = None
+    encryption: dict[str, Any] | None = None
 
 
 def now() -> datetime:
@@ -152,12 +155,12 @@ def _insert(conn: Connection, bucket: str, key: str, version_id: str, *, delete_
         "bucket": bucket, "key": key, "version_id": version_id, "is_latest": True,
         "delete_marker": delete_marker, "size": 0, "etag": None, "content_type": None, "headers": {},
         "metadata": {}, "checksums": None, "parts": None, "owner_account": owner_account,
-        "last_modified": now(), "storage_path": None,
+        "last_modified": now(), "storage_path": None, "encryption": None,
     }
     if obj is not None:
         values.update(size=obj.size, etag=obj.etag, content_type=obj.content_type, headers=obj.headers or {},
                       metadata=obj.metadata or {}, checksums=obj.checksums or None, parts=obj.parts,
-                      storage_path=obj.storage_path)
+                      storage_path=obj.storage_path, encryption=obj.encryption)
     result = conn.execute(insert(s3_objects).values(**values))
     return ObjectVersion(id=result.inserted_primary_key[0], **values)
 

@@ -26,6 +26,7 @@ from .errors import bad_digest, invalid_argument, malformed_xml, no_such_bucket,
 from .listing import Cursor, encoder, marker_cursor, paginate
 from .naming import canonical_id, owner
 from .objects import ObjectOps, object_fields, reject_sse_c
+from .sse import Encryption
 from .tables import s3_multipart_parts, s3_multipart_uploads
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -47,6 +48,16 @@ class Upload:
     metadata: dict[str, str]
     checksum_algorithm: str | None
     checksum_type: str | None
+    encryption: dict[str, Any] | None = None
+
+    @property
+    def sse(self) -> Encryption | None:
+        return Encryption.from_row(self.encryption)
+
+    def sse_fields(self) -> dict[str, Any]:
+        sse = self.sse
+        return sse.response_fields() if sse else {"ServerSideEncryption": self.headers.get("ServerSideEncryption",
+                                                                                            SSE_DEFAULT)}
 
 
 @dataclass(frozen=True)
@@ -82,9 +93,9 @@ def _check_part_number(number: int) -> None:
                                str(number))
 
 
-def _concat(store_get: Any, parts: Sequence[Part], hasher: checksums.Hasher | None) -> Iterator[bytes]:
+def _concat(read_part: Any, parts: Sequence[Part], hasher: checksums.Hasher | None) -> Iterator[bytes]:
     for part in parts:
-        for chunk in store_get(part.storage_path):
+        for chunk in read_part(part):
             if hasher is not None:
                 hasher.update(chunk)
             yield chunk
@@ -99,6 +110,26 @@ class MultipartOps(ObjectOps):
         if row is None or row["bucket"] != bucket.name or row["key"] != key:
             raise no_such_upload(upload_id)
         return Upload(**{**row, "headers": row["headers"] or {}, "metadata": row["metadata"] or {}})
+
+    def _writable_upload(self, ctx: RequestContext, bucket: Bucket, key: str, upload_id: str,
+                         context: dict[str, Any] | None = None) -> Upload:
+        """The upload, once s3:PutObject is authorized. A part is authorized with the encryption
+        condition keys of the request that created its upload, since parts carry no SSE headers."""
+        try:
+            upload: Upload | None = self._upload(bucket, key, upload_id)
+        except ServiceError:
+            upload = None
+        sse = upload.sse if upload is not None else None
+        inherited = dict(sse.condition_keys) if sse is not None else {}
+        self.authorize(ctx, "s3:PutObject", bucket, key, context={**inherited, **(context or {})})
+        if upload is None:
+            raise no_such_upload(upload_id)
+        return upload
+
+    def _upload_key(self, ctx: RequestContext, bucket: Bucket, upload: Upload) -> bytes | None:
+        """The upload's data key, unwrapped as the caller (SSE-KMS: kms:Decrypt, as S3 requires)."""
+        sse = upload.sse
+        return self.sse.data_key(ctx, bucket, sse) if sse is not None else None
 
     def _parts(self, upload_id: str) -> list[Part]:
         with self.app.db.read() as conn:
@@ -124,6 +155,9 @@ class MultipartOps(ObjectOps):
         if algorithm is not None and ctype is None:
             ctype = checksums.FULL_OBJECT if algorithm == "CRC64NVME" else checksums.COMPOSITE
         content_type, headers, metadata = object_fields(params)
+        # One data key for the whole upload (KMS GenerateDataKey as the initiator): every part and the
+        # completed object are encrypted under it.
+        encryption, _data_key = self.sse.new_key(ctx, bucket, key, params)
         upload_id = catalog.new_id(64)
         with self.app.db.begin() as conn:
             if catalog.lock_bucket(conn, bucket.name) is None:
@@ -132,23 +166,23 @@ class MultipartOps(ObjectOps):
                 upload_id=upload_id, bucket=bucket.name, key=key, account_id=ctx.account_id,
                 initiator_arn=ctx.identity.arn, initiator_id=ctx.identity.principal_id, created_at=catalog.now(),
                 content_type=content_type, headers=headers, metadata=metadata, checksum_algorithm=algorithm,
-                checksum_type=ctype))
+                checksum_type=ctype, encryption=encryption.to_row(with_conditions=True)))
         out: dict[str, Any] = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id,
-                               "ServerSideEncryption": headers.get("ServerSideEncryption", SSE_DEFAULT)}
+                               **encryption.response_fields(with_context=True)}
         if algorithm:
             out["ChecksumAlgorithm"] = algorithm
             out["ChecksumType"] = ctype
         return out
 
     # ------------------------------------------------------------------------------------ parts
-    def _store_part(self, bucket: Bucket, upload: Upload, number: int, chunks: Any, given: dict[str, str]
-                    ) -> Part:
+    def _store_part(self, bucket: Bucket, upload: Upload, number: int, chunks: Any, given: dict[str, str],
+                    data_key: bytes | None) -> Part:
         """Write a part blob, then record it (replacing an earlier upload of the same number)."""
         # The upload's algorithm is computed here unless the request already carried (verified) it.
         needed = upload.checksum_algorithm if upload.checksum_algorithm not in given else None
         hasher = checksums.Hasher(needed) if needed else None
         path = self.store.new_part_path(bucket.name, upload.upload_id, number)
-        blob = self.store.put_stream(path, _hashing(chunks, hasher))
+        blob = self.write_blob(path, _hashing(chunks, hasher), data_key)
         sums = dict(given)
         if hasher is not None:
             sums[hasher.algorithm] = hasher.b64()
@@ -178,13 +212,12 @@ class MultipartOps(ObjectOps):
         key = params["Key"]
         _check_part_number(params["PartNumber"])
         reject_sse_c(params)
-        self.authorize(ctx, "s3:PutObject", bucket, key)
-        upload = self._upload(bucket, key, params["UploadId"])
+        upload = self._writable_upload(ctx, bucket, key, params["UploadId"])
+        data_key = self._upload_key(ctx, bucket, upload)
         body = ctx.http.body
         given = checksums.verify_request(ctx.http.headers, body)
-        part = self._store_part(bucket, upload, params["PartNumber"], (body,), given)
-        return {"ETag": f'"{part.etag}"', "ServerSideEncryption": upload.headers.get("ServerSideEncryption", SSE_DEFAULT),
-                **_part_checksums(part)}
+        part = self._store_part(bucket, upload, params["PartNumber"], (body,), given, data_key)
+        return {"ETag": f'"{part.etag}"', **upload.sse_fields(), **_part_checksums(part)}
 
     @blocking
     def upload_part_copy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -193,13 +226,14 @@ class MultipartOps(ObjectOps):
         _check_part_number(params["PartNumber"])
         reject_sse_c(params)
         src_bucket, src = self.copy_source(ctx, params)
-        self.authorize(ctx, "s3:PutObject", bucket, key, context={"s3:x-amz-copy-source": params["CopySource"]})
-        upload = self._upload(bucket, key, params["UploadId"])
+        upload = self._writable_upload(ctx, bucket, key, params["UploadId"],
+                                       context={"s3:x-amz-copy-source": params["CopySource"]})
         first, length = 0, src.size
         if params.get("CopySourceRange"):
             first, length = _copy_range(params["CopySourceRange"], src.size)
-        chunks = self.store.get(src.storage_path, first, length) if src.storage_path and length else iter(())
-        part = self._store_part(bucket, upload, params["PartNumber"], chunks, {})
+        data_key = self._upload_key(ctx, bucket, upload)
+        chunks = self.object_bytes(ctx, src_bucket, src, first, length)
+        part = self._store_part(bucket, upload, params["PartNumber"], chunks, {}, data_key)
         out: dict[str, Any] = {"CopyPartResult": {"ETag": f'"{part.etag}"', "LastModified": part.last_modified,
                                                   **{k: v for k, v in _part_checksums(part).items()
                                                      if k != "ChecksumType"}}}
@@ -213,8 +247,8 @@ class MultipartOps(ObjectOps):
         bucket = self.bucket(ctx, params)
         key = params["Key"]
         reject_sse_c(params)
-        self.authorize(ctx, "s3:PutObject", bucket, key)
-        upload = self._upload(bucket, key, params["UploadId"])
+        upload = self._writable_upload(ctx, bucket, key, params["UploadId"])
+        data_key = self._upload_key(ctx, bucket, upload)
         requested = (params.get("MultipartUpload") or {}).get("Parts") or []
         if not requested:
             raise malformed_xml()
@@ -247,8 +281,8 @@ class MultipartOps(ObjectOps):
         hasher = checksums.Hasher(upload.checksum_algorithm) \
             if upload.checksum_algorithm and upload.checksum_type == checksums.FULL_OBJECT else None
         try:
-            blob = self.store.put_stream(self.store.new_object_path(bucket.name),
-                                         _concat(self.store.get, chosen, hasher))
+            parts = _concat(lambda p: self.read_blob(p.storage_path, p.size, data_key), chosen, hasher)
+            blob = self.write_blob(self.store.new_object_path(bucket.name), parts, data_key)
         except FileNotFoundError:  # a concurrent complete/abort removed the parts
             raise no_such_upload(upload.upload_id) from None
         if hasher is not None:
@@ -258,7 +292,8 @@ class MultipartOps(ObjectOps):
                 self.store.delete(blob.path)
                 raise bad_digest(hasher.algorithm)
         new = NewObject(key, blob.size, etag, blob.path, bucket.account_id, upload.content_type, upload.headers,
-                        upload.metadata, sums, [p.size for p in chosen])
+                        upload.metadata, sums, [p.size for p in chosen],
+                        encryption=upload.sse.to_row() if upload.sse else None)
         part_paths: list[str] = []
         obsolete: list[str] = []
         try:
@@ -281,8 +316,8 @@ class MultipartOps(ObjectOps):
         self.store.prune_dir(f"{bucket.name}/_mpu/{upload.upload_id}")
         location = f"{ctx.http.scheme}://{ctx.http.host}/{bucket.name}/{quote(key, safe='/')}"
         return {"Location": location, "Bucket": bucket.name, "Key": key, "ETag": version.quoted_etag,
-                "ServerSideEncryption": upload.headers.get("ServerSideEncryption", SSE_DEFAULT),
-                **checksums.output_fields(version.checksums), **self.version_header(current, version)}
+                **upload.sse_fields(), **checksums.output_fields(version.checksums),
+                **self.version_header(current, version)}
 
     @staticmethod
     def _final_checksum(upload: Upload, parts: Sequence[Part]) -> dict[str, str] | None:

@@ -29,10 +29,12 @@ from .errors import (
     precondition_failed,
 )
 from .ranges import content_range, parse_range
+from .sse import Encryption
 
 INLINE_LIMIT = 256 * 1024  # smaller bodies are answered from memory, larger ones are streamed
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 MAX_METADATA_BYTES = 2048  # user metadata: sum of UTF-8 key and value lengths
+_LEGACY_SSE_HEADERS = ("ServerSideEncryption", "SSEKMSKeyId")
 _RESPONSE_OVERRIDES = {
     "ResponseCacheControl": "CacheControl", "ResponseContentDisposition": "ContentDisposition",
     "ResponseContentEncoding": "ContentEncoding", "ResponseContentLanguage": "ContentLanguage",
@@ -58,17 +60,24 @@ def object_fields(params: dict[str, Any]) -> tuple[str | None, dict[str, Any], d
         if name == "StorageClass" and value == STANDARD:
             continue
         headers[name] = value
-    sse = params.get("ServerSideEncryption")
-    if sse:
-        headers["ServerSideEncryption"] = sse
-        if params.get("SSEKMSKeyId"):
-            headers["SSEKMSKeyId"] = params["SSEKMSKeyId"]
+    # Encryption is not a stored header: it is decided per write and kept in the row's encryption
+    # record (see sse.py).
     metadata = dict(params.get("Metadata") or {})
     size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
     if size > MAX_METADATA_BYTES:
         raise ServiceError("MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.", 400,
                            fields={"Size": size, "MaxSizeAllowed": MAX_METADATA_BYTES})
     return params.get("ContentType"), headers, metadata
+
+
+def encryption_fields(obj: ObjectVersion) -> dict[str, Any]:
+    """ServerSideEncryption / SSEKMSKeyId / BucketKeyEnabled of a stored object."""
+    encryption = Encryption.from_row(obj.encryption)
+    if encryption is not None:
+        return encryption.response_fields()
+    # Written before encryption at rest: report what the request asked for, as was stored then.
+    return {"ServerSideEncryption": obj.headers.get("ServerSideEncryption", SSE_DEFAULT),
+            **({"SSEKMSKeyId": obj.headers["SSEKMSKeyId"]} if "SSEKMSKeyId" in obj.headers else {})}
 
 
 def reject_sse_c(params: dict[str, Any]) -> None:
@@ -183,14 +192,15 @@ class ObjectOps(S3Base):
         body = ctx.http.body
         sums = checksums.verify_request(ctx.http.headers, body)
         content_type, headers, metadata = object_fields(params)
-        blob = self.store.put_bytes(self.store.new_object_path(bucket.name), body)
+        encryption, data_key = self.sse.new_key(ctx, bucket, key, params)
+        blob = self.write_blob(self.store.new_object_path(bucket.name), (body,), data_key)
         if sums:
             sums["type"] = checksums.FULL_OBJECT
         new = NewObject(key, blob.size, blob.md5, blob.path, bucket.account_id, content_type, headers, metadata,
-                        sums or None)
+                        sums or None, encryption=encryption.to_row())
         version, bucket = self.commit_version(bucket.name, new, if_match=params.get("IfMatch"),
                                               if_none_match=params.get("IfNoneMatch"))
-        return {"ETag": version.quoted_etag, "ServerSideEncryption": headers.get("ServerSideEncryption", SSE_DEFAULT),
+        return {"ETag": version.quoted_etag, **encryption.response_fields(with_context=True),
                 **checksums.output_fields(version.checksums), **self.version_header(bucket, version)}
 
     # --------------------------------------------------------------------------------- reading
@@ -223,10 +233,9 @@ class ObjectOps(S3Base):
         out: dict[str, Any] = {
             "ETag": obj.quoted_etag, "LastModified": obj.last_modified, "AcceptRanges": "bytes",
             "ContentType": obj.content_type or DEFAULT_CONTENT_TYPE,
-            "ServerSideEncryption": obj.headers.get("ServerSideEncryption", SSE_DEFAULT),
-            "Metadata": obj.metadata or None,
+            **encryption_fields(obj), "Metadata": obj.metadata or None,
         }
-        for name in (*STORED_HEADERS, "SSEKMSKeyId"):
+        for name in STORED_HEADERS:
             if name in obj.headers:
                 out[name] = obj.headers[name]
         out.update(self.version_header(bucket, obj))
@@ -277,12 +286,9 @@ class ObjectOps(S3Base):
 
     def _body(self, ctx: RequestContext, bucket: Bucket, obj: ObjectVersion, first: int, length: int
               ) -> bytes | Iterator[bytes]:
-        if length == 0 or obj.storage_path is None:
-            return b""
         try:
-            if length <= INLINE_LIMIT:
-                return self.store.read(obj.storage_path, first, length)
-            return self.store.get(obj.storage_path, first, length)
+            chunks = self.object_bytes(ctx, bucket, obj, first, length)
+            return b"".join(chunks) if length <= INLINE_LIMIT else chunks
         except FileNotFoundError:  # replaced or deleted between the row lookup and the open
             raise self.missing_key(ctx, bucket, obj.key) from None
 
@@ -405,25 +411,28 @@ class ObjectOps(S3Base):
         if directive == "REPLACE":
             content_type, headers, metadata = object_fields(params)
         else:
-            content_type, headers, metadata = src.content_type, dict(src.headers), dict(src.metadata)
+            content_type, metadata = src.content_type, dict(src.metadata)
+            headers = {k: v for k, v in src.headers.items() if k not in _LEGACY_SSE_HEADERS}
             for name, value in object_fields(params)[1].items():
-                if name in ("StorageClass", "WebsiteRedirectLocation", "ServerSideEncryption", "SSEKMSKeyId"):
+                if name in ("StorageClass", "WebsiteRedirectLocation"):
                     headers[name] = value
         algorithm = params.get("ChecksumAlgorithm")
         if algorithm is None and src.checksums and src.checksums.get("type", checksums.FULL_OBJECT) == \
                 checksums.FULL_OBJECT:
             algorithm = next((a for a in src.checksums if a in checksums.ALGORITHMS), None)
         hasher = checksums.Hasher(algorithm) if algorithm else None
-        source = self.store.get(src.storage_path) if src.storage_path and src.size else iter(())
-        blob = self.store.put_stream(self.store.new_object_path(bucket.name), _tee(source, hasher))
+        # The copy is decrypted as the caller (kms:Decrypt on the source key) and encrypted as the
+        # request or the target bucket's default says, never inheriting the source's encryption.
+        encryption, data_key = self.sse.new_key(ctx, bucket, key, params)
+        source = self.object_bytes(ctx, src_bucket, src)
+        blob = self.write_blob(self.store.new_object_path(bucket.name), _tee(source, hasher), data_key)
         sums = {hasher.algorithm: hasher.b64(), "type": checksums.FULL_OBJECT} if hasher else None
         new = NewObject(key, blob.size, blob.md5, blob.path, bucket.account_id, content_type, headers, metadata,
-                        sums)
+                        sums, encryption=encryption.to_row())
         version, bucket = self.commit_version(bucket.name, new)
         result = {"ETag": version.quoted_etag, "LastModified": version.last_modified,
                   **checksums.output_fields(version.checksums)}
-        out: dict[str, Any] = {"CopyObjectResult": result,
-                               "ServerSideEncryption": headers.get("ServerSideEncryption", SSE_DEFAULT),
+        out: dict[str, Any] = {"CopyObjectResult": result, **encryption.response_fields(with_context=True),
                                **self.version_header(bucket, version)}
         if src_bucket.versioning is not None or src.version_id != catalog.NULL_VERSION:
             out["CopySourceVersionId"] = src.version_id

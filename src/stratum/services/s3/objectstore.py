@@ -51,12 +51,13 @@ class ObjectStore:
     def put_bytes(self, rel: str, data: bytes) -> BlobInfo:
         return self.put_stream(rel, (data,))
 
-    def put_stream(self, rel: str, chunks: Iterable[bytes]) -> BlobInfo:
-        """Write ``chunks`` durably as blob ``rel``; the blob appears complete or not at all."""
+    def put_stream(self, rel: str, chunks: Iterable[bytes], *, digest: bool = True) -> BlobInfo:
+        """Write ``chunks`` durably as blob ``rel``; the blob appears complete or not at all.
+        ``digest`` False skips the MD5 (md5 "") when the caller computes its own."""
         final = self.abspath(rel)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f"{final.name}.tmp-{secrets.token_hex(4)}")
-        md5 = hashlib.md5(usedforsecurity=False)
+        md5 = hashlib.md5(usedforsecurity=False) if digest else None
         size = 0
         try:
             with open(tmp, "wb") as fh:
@@ -64,7 +65,8 @@ class ObjectStore:
                     if not chunk:
                         continue
                     fh.write(chunk)
-                    md5.update(chunk)
+                    if md5 is not None:
+                        md5.update(chunk)
                     size += len(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -73,7 +75,7 @@ class ObjectStore:
             _unlink(tmp)
             raise
         _fsync_dir(final.parent)
-        return BlobInfo(rel, size, md5.hexdigest())
+        return BlobInfo(rel, size, md5.hexdigest() if md5 is not None else "")
 
     def delete(self, rel: str | None) -> None:
         """Remove a blob (missing is fine: deletes run after the DB commit and may be retried)."""

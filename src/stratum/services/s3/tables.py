@@ -31,6 +31,7 @@ s3_buckets = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("versioning", String(16), nullable=True),  # None (never enabled) | "Enabled" | "Suspended"
     Column("policy", Text, nullable=True),
+    Column("encryption", JsonType, nullable=True),  # default encryption rules; None = SSE-S3
 )
 
 # One row per object version. Unversioned buckets keep a single row per key with version_id "null";
@@ -53,6 +54,9 @@ s3_objects = Table(
     Column("owner_account", String(12), nullable=False),
     Column("last_modified", UtcDateTime, nullable=False),
     Column("storage_path", String(512), nullable=True),  # relative to objects_dir; None for delete markers
+    # How the blob is encrypted (algorithm, wrapped data key, KMS key and context); see sse.py.
+    # None only for blobs written before encryption at rest (stored in the clear).
+    Column("encryption", JsonType, nullable=True),
     UniqueConstraint("bucket", "key", "version_id"),
     Index("ix_s3_objects_listing", "bucket", "is_latest", "key"),
 )
@@ -71,6 +75,7 @@ s3_multipart_uploads = Table(
     Column("metadata", JsonType, nullable=False, default=dict),
     Column("checksum_algorithm", String(16), nullable=True),  # "CRC32", "SHA256", ...
     Column("checksum_type", String(16), nullable=True),  # "COMPOSITE" | "FULL_OBJECT"
+    Column("encryption", JsonType, nullable=True),  # the upload's data key; parts and the object share it
     Index("ix_s3_multipart_uploads_bucket_key", "bucket", "key"),
 )
 

@@ -24,8 +24,8 @@ def read_definition(ctx: RequestContext, conn: Connection, location: dict[str, A
     where = f"s3://{bucket_name}/{key}" + (f" (version {version})" if version else "")
     try:
         from stratum.services.s3 import catalog
+        from stratum.services.s3.access import read_bytes
         from stratum.services.s3.naming import object_arn
-        from stratum.services.s3.objectstore import ObjectStore
     except ImportError:  # a build without the S3 service
         raise validation("PipelineDefinitionS3Location is not supported by this Stratum build (no S3 service); "
                          "pass PipelineDefinition inline.") from None
@@ -42,7 +42,7 @@ def read_definition(ctx: RequestContext, conn: Connection, location: dict[str, A
     if obj.size > MAX_DEFINITION_BYTES:
         raise validation(f"The pipeline definition at {where} is {obj.size} bytes; the maximum is "
                          f"{MAX_DEFINITION_BYTES} bytes.")
-    data = ObjectStore(ctx.app.settings.objects_dir).read(obj.storage_path)
+    data = read_bytes(ctx.app, bucket, obj, ctx=ctx)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
