@@ -33,10 +33,14 @@ open(os.path.join(os.environ['SM_MODEL_DIR'], 'model.txt'), 'w').write(str(sum(v
 """
 
 
-def _steps(server: StratumServer, role: str, name: str, sleep: bool = False) -> list[dict[str, Any]]:
+SLEEP = "import time\ntime.sleep(120)\n"
+
+
+def _steps(server: StratumServer, role: str, name: str, sleep: bool = False, train_sleep: bool = False
+           ) -> list[dict[str, Any]]:
     raw = put(server, f"pipe/{name}/raw/raw.csv", "1\n2\n3\n").rsplit("/", 1)[0]
-    code = put(server, f"pipe/{name}/code/preprocess.py", PREPROCESS + ("import time\ntime.sleep(120)\n" if sleep else ""))
-    source = put(server, f"pipe/{name}/sourcedir.tar.gz", tarball({"train.py": TRAIN}))
+    code = put(server, f"pipe/{name}/code/preprocess.py", PREPROCESS + (SLEEP if sleep else ""))
+    source = put(server, f"pipe/{name}/sourcedir.tar.gz", tarball({"train.py": TRAIN + (SLEEP if train_sleep else "")}))
     return [
         {"Name": "Preprocess", "Type": "Processing", "Arguments": {
             "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
@@ -123,6 +127,32 @@ def test_stopping_an_execution_stops_its_job(server: StratumServer) -> None:
     sm.stop_pipeline_execution(PipelineExecutionArn=arn)
     assert _wait(sm, arn)["PipelineExecutionStatus"] == "Stopped"
     assert wait_job(sm, "processing", job_name)["ProcessingJobStatus"] == "Stopped"
+
+
+def test_stopping_an_execution_stops_its_running_training_job(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    pipeline = _pipeline(server, _steps(server, sagemaker_role(server), uid("p"), train_sleep=True))
+    arn = sm.start_pipeline_execution(PipelineName=pipeline)["PipelineExecutionArn"]
+    deadline = time.monotonic() + 90
+    job_name = None
+    while job_name is None and time.monotonic() < deadline:
+        step = _step_map(sm, arn).get("Train") or {}
+        job_arn = (step.get("Metadata") or {}).get("TrainingJob", {}).get("Arn")
+        if job_arn:
+            job_name = job_arn.split("/")[-1]
+        time.sleep(0.1)
+    assert job_name
+    job_deadline = time.monotonic() + 30
+    while sm.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"] != "InProgress":
+        assert time.monotonic() < job_deadline
+        time.sleep(0.1)
+    time.sleep(1.0)  # the training script is now sleeping
+    sm.stop_pipeline_execution(PipelineExecutionArn=arn)
+    assert _wait(sm, arn)["PipelineExecutionStatus"] == "Stopped"
+    assert wait_job(sm, "training", job_name)["TrainingJobStatus"] == "Stopped"
+    steps = _step_map(sm, arn)
+    assert steps["Preprocess"]["StepStatus"] == "Succeeded"
+    assert steps["Train"]["StepStatus"] == "Stopped"
 
 
 def test_step_with_untrusted_role_fails(server: StratumServer) -> None:
