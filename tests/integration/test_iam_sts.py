@@ -258,3 +258,36 @@ def test_access_key_lifecycle(server) -> None:
     assert err.value.response["Error"]["Code"] == "UnrecognizedClientException"
     iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
     assert iam.list_access_keys(UserName=user)["AccessKeyMetadata"] == []
+
+
+def test_delete_user_and_role_need_their_dependents_gone(server) -> None:
+    iam = server.client("iam", "dev")
+    user, role = _uid("gone"), _uid("gone-role")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}))
+    with pytest.raises(ClientError) as err:
+        iam.delete_user(UserName=user)
+    assert err.value.response["Error"]["Code"] == "DeleteConflict"
+    assert "access keys" in err.value.response["Error"]["Message"]
+    iam.delete_access_key(UserName=user, AccessKeyId=key)
+    with pytest.raises(ClientError) as err:
+        iam.delete_user(UserName=user)
+    assert "policies" in err.value.response["Error"]["Message"]
+    iam.delete_user_policy(UserName=user, PolicyName="p")
+    iam.delete_user(UserName=user)
+    with pytest.raises(ClientError) as err:
+        iam.get_user(UserName=user)
+    assert err.value.response["Error"]["Code"] == "NoSuchEntity"
+
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust(server.account_id("dev")))
+    iam.attach_role_policy(RoleName=role, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    with pytest.raises(ClientError) as err:
+        iam.delete_role(RoleName=role)
+    assert err.value.response["Error"]["Code"] == "DeleteConflict"
+    iam.detach_role_policy(RoleName=role, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    iam.delete_role(RoleName=role)
+    with pytest.raises(ClientError) as err:
+        iam.get_role(RoleName=role)
+    assert err.value.response["Error"]["Code"] == "NoSuchEntity"

@@ -120,22 +120,27 @@ class IamProvider(Provider):
                                 .order_by(iam_users.c.name)).mappings().all()
         return _page([_user_out(dict(r)) for r in rows if r["path"].startswith(prefix)], params, "Users")
 
-    def delete_user(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = params["UserName"]
-        ctx.authorize("iam:DeleteUser", self._user_arn(ctx, name))
+    def _delete_principal(self, ctx: RequestContext, kind: str, name: str) -> None:
+        """Delete a user or role once nothing depends on it, as IAM requires (DeleteConflict)."""
+        table = iam_users if kind == "user" else iam_roles
         with self._write() as conn:
-            store.get_user(conn, ctx.account_id, name)
-            for table, what in ((iam_access_keys, "access keys"), (iam_inline_policies, "policies"),
-                                (iam_attachments, "attached policies")):
-                if table is iam_access_keys:
-                    cond = (table.c.account_id == ctx.account_id) & (table.c.user_name == name)
-                else:
-                    cond = ((table.c.account_id == ctx.account_id) & (table.c.principal_type == "user")
-                            & (table.c.principal_name == name))
-                if conn.execute(select(func.count()).select_from(table).where(cond)).scalar():
+            (store.get_user if kind == "user" else store.get_role)(conn, ctx.account_id, name)
+            dependents: list[tuple[Any, Any, str]] = [
+                (iam_inline_policies, iam_inline_policies.c.principal_name, "policies"),
+                (iam_attachments, iam_attachments.c.principal_name, "attached policies")]
+            if kind == "user":
+                dependents.insert(0, (iam_access_keys, iam_access_keys.c.user_name, "access keys"))
+            for dep, name_column, what in dependents:
+                cond = (dep.c.account_id == ctx.account_id) & (name_column == name)
+                if dep is not iam_access_keys:
+                    cond = cond & (dep.c.principal_type == kind)
+                if conn.execute(select(func.count()).select_from(dep).where(cond)).scalar():
                     raise ServiceError("DeleteConflict", f"Cannot delete entity, must delete {what} first.", 409)
-            conn.execute(delete(iam_users).where((iam_users.c.account_id == ctx.account_id)
-                                                 & (iam_users.c.name == name)))
+            conn.execute(delete(table).where((table.c.account_id == ctx.account_id) & (table.c.name == name)))
+
+    def delete_user(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        ctx.authorize("iam:DeleteUser", self._user_arn(ctx, params["UserName"]))
+        self._delete_principal(ctx, "user", params["UserName"])
         return {}
 
     # ------------------------------------------------------------------------------------- roles
@@ -169,17 +174,8 @@ class IamProvider(Provider):
         return _page([_role_out(dict(r)) for r in rows if r["path"].startswith(prefix)], params, "Roles")
 
     def delete_role(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = params["RoleName"]
-        ctx.authorize("iam:DeleteRole", self._role_arn(ctx, name))
-        with self._write() as conn:
-            store.get_role(conn, ctx.account_id, name)
-            for table in (iam_inline_policies, iam_attachments):
-                cond = ((table.c.account_id == ctx.account_id) & (table.c.principal_type == "role")
-                        & (table.c.principal_name == name))
-                if conn.execute(select(func.count()).select_from(table).where(cond)).scalar():
-                    raise ServiceError("DeleteConflict", "Cannot delete entity, must detach all policies first.", 409)
-            conn.execute(delete(iam_roles).where((iam_roles.c.account_id == ctx.account_id)
-                                                 & (iam_roles.c.name == name)))
+        ctx.authorize("iam:DeleteRole", self._role_arn(ctx, params["RoleName"]))
+        self._delete_principal(ctx, "role", params["RoleName"])
         return {}
 
     def update_assume_role_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

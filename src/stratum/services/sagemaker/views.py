@@ -74,7 +74,8 @@ def version_summary(row: Row[Any], pipeline_arn: str) -> dict[str, Any]:
     }
 
 
-def execution_description(row: Row[Any]) -> dict[str, Any]:
+def _execution_common(row: Row[Any]) -> dict[str, Any]:
+    """Members DescribePipelineExecution and the Search "PipelineExecution" model share."""
     return {
         "PipelineArn": row.pipeline_arn,
         "PipelineExecutionArn": row.arn,
@@ -90,6 +91,12 @@ def execution_description(row: Row[Any]) -> dict[str, Any]:
         "ParallelismConfiguration": row.parallelism,
         "SelectiveExecutionConfig": row.selective_execution,
         "PipelineVersionId": row.pipeline_version_id,
+    }
+
+
+def execution_description(row: Row[Any]) -> dict[str, Any]:
+    return {
+        **_execution_common(row),
         "MLflowConfig": ({"MlflowExperimentName": row.mlflow_experiment_name}
                          if row.mlflow_experiment_name else None),
         "RoleArn": row.role_arn,
@@ -110,21 +117,8 @@ def execution_summary(row: Row[Any]) -> dict[str, Any]:
 def execution_record(row: Row[Any]) -> dict[str, Any]:
     """The Search "PipelineExecution" model (row joined with its version's display name)."""
     return {
-        "PipelineArn": row.pipeline_arn,
-        "PipelineExecutionArn": row.arn,
-        "PipelineExecutionDisplayName": row.display_name,
-        "PipelineExecutionStatus": row.status,
-        "PipelineExecutionDescription": row.description,
-        "PipelineExperimentConfig": row.experiment_config,
-        "FailureReason": row.failure_reason,
-        "CreationTime": row.created_at,
-        "LastModifiedTime": row.last_modified_at,
-        "CreatedBy": row.created_by,
-        "LastModifiedBy": row.last_modified_by,
-        "ParallelismConfiguration": row.parallelism,
-        "SelectiveExecutionConfig": row.selective_execution,
+        **_execution_common(row),
         "PipelineParameters": list(row.parameters or []),
-        "PipelineVersionId": row.pipeline_version_id,
         "PipelineVersionDisplayName": row.version_display_name,
     }
 
