@@ -6,7 +6,13 @@ them Deny guardrails) plus a permissions boundary, and the target carries a reso
 policy. Each scenario is timed for ``--runs`` runs of ``-n`` evaluations on one core; the
 median is reported. Policies are parsed once, as the server caches parsed policies.
 
-Usage: python bench/authz.py [-n 50000] [--runs 3]
+A second part measures the latency authorization adds to a server request: the server's own
+Authorizer (the caller's policies assembled from a real migrated database through its cache,
+the request's condition keys, the decision) for an IAM user with the same 10-statement policy
+calling DescribePipeline on a pipeline with a resource-tag condition, side by side with the
+no-op a request that needs no permission costs (sts:GetCallerIdentity's skip_authorization).
+
+Usage: python bench/authz.py [-n 50000] [--runs 3] [--server-n 20000]
 """
 
 from __future__ import annotations
@@ -193,10 +199,77 @@ def _time(request: AuthzRequest, policies: PolicySet, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def _server_authorization(n: int, runs: int) -> None:
+    """Median microseconds that ctx.authorize adds to one request inside a real AppState."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from stratum.bootstrap import bootstrap
+    from stratum.config import Settings
+    from stratum.protocol.http import HttpRequest
+    from stratum.server.app_state import AppState
+    from stratum.server.context import RequestContext
+    from stratum.services.iam import store as iam
+    from stratum.services.organizations.accounts import list_accounts
+    from stratum.store.db import Database
+
+    data_dir = Path(tempfile.mkdtemp(prefix="stratum-authz-"))
+    settings = Settings(data_dir=data_dir)
+    db = Database(settings.db_url)
+    db.migrate()
+    bootstrap(db, settings)
+    with db.begin() as conn:
+        account = list_accounts(conn)[0]["id"]
+        iam.create_user(conn, account, "bench", tags=[{"Key": "team", "Value": "ml"}])
+        doc = json.dumps(IDENTITY_POLICY).replace(ACCOUNT, account)
+        from sqlalchemy import insert
+
+        from stratum.services.iam.tables import iam_inline_policies
+        conn.execute(insert(iam_inline_policies).values(account_id=account, principal_type="user",
+                                                        principal_name="bench", policy_name="p", document=doc))
+        user = iam.get_user(conn, account, "bench")
+    app = AppState(settings, db)
+    from stratum.auth.identity import Identity
+
+    identity = Identity(account_id=account, arn=user["arn"], kind="user", principal_id=user["user_id"],
+                        user_name="bench", tags={"team": "ml"})
+    http = HttpRequest(method="POST", raw_path="/", query_string="", headers={"host": "127.0.0.1"},
+                       client_ip="10.1.2.3")
+    arn = f"arn:aws:sagemaker:{REGION}:{account}:pipeline/churn-training"
+
+    def one(authorize: bool) -> None:
+        ctx = RequestContext(app, "rid", "sagemaker", "DescribePipeline", REGION, identity, http)
+        if authorize:
+            ctx.authorize("sagemaker:DescribePipeline", arn, resource_account=account,
+                          context={"aws:ResourceTag/team": "ml"})
+        else:
+            ctx.skip_authorization("baseline")
+
+    one(True)  # warm the policy cache, as every request after the first sees it
+    results = {}
+    for label, flag in (("with authorization", True), ("no permission needed", False)):
+        samples = []
+        for _ in range(runs):
+            app.settings.credential_cache_seconds = 3600.0  # measure the steady state, not refills
+            start = time.perf_counter()
+            for _ in range(n):
+                one(flag)
+            samples.append((time.perf_counter() - start) / n * 1e6)
+        results[label] = statistics.median(samples)
+    added = results["with authorization"] - results["no permission needed"]
+    print(f"\nserver authorization per request ({runs} runs x {n:,}, median; SQLite store, warm cache):")
+    for label, us in results.items():
+        print(f"  {label:<24} {us:7.1f} us/request")
+    print(f"  added by authorization   {added:7.1f} us/request")
+    db.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=50_000, help="evaluations per run")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--server-n", type=int, default=20_000, help="requests per run for the server part")
     args = parser.parse_args()
 
     print(f"stratum.policy.evaluate: {args.runs} runs x {args.n:,} evaluations, single thread, median")
@@ -211,6 +284,7 @@ def main() -> None:
         print(
             f"  {label:<50} {median:>10,.0f} evals/s  ({1e6 / median:5.1f} us/eval; runs: {runs}) {verdict}"
         )
+    _server_authorization(args.server_n, args.runs)
 
 
 if __name__ == "__main__":
