@@ -6,12 +6,14 @@ Scenarios, all on Condition steps (no work of their own, so what is measured is 
 * many:    50 executions of a 10-step chain started at once.
 
 Stratum's engine runs in this process against a fresh database (SQLite in a temporary directory by
-default, or --database-url), exactly as in the server: every step transition (Starting, Executing,
-Succeeded) and the execution's end is its own committed transaction. Per step it reports, from
-timestamps the engine takes (time.perf_counter):
-  ready -> started   the step became ready (its last dependency's outcome processed) until its
-                     Starting row is committed: dispatch, thread hop, the guarded insert;
-  started -> done    Executing committed, condition evaluated, Succeeded committed;
+default, or --database-url), exactly as in the server: a Condition step is evaluated and its row
+inserted already Succeeded in one committed transaction, guarded by the execution's status (it has
+no observable Starting/Executing phase); the execution's end is its own transaction. On SQLite the
+dispatcher thread runs Condition steps itself (engine writers take turns anyway); on PostgreSQL a
+worker thread does. Per step it reports, from timestamps the engine takes (time.perf_counter):
+  ready -> started   the step became ready (its last dependency's outcome processed) until it is
+                     picked up and begins (dispatch, thread hop if any);
+  started -> done    condition evaluated, Succeeded committed;
   overhead           ready until the dispatcher has processed the outcome (what the next step waits).
 For the fan-out, "ready" is when the step was handed to a worker (not when it started waiting for
 one of the 50 slots), so the figures stay per step.
@@ -173,7 +175,7 @@ class StratumBench:
                 "wall_ms_per_step": wall * 1000 / total, "latency_ms": _dist(latency),
                 "waiting_for_worker_ms": _dist(waiting), "ready_to_dispatch_ms": _dist(ready_launch), "ready_started_ms": _dist(ready_started),
                 "started_done_ms": _dist(started_done), "worker_time_ms": _dist(busy),
-                "transactions": total * 3 + len(ids)}
+                "transactions": total + len(ids)}
 
 
 def _dist(values: list[float]) -> dict[str, float]:
@@ -272,8 +274,8 @@ def main() -> int:
     print()
     print("ms/step: wall time / steps. Right of '|', per step, in ms (medians unless p95): latency = from being")
     print("dispatched (ready and within MaxParallelExecutionSteps) until its outcome is processed; queued = waiting")
-    print("for a free worker thread; to start = until Starting is committed; start>done = Executing and Succeeded")
-    print("committed; worker = time a worker thread spent on the step (waits for the database lock included).")
+    print("for a free worker thread; to start = until the step begins; start>done = evaluated and Succeeded")
+    print("committed; worker = time the thread running the step spent on it (waits for the database lock included).")
     target = 2.5
     chain_latency = stratum[0]["latency_ms"]["median"]
     worst_wall = max(r["wall_ms_per_step"] for r in stratum)

@@ -59,6 +59,13 @@ _FINISH = (update(executions_t)
                    failure_reason=case((executions_t.c.status == "Stopping", None), else_=bindparam("v_reason")),
                    ended_at=bindparam("v_now"), last_modified_at=bindparam("v_now")))
 
+# The execution's end written together with its last step (runner._decide_at_once): only from
+# Executing, so a stop that came first wins and nothing is written.
+_END = (update(executions_t)
+        .where(_EXEC_PK & (executions_t.c.status == "Executing"))
+        .values(status=bindparam("v_status"), failure_reason=bindparam("v_reason"), ended_at=bindparam("v_now"),
+                last_modified_at=bindparam("v_now")))
+
 
 def active_executions(conn: Connection) -> list[tuple[ExecKey, str, Any]]:
     """(key, status, ParallelismConfiguration) of every Executing or Stopping execution."""
@@ -119,3 +126,8 @@ def update_step(conn: Connection, key: ExecKey, seq: int, now: datetime, *, only
 
 def finish_execution(conn: Connection, key: ExecKey, status: str, reason: str | None, now: datetime) -> int:
     return int(conn.execute(_FINISH, {**key.params(), "v_status": status, "v_reason": reason, "v_now": now}).rowcount)
+
+
+def end_execution(conn: Connection, key: ExecKey, status: str, reason: str | None, now: datetime) -> bool:
+    """End an Executing execution; False (nothing written) if it is not Executing (any more)."""
+    return conn.execute(_END, {**key.params(), "v_status": status, "v_reason": reason, "v_now": now}).rowcount == 1

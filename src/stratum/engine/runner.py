@@ -3,6 +3,11 @@
 Each transition is its own committed transaction: Starting (inserted only while the execution is
 still Executing, under the execution row's lock, so it cannot race StopPipelineExecution), then
 Executing, then Succeeded / Failed / Stopped with the step's properties and metadata.
+
+Condition and Fail steps are decided in memory, without a handler, so nothing could observe them
+Starting or Executing that is not equally true of the step not having begun: they are evaluated
+first and recorded finished in one transaction (under the same guard). A Fail step launched as
+the execution's last one also ends the execution in that transaction.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from stratum.engine.expressions import ExpressionError, evaluate_conditions, res
 from stratum.engine.handlers import StepResult, StepRun, step_handler
 from stratum.engine.retries import RetryPolicyError, next_delay, parse_policies
 from stratum.engine.s3files import read_object
-from stratum.engine.state import NEW, RERUN, RESUME, RETRY, ExecState, StepState
+from stratum.engine.state import MAX_EXECUTION_REASON, NEW, RERUN, RESUME, RETRY, ExecState, StepState
 
 if TYPE_CHECKING:
     from stratum.engine.scheduler import PipelineEngine
@@ -44,6 +49,7 @@ class Outcome:
     fail_step: bool = False
     delay: float = 0.0
     status: str | None = None  # Halted: the execution's status at that moment
+    ended: str | None = None  # the execution's end status, when this step's transaction wrote it
 
 
 def now() -> datetime:
@@ -77,6 +83,10 @@ def _json_default(value: Any) -> Any:
 
 # ----------------------------------------------------------------------------------------- the run
 def run_step(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome:
+    if st.mode == NEW and st.spec.type in _DECIDED_AT_ONCE and not st.stop_event.is_set():
+        decided = _decide_at_once(eng, ex, st)
+        if decided is not None:
+            return decided
     timings = st.timings
     halted = _begin(eng, ex, st)
     if halted is not None:
@@ -149,6 +159,59 @@ def run_step(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome:
     if not isinstance(result, StepResult) or result.status not in ("Succeeded", "Failed", "Stopped"):
         result = StepResult(status="Failed", failure_reason=f"The {spec.type} step handler returned {result!r}.")
     return finish(eng, ex, st, result, policy=policy, signature=signature)
+
+
+_DECIDED_AT_ONCE = frozenset({"Condition", "Fail"})
+
+
+def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:
+    """Run a new Condition or Fail step in one transaction: evaluate it, then (only while the
+    execution is Executing, as _begin) insert its row already finished; with ``st.ends_execution``
+    a Fail step also records the execution Failed. None when evaluation fails: the regular path
+    then records that failure, under the step's retry policies."""
+    timings = st.timings
+    timings["started"] = time.perf_counter()
+    if st.first_started is None:
+        st.first_started = time.monotonic()
+    spec = st.spec
+    ctx = ex.eval_context(None, spec.type, partial(read_object, eng.app, ex.key.account_id))
+    try:
+        if spec.type == "Condition":
+            outcome = evaluate_conditions((spec.arguments or {}).get("Conditions"), ctx)
+            result = StepResult(status="Succeeded", properties={"Outcome": outcome},
+                                metadata={"Condition": {"Outcome": "True" if outcome else "False"}})
+        else:
+            raw = (spec.arguments or {}).get("ErrorMessage") if isinstance(spec.arguments, dict) else None
+            message = "" if raw is None else to_text(resolve(raw, ctx))
+            result = StepResult(status="Failed", failure_reason=message,
+                                metadata={"Fail": {"ErrorMessage": message[:MAX_ERROR_MESSAGE]}})
+    except ExpressionError:
+        return None
+    if eng.closing.is_set():
+        return Outcome("Abandoned")
+    failed = result.status == "Failed"
+    reason = (result.failure_reason or "") if failed else None
+    outputs = None if failed else jsonable(result.properties)
+    end = failed and st.ends_execution
+    t = now()
+    with eng.tx() as conn:
+        if end:
+            # The guard and the execution's end in one statement: Failed only from Executing.
+            if not records.end_execution(conn, ex.key, "Failed", (reason or "")[:MAX_EXECUTION_REASON], t):
+                return Outcome("Halted", status=records.execution_status(conn, ex.key))
+        else:
+            status = records.execution_status(conn, ex.key, lock=True)
+            if status != "Executing":
+                return Outcome("Halted", status=status)
+        records.insert_step(conn, ex.key, seq=st.seq, name=spec.name, step_type=spec.type,
+                            display_name=spec.raw.get("DisplayName"), description=spec.raw.get("Description"),
+                            status=result.status, now=t, ended_at=t, outputs=outputs,
+                            failure_reason=reason[:MAX_STEP_REASON] if reason is not None else None,
+                            step_metadata=jsonable(result.metadata))
+    timings["done"] = time.perf_counter()
+    condition = result.properties.get("Outcome") if spec.type == "Condition" else None
+    return Outcome(result.status, outputs=outputs, reason=reason, fail_step=failed,
+                   condition=condition if isinstance(condition, bool) else None, ended="Failed" if end else None)
 
 
 def _begin(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:

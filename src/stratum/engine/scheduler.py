@@ -8,7 +8,9 @@ the executions table for Executing/Stopping rows: a restarted server picks up ev
 where its rows left it.
 
 Worker pools: ``fast`` for the engine's own work (Condition, Fail, Callback, loads, transitions),
-``steps`` for handler steps (Lambda, jobs), which may block for a long time.
+``steps`` for handler steps (Lambda, jobs), which may block for a long time. On SQLite, whose
+writers take turns anyway, the dispatcher runs Condition and Fail steps itself (a transaction and
+no other I/O): handing each to a worker and its outcome back cost more CPU than the step.
 """
 
 from __future__ import annotations
@@ -31,14 +33,21 @@ from stratum.engine.graph import FAILED, STOPPED, SUCCEEDED
 from stratum.engine.pool import WorkerPool
 from stratum.engine.records import ExecKey
 from stratum.engine.runner import Outcome
-from stratum.engine.state import ENGINE_TYPES, GENERIC_FAILURE, ExecState, StepState
+from stratum.engine.state import (
+    ENGINE_TYPES,
+    GENERIC_FAILURE,
+    INLINE_TYPES,
+    MAX_EXECUTION_REASON,
+    ExecState,
+    NewExecution,
+    StepState,
+    fresh,
+)
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
 
 log = logging.getLogger("stratum.engine")
-
-MAX_EXECUTION_REASON = 1300  # DescribePipelineExecution.FailureReason
 
 _QUIT = ("quit",)
 
@@ -60,6 +69,7 @@ class PipelineEngine:
         # SQLite has one writer at a time: queueing engine writers here is much cheaper than
         # SQLite's busy handler, which sleeps for milliseconds when a write lock is taken.
         self._write_lock: threading.Lock | None = threading.Lock() if app.db.is_sqlite else None
+        self._inline = app.db.is_sqlite
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._executions: dict[ExecKey, ExecState] = {}
         self._loading: set[ExecKey] = set()
@@ -119,9 +129,14 @@ class PipelineEngine:
             yield conn
 
     # -------------------------------------------------------------------------------- notifications
-    def execution_started(self, account_id: str, region: str, execution_id: str) -> None:
-        """An execution became Executing (StartPipelineExecution, RetryPipelineExecution)."""
-        self._events.put(("load", ExecKey(account_id, region, execution_id)))
+    def execution_started(self, account_id: str, region: str, execution_id: str,
+                          new: NewExecution | None = None) -> None:
+        """An execution became Executing (StartPipelineExecution, RetryPipelineExecution).
+
+        ``new``: what StartPipelineExecution committed, so the execution runs without being read back.
+        """
+        key = ExecKey(account_id, region, execution_id)
+        self._events.put(("load", key) if new is None else ("new", key, new))
 
     def execution_stopping(self, account_id: str, region: str, execution_id: str) -> None:
         self._events.put(("stop", ExecKey(account_id, region, execution_id)))
@@ -159,6 +174,8 @@ class PipelineEngine:
         kind, key = event[0], event[1]
         if kind == "load":
             self._load(key)
+        elif kind == "new":
+            self._new(key, event[2])
         elif kind == "loaded":
             self._loaded(key, event[2])
         elif kind == "stop":
@@ -176,10 +193,7 @@ class PipelineEngine:
         elif kind == "callback":
             self._callback(key, event[2])
         elif kind == "finalized":
-            self._executions.pop(key, None)
-            if key in self._load_when_finalized:
-                self._load_when_finalized.discard(key)
-                self._load(key)
+            self._finalized(key)
         elif kind == "polled":
             self._polled(event[2], event[3])
 
@@ -191,9 +205,22 @@ class PipelineEngine:
         self._fast.submit(fn, *args)
 
     # -------------------------------------------------------------------------------------- loading
+    def _new(self, key: ExecKey, new: NewExecution) -> None:
+        if key in self._executions or key in self._loading:
+            return  # a poll found it first: that load covers it (and any stop that came meanwhile)
+        try:
+            ex = fresh(new, self.default_parallelism)
+        except Exception:
+            log.exception("preparing pipeline execution %s failed; loading it", key)
+            self._load(key)
+            return
+        self._loaded(key, ex)
+
     def _load(self, key: ExecKey) -> None:
         ex = self._executions.get(key)
-        if ex is not None and ex.finalizing:
+        if ex is not None and (ex.finalizing or ex.ending):
+            # Finishing (its end may be committed already, and RetryPipelineExecution may have
+            # reopened it since): load it again once the current run is forgotten.
             self._load_when_finalized.add(key)
             return
         if ex is not None or key in self._loading:
@@ -261,18 +288,29 @@ class PipelineEngine:
             return
         progress = ex.progress
         if not ex.stopping and not ex.failed:
+            launch: list[StepState] = []
             while ex.running < ex.max_parallel:
                 name = progress.pop_ready()
                 if name is None:
                     break
                 progress.mark_running(name)
                 ex.running += 1
-                self._launch(ex, ex.step(name))
+                launch.append(ex.step(name))
+            if len(launch) == 1 and ex.running == 1 and not progress.has_ready():
+                st = launch[0]
+                # A Fail step that is all there is left to run ends the execution: the thread that
+                # runs it writes the step and the execution's end in one transaction.
+                st.ends_execution = ex.ending = st.spec.type == "Fail"
+            for st in launch:
+                self._launch(ex, st)
         if ex.running == 0 and (ex.stopping or ex.failed or not progress.has_ready()):
             self._finalize(ex)
 
     def _launch(self, ex: ExecState, st: StepState) -> None:
         st.timings["launch"] = time.perf_counter()
+        if self._inline and st.spec.type in INLINE_TYPES and not _reads_s3(st.spec.arguments):
+            self._step_job(ex, st)  # its outcome comes back through the queue, like a worker's
+            return
         pool = self._fast if st.spec.type in ENGINE_TYPES else self._steps
         assert pool is not None
         pool.submit(self._step_job, ex, st)
@@ -300,6 +338,9 @@ class PipelineEngine:
             return  # an outcome for a step that is not running (a duplicate callback check)
         st = ex.steps[name]
         kind = outcome.kind
+        st.ends_execution = False
+        if outcome.ended is not None:
+            ex.ended = outcome.ended
         if kind == "Waiting":
             st.waiting = True
             if ex.stopping:
@@ -387,6 +428,12 @@ class PipelineEngine:
     # ------------------------------------------------------------------------------------ finalizing
     def _finalize(self, ex: ExecState) -> None:
         ex.finalizing = True
+        if ex.ended is not None:
+            # The last step's transaction has recorded the execution's end already.
+            if self.on_execution_done is not None:
+                self.on_execution_done(ex.key, ex.ended)
+            self._finalized(ex.key)
+            return
         if ex.stopping:
             status, reason = "Stopped", None
         elif ex.failed:
@@ -407,6 +454,12 @@ class PipelineEngine:
         if self.on_execution_done is not None:
             self.on_execution_done(ex.key, status)
         self._post("finalized", ex.key)
+
+    def _finalized(self, key: ExecKey) -> None:
+        self._executions.pop(key, None)
+        if key in self._load_when_finalized:
+            self._load_when_finalized.discard(key)
+            self._load(key)
 
     # --------------------------------------------------------------------------------------- polling
     def _poll_job(self, started: float) -> None:
@@ -446,6 +499,15 @@ class PipelineEngine:
     # --------------------------------------------------------------------------------------- queries
     def active_count(self) -> int:
         return len(self._executions)
+
+
+def _reads_s3(node: Any) -> bool:
+    """Whether a step's arguments use Std:JsonGet (an object store read: for a worker thread)."""
+    if isinstance(node, dict):
+        return "Std:JsonGet" in node or any(_reads_s3(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_reads_s3(v) for v in node)
+    return False
 
 
 def _state_load(conn: Connection, key: ExecKey, definition_of: Any, default_parallelism: int) -> ExecState | None:

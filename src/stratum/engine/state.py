@@ -1,8 +1,10 @@
 """In-memory state of the executions the engine is running, rebuilt from the database on load.
 
-Loading is the same for a new execution, after a server restart and after RetryPipelineExecution:
-finished step rows stay finished (their properties feed Steps.X references), running rows are
-resumed, and rows RetryPipelineExecution queued again (status Starting, no StartTime) run again.
+Loading is the same after a server restart, after RetryPipelineExecution and for an execution found
+by the poll: finished step rows stay finished (their properties feed Steps.X references), running
+rows are resumed, and rows RetryPipelineExecution queued again (status Starting, no StartTime) run
+again. An execution StartPipelineExecution has just recorded has no step rows yet: ``fresh`` builds
+its state from what the API committed (NewExecution) instead of reading it back.
 Only the dispatcher thread mutates an ExecState; workers read it.
 """
 
@@ -31,8 +33,11 @@ RETRY = "retry"  # a RetryPolicies attempt after a failed one: the row stays Exe
 
 # Step types the engine decides itself; every other type goes to a handler in a worker thread.
 ENGINE_TYPES = frozenset({"Condition", "Fail", "Callback"})
+# Those the dispatcher may run itself (see scheduler): no I/O but the database (and Std:JsonGet).
+INLINE_TYPES = frozenset({"Condition", "Fail"})
 
 GENERIC_FAILURE = "Step failure: One or multiple steps failed."
+MAX_EXECUTION_REASON = 1300  # DescribePipelineExecution.FailureReason
 
 
 @dataclass
@@ -46,6 +51,7 @@ class StepState:
     retries: dict[int, int] = field(default_factory=dict)
     first_started: float | None = None  # monotonic time of the first attempt (ExpireAfterMin)
     waiting: bool = False  # a Callback step waiting for its token
+    ends_execution: bool = False  # launched as the execution's last step (see runner.run_step)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -73,6 +79,10 @@ class ExecState:
     failed: bool = False
     fail_message: str | None = None
     finalizing: bool = False
+    # A step launched as the execution's last one writes the execution's end in its own
+    # transaction (see runner.run_step): ``ending`` from its launch, ``ended`` the status it wrote.
+    ending: bool = False
+    ended: str | None = None
     abort_reason: str | None = None  # the execution cannot run at all (e.g. selective execution)
     loaded_at: float = field(default_factory=time.monotonic)
     # Filled by load: steps to resume at once, Callback steps already waiting, steps to mark Stopped.
@@ -118,11 +128,60 @@ def iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def _parallelism(row: Row[Any], default: int) -> int:
-    for config in (row.parallelism, row.pipeline_parallelism):
+def _parallelism(configs: tuple[Any, ...], default: int) -> int:
+    """MaxParallelExecutionSteps: the execution's ParallelismConfiguration, else the pipeline's."""
+    for config in configs:
         if isinstance(config, dict) and isinstance(config.get("MaxParallelExecutionSteps"), int):
             return max(1, int(config["MaxParallelExecutionSteps"]))
     return default
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    """What StartPipelineExecution has just committed, for the engine to run the execution without
+    reading it back (same values as the execution row ``load`` would read; no selective execution)."""
+
+    key: ExecKey
+    arn: str
+    pipeline_arn: str
+    pipeline_name: str
+    pipeline_name_key: str
+    pipeline_id: str
+    role_arn: str  # the execution's RoleArn, else the pipeline's
+    defn: PipelineDefinition
+    parameters: dict[str, Any]  # resolved
+    created_at: datetime
+    experiment_config: dict[str, Any] | None
+    parallelism: Any  # the execution's ParallelismConfiguration
+    pipeline_parallelism: Any
+
+
+def _new_state(key: ExecKey, *, arn: str, pipeline_arn: str, pipeline_name: str, pipeline_name_key: str,
+               pipeline_id: str, role_arn: str, defn: PipelineDefinition, parameters: dict[str, Any],
+               created_at: datetime, experiment_config: dict[str, Any] | None, max_parallel: int,
+               stopping: bool) -> ExecState:
+    order = defn.topological_order()
+    branches = {n: (s.if_steps, s.else_steps) for n, s in defn.steps.items() if s.type == "Condition"}
+    experiment = dict(experiment_config or {})
+    experiment.setdefault("ExperimentName", pipeline_name)
+    experiment.setdefault("TrialName", key.execution_id)
+    return ExecState(
+        key=key, arn=arn, pipeline_arn=pipeline_arn, pipeline_name=pipeline_name,
+        pipeline_name_key=pipeline_name_key, pipeline_id=pipeline_id, role_arn=role_arn, defn=defn,
+        parameters=dict(parameters), created_at=created_at, experiment=experiment, max_parallel=max_parallel,
+        progress=Progress(defn.dag, order, branches), step_names=frozenset(defn.steps), stopping=stopping)
+
+
+def fresh(new: NewExecution, default_parallelism: int) -> ExecState:
+    """The state of an execution that has just been recorded: no step has run yet."""
+    ex = _new_state(new.key, arn=new.arn, pipeline_arn=new.pipeline_arn, pipeline_name=new.pipeline_name,
+                    pipeline_name_key=new.pipeline_name_key, pipeline_id=new.pipeline_id, role_arn=new.role_arn,
+                    defn=new.defn, parameters=new.parameters, created_at=new.created_at,
+                    experiment_config=new.experiment_config,
+                    max_parallel=_parallelism((new.parallelism, new.pipeline_parallelism), default_parallelism),
+                    stopping=False)
+    ex.progress.start()
+    return ex
 
 
 def load(conn: Connection, key: ExecKey, definition_of: Any, default_parallelism: int) -> ExecState | None:
@@ -131,19 +190,13 @@ def load(conn: Connection, key: ExecKey, definition_of: Any, default_parallelism
     if row is None or row.status not in records.ACTIVE_EXECUTION_STATUSES:
         return None
     defn: PipelineDefinition = definition_of(conn, row.pipeline_id, row.pipeline_version_id)
-    order = defn.topological_order()
-    branches = {n: (s.if_steps, s.else_steps) for n, s in defn.steps.items() if s.type == "Condition"}
-    experiment = dict(row.experiment_config or {})
-    experiment.setdefault("ExperimentName", row.pipeline_name)
-    experiment.setdefault("TrialName", key.execution_id)
-    ex = ExecState(
-        key=key, arn=row.arn, pipeline_arn=row.pipeline_arn, pipeline_name=row.pipeline_name,
-        pipeline_name_key=row.pipeline_name_key, pipeline_id=row.pipeline_id,
-        role_arn=row.role_arn or row.pipeline_role_arn, defn=defn, parameters=dict(row.resolved_parameters or {}),
-        created_at=row.created_at, experiment=experiment,
-        max_parallel=_parallelism(row, default_parallelism),
-        progress=Progress(defn.dag, order, branches), step_names=frozenset(defn.steps),
-        stopping=row.status == "Stopping")
+    ex = _new_state(key, arn=row.arn, pipeline_arn=row.pipeline_arn, pipeline_name=row.pipeline_name,
+                    pipeline_name_key=row.pipeline_name_key, pipeline_id=row.pipeline_id,
+                    role_arn=row.role_arn or row.pipeline_role_arn, defn=defn,
+                    parameters=row.resolved_parameters or {}, created_at=row.created_at,
+                    experiment_config=row.experiment_config,
+                    max_parallel=_parallelism((row.parallelism, row.pipeline_parallelism), default_parallelism),
+                    stopping=row.status == "Stopping")
 
     rows = records.load_steps(conn, key)
     states: dict[str, str] = {}

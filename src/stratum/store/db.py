@@ -31,27 +31,27 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30},
                                                 pool_size=8, max_overflow=16)
+            # A pool event only: with any connection event listener (such as "begin") SQLAlchemy
+            # dispatches every event of every statement, a cost on each query.
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", _sqlite_begin_immediate)
         else:
             self.engine = create_engine(self.url, pool_size=8, max_overflow=16, pool_pre_ping=True)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A transaction: committed on success, rolled back on any exception."""
-        with self.engine.connect() as conn:
-            # SQLite: a write transaction takes the write lock up front (BEGIN IMMEDIATE) so two
-            # writers queue on busy_timeout instead of one failing when it upgrades a read lock.
-            conn.info["write"] = True
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                conn.info.pop("write", None)
+        with self.engine.connect() as conn, conn.begin():
+            if self.is_sqlite:
+                # A write transaction takes the write lock up front (BEGIN IMMEDIATE) so two writers
+                # queue on busy_timeout instead of one failing when it upgrades a read lock.
+                _sqlite_begin(conn, "BEGIN IMMEDIATE")
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
+            if self.is_sqlite:
+                _sqlite_begin(conn, "BEGIN")  # one snapshot for every read; ended when the connection is returned
             yield conn
 
     def migrate(self) -> None:
@@ -61,7 +61,7 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.attributes["connection_url"] = self.url
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
         if os.environ.get("STRATUM_DEV_CREATE_ALL") == "1":
@@ -69,7 +69,7 @@ class Database:
             # CI, so a table without a migration fails the suite there.
             from stratum.store.schema import load_all_tables
 
-            with self.engine.begin() as conn:
+            with self.begin() as conn:
                 load_all_tables().create_all(conn, checkfirst=True)
 
     def dispose(self) -> None:
@@ -78,7 +78,7 @@ class Database:
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     # The pysqlite driver opens transactions lazily and never for SELECT; take control so that
-    # "begin" below can issue BEGIN IMMEDIATE and writers serialize instead of failing mid-transaction.
+    # Database.begin can issue BEGIN IMMEDIATE and writers serialize instead of failing mid-transaction.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -88,5 +88,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-def _sqlite_begin_immediate(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+def _sqlite_begin(conn: Connection, statement: str) -> None:
+    # Straight to the driver (SQLAlchemy's own begin is a no-op for pysqlite): this runs for every
+    # transaction, and SQLAlchemy's statement machinery costs several times the BEGIN itself.
+    # COMMIT and ROLLBACK are the driver's commit() and rollback(), which SQLAlchemy calls.
+    conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]

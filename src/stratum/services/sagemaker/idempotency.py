@@ -2,6 +2,8 @@
 
 boto3 fills the token in automatically (it is an idempotencyToken member), so every call carries
 one; only a caller that reuses a token on purpose, or a network retry, ever hits a stored entry.
+StartPipelineExecution, the hot one, keeps its token on the execution row instead (see
+pipelines.record_execution); the TTL and the fingerprint are the same.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ TOKEN_TTL = timedelta(hours=24)
 # Expired tokens are swept at most this often (per process), not on every write.
 SWEEP_INTERVAL = timedelta(minutes=5)
 
-# Built once: every Create/Start/Stop/Delete goes through here.
+# Built once: every Create/Stop/Delete/Retry goes through here.
 _RECALL = select(tokens.c.fingerprint, tokens.c.result, tokens.c.created_at).where(
     (tokens.c.account_id == bindparam("account")) & (tokens.c.region == bindparam("region"))
     & (tokens.c.operation == bindparam("operation")) & (tokens.c.token == bindparam("token")))

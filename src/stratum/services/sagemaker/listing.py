@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select
 
 from stratum.services.sagemaker.paging import page_window, sql_page
+from stratum.services.sagemaker.tables import PIPELINE_COLUMNS, VERSION_COLUMNS, pipeline_last_run_at
 from stratum.services.sagemaker.tables import (
     sagemaker_pipeline_execution_steps as steps_t,
 )
@@ -36,7 +37,7 @@ def _ordered(columns: list[Any], descending: bool) -> list[Any]:
 
 _SUMMARY_COLUMNS = (pipelines_t.c.pipeline_id, pipelines_t.c.arn, pipelines_t.c.name, pipelines_t.c.display_name,
                     pipelines_t.c.description, pipelines_t.c.role_arn, pipelines_t.c.created_at,
-                    pipelines_t.c.last_modified_at, pipelines_t.c.last_run_at)
+                    pipelines_t.c.last_modified_at, pipeline_last_run_at)
 
 
 @cache
@@ -94,7 +95,7 @@ def list_executions(conn: Connection, pipeline: Row[Any], params: dict[str, Any]
 def list_versions(conn: Connection, pipeline: Row[Any], params: dict[str, Any]) -> Page:
     scope = _scope("versions", (pipeline.pipeline_id,), params)
     offset, limit = page_window(params, scope)
-    query = select(versions_t).where(versions_t.c.pipeline_id == pipeline.pipeline_id)
+    query = select(*VERSION_COLUMNS).where(versions_t.c.pipeline_id == pipeline.pipeline_id)
     if params.get("CreatedAfter") is not None:
         query = query.where(versions_t.c.created_at > params["CreatedAfter"])
     if params.get("CreatedBefore") is not None:
@@ -119,7 +120,7 @@ def list_steps(conn: Connection, execution: Row[Any], params: dict[str, Any]) ->
 
 # ------------------------------------------------------------------------------------ search sources
 def pipeline_rows(conn: Connection, account: str, region: str) -> list[Row[Any]]:
-    return conn.execute(select(pipelines_t).where(
+    return conn.execute(select(*PIPELINE_COLUMNS).where(
         (pipelines_t.c.account_id == account) & (pipelines_t.c.region == region))).all()
 
 
@@ -135,7 +136,7 @@ def execution_rows(conn: Connection, account: str, region: str) -> list[Row[Any]
 def version_rows(conn: Connection, account: str, region: str) -> list[dict[str, Any]]:
     """Versions with their pipeline's ARN and last execution's name and status (two queries)."""
     rows = conn.execute(
-        select(versions_t, pipelines_t.c.arn.label("pipeline_arn"))
+        select(*VERSION_COLUMNS, pipelines_t.c.arn.label("pipeline_arn"))
         .join(pipelines_t, pipelines_t.c.pipeline_id == versions_t.c.pipeline_id)
         .where((pipelines_t.c.account_id == account) & (pipelines_t.c.region == region))).all()
     last_ids = {r.last_execution_arn.rpartition("/")[2] for r in rows if r.last_execution_arn}

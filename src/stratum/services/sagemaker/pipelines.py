@@ -13,8 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, exists, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from stratum.protocol.errors import ServiceError
 from stratum.services.ram import access as ram_access
 from stratum.services.sagemaker import errors
 from stratum.services.sagemaker.arns import (
@@ -32,6 +35,8 @@ from stratum.services.sagemaker.definition import (
     parse_definition,
     resolve_parameters,
 )
+from stratum.services.sagemaker.idempotency import TOKEN_TTL
+from stratum.services.sagemaker.tables import PIPELINE_COLUMNS
 from stratum.services.sagemaker.tables import (
     sagemaker_pipeline_execution_steps as steps_t,
 )
@@ -124,9 +129,11 @@ _VERSION_COLUMNS = (
     versions_t.c.description.label("version_description"),
     versions_t.c.aliases.label("version_aliases"),
 )
-# What StartPipelineExecution needs: no JSON columns but tags, and no definition (parses are cached).
+# What StartPipelineExecution needs (and hands the engine): no definition (parses are cached).
 _START_COLUMNS = (pipelines_t.c.pipeline_id, pipelines_t.c.account_id, pipelines_t.c.region, pipelines_t.c.name,
-                  pipelines_t.c.name_key, pipelines_t.c.arn, pipelines_t.c.tags, versions_t.c.version_id)
+                  pipelines_t.c.name_key, pipelines_t.c.arn, pipelines_t.c.tags, versions_t.c.version_id,
+                  pipelines_t.c.role_arn.label("pipeline_role_arn"),
+                  pipelines_t.c.parallelism.label("pipeline_parallelism"))
 
 
 def _version_statements(columns: tuple[Any, ...]) -> tuple[Any, Any]:
@@ -141,7 +148,7 @@ def _version_statements(columns: tuple[Any, ...]) -> tuple[Any, Any]:
     return latest, given
 
 
-_FULL = _version_statements((pipelines_t, *_VERSION_COLUMNS))
+_FULL = _version_statements((*PIPELINE_COLUMNS, *_VERSION_COLUMNS))
 _FOR_START = _version_statements(_START_COLUMNS)
 
 
@@ -309,14 +316,13 @@ def create_pipeline(conn: Connection, *, account: str, region: str, name: str, d
             pipeline_id=pipeline_id, account_id=account, region=region, name_key=key, name=name, arn=arn,
             display_name=display_name or name, description=description, role_arn=role_arn, status="Active",
             parallelism=parallelism, latest_version=1, tags=tags, created_at=now, created_by=user,
-            last_modified_at=now, last_modified_by=user, last_run_at=None))
+            last_modified_at=now, last_modified_by=user))
     except IntegrityError:
         # A concurrent CreatePipeline won the unique (account, region, name) race.
         raise errors.pipeline_exists(name) from None
     conn.execute(insert(versions_t).values(
         pipeline_id=pipeline_id, version_id=1, definition=definition, display_name=None, description=None,
-        aliases=aliases, last_execution_arn=None, created_at=now, created_by=user, last_modified_at=now,
-        last_modified_by=user))
+        aliases=aliases, created_at=now, created_by=user, last_modified_at=now, last_modified_by=user))
     return arn
 
 
@@ -331,8 +337,8 @@ def update_pipeline(conn: Connection, row: Row[Any], *, definition: str | None, 
         _check_aliases(conn, row.pipeline_id, aliases or [], None, row.arn)
         conn.execute(insert(versions_t).values(
             pipeline_id=row.pipeline_id, version_id=version_id, definition=definition, display_name=None,
-            description=None, aliases=aliases or [], last_execution_arn=None, created_at=now, created_by=user,
-            last_modified_at=now, last_modified_by=user))
+            description=None, aliases=aliases or [], created_at=now, created_by=user, last_modified_at=now,
+            last_modified_by=user))
     elif aliases:
         _check_aliases(conn, row.pipeline_id, aliases, version_id, row.arn)
         current = conn.execute(select(versions_t.c.aliases).where(
@@ -442,13 +448,27 @@ def check_selective_execution(conn: Connection, row: Row[Any], defn: PipelineDef
                                     f"'{row.arn}'.")
 
 
-# Built once: StartPipelineExecution is a hot path (see _BY_NAME).
+# Built once: StartPipelineExecution is a hot path (see _BY_NAME). With a ClientRequestToken the
+# insert does nothing when the token (unique per owner account and region) is taken.
 _INSERT_EXECUTION = insert(executions_t)
-_MARK_PIPELINE_RUN = (update(pipelines_t).where(pipelines_t.c.pipeline_id == bindparam("pid"))
-                      .values(last_run_at=bindparam("now")))
-_MARK_VERSION_RUN = (update(versions_t)
-                     .where((versions_t.c.pipeline_id == bindparam("pid")) & (versions_t.c.version_id == bindparam("vid")))
-                     .values(last_execution_arn=bindparam("execution_arn")))
+_INSERT_EXECUTION_UNLESS_TAKEN = {"sqlite": sqlite_insert(executions_t).on_conflict_do_nothing(),
+                                  "postgresql": postgresql_insert(executions_t).on_conflict_do_nothing()}
+# Bind names differ from column names: UPDATE reserves those.
+_TOKEN_WHERE = ((executions_t.c.account_id == bindparam("t_account")) & (executions_t.c.region == bindparam("t_region"))
+                & (executions_t.c.client_token == bindparam("t_token")))
+_BY_TOKEN = select(executions_t.c.execution_id, executions_t.c.arn, executions_t.c.client_token_fingerprint,
+                   executions_t.c.created_at).where(_TOKEN_WHERE)
+_RELEASE_TOKEN = update(executions_t).where(_TOKEN_WHERE).values(client_token=None, client_token_fingerprint=None)
+
+
+@dataclass(frozen=True)
+class StartedExecution:
+    """What start_execution recorded, beyond the row it was given."""
+
+    execution_id: str
+    arn: str
+    resolved_parameters: dict[str, Any]
+    experiment_config: dict[str, str] | None
 
 
 def start_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, *,
@@ -456,16 +476,32 @@ def start_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, *
                     parallelism: dict[str, Any] | None, selective: dict[str, Any] | None, role_arn: str | None,
                     mlflow_experiment_name: str | None, actor: Actor, now: datetime) -> str:
     """Record a new execution in status Executing; ``row`` is a get_pipeline_version row."""
+    started = record_execution(conn, row, defn, supplied=supplied, display_name=display_name,
+                               description=description, parallelism=parallelism, selective=selective,
+                               role_arn=role_arn, mlflow_experiment_name=mlflow_experiment_name, actor=actor,
+                               now=now, execution_id=new_id(12))
+    assert started is not None  # without a token nothing can be taken
+    return started.arn
+
+
+def record_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, *,
+                     supplied: list[dict[str, str]] | None, display_name: str | None, description: str | None,
+                     parallelism: dict[str, Any] | None, selective: dict[str, Any] | None, role_arn: str | None,
+                     mlflow_experiment_name: str | None, actor: Actor, now: datetime, execution_id: str,
+                     token: str | None = None, fingerprint: str | None = None) -> StartedExecution | None:
+    """start_execution with the execution id drawn by the caller (new_id(12)), and the request's
+    ClientRequestToken and fingerprint (idempotency.fingerprint) kept on the row. None, with
+    nothing written, when the token (or, in theory, the id) is taken: see started_by_token."""
     try:
         resolved = resolve_parameters(defn, supplied)
     except DefinitionError as exc:
         raise errors.validation(str(exc)) from None
     listing = parameters_for_listing(defn, resolved)
     check_selective_execution(conn, row, defn, selective)
-    execution_id = new_id(12)
     arn = execution_arn(row.arn, execution_id)
+    experiment = experiment_config(defn, row.name, execution_id, listing)
     user = actor.user_context()
-    conn.execute(_INSERT_EXECUTION, {
+    values = {
         "account_id": row.account_id, "region": row.region, "execution_id": execution_id,
         "pipeline_id": row.pipeline_id, "pipeline_name_key": row.name_key, "pipeline_arn": row.arn, "arn": arn,
         "pipeline_version_id": row.version_id,
@@ -474,12 +510,68 @@ def start_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, *
         "description": description, "status": "Executing", "failure_reason": None,
         "resolved_parameters": resolved, "parameters": listing, "parallelism": parallelism,
         "selective_execution": selective,
-        "experiment_config": experiment_config(defn, row.name, execution_id, listing),
+        "experiment_config": experiment,
         "role_arn": role_arn, "mlflow_experiment_name": mlflow_experiment_name, "tags": [], "created_at": now,
-        "created_by": user, "last_modified_at": now, "last_modified_by": user, "ended_at": None})
-    conn.execute(_MARK_PIPELINE_RUN, {"pid": row.pipeline_id, "now": now})
-    conn.execute(_MARK_VERSION_RUN, {"pid": row.pipeline_id, "vid": row.version_id, "execution_arn": arn})
-    return arn
+        "created_by": user, "last_modified_at": now, "last_modified_by": user, "ended_at": None,
+        "client_token": token, "client_token_fingerprint": fingerprint}
+    if token is None:
+        conn.execute(_INSERT_EXECUTION, values)
+    else:
+        insert_unless_taken = _INSERT_EXECUTION_UNLESS_TAKEN.get(conn.dialect.name, _INSERT_EXECUTION)
+        if conn.execute(insert_unless_taken, values).rowcount != 1:
+            return None
+    return StartedExecution(execution_id, arn, resolved, experiment)
+
+
+def start_execution_once(conn: Connection, row: Row[Any], defn: PipelineDefinition, *, token: str | None,
+                         fingerprint: str | None, supplied: list[dict[str, str]] | None, display_name: str | None,
+                         description: str | None, parallelism: dict[str, Any] | None,
+                         selective: dict[str, Any] | None, role_arn: str | None, mlflow_experiment_name: str | None,
+                         actor: Actor, now: datetime) -> StartedExecution | str:
+    """StartPipelineExecution's record under its ClientRequestToken: the new execution, or the ARN
+    of the one an earlier request with this token started (its answer, replayed).
+
+    A new token, the usual case, costs nothing but two columns of the execution's insert."""
+    for _ in range(3):  # again after a token whose start expired was released (or an id was taken)
+        try:
+            started = record_execution(
+                conn, row, defn, supplied=supplied, display_name=display_name, description=description,
+                parallelism=parallelism, selective=selective, role_arn=role_arn,
+                mlflow_experiment_name=mlflow_experiment_name, actor=actor, now=now, execution_id=new_id(12),
+                token=token, fingerprint=fingerprint)
+        except ServiceError:
+            # A retry of a start that succeeded gets its answer, even if the request would not pass now.
+            if token and fingerprint:
+                arn = started_by_token(conn, row.account_id, row.region, token, fingerprint, now)
+                if arn is not None:
+                    return arn
+            raise
+        if started is not None:
+            return started
+        assert token and fingerprint
+        arn = started_by_token(conn, row.account_id, row.region, token, fingerprint, now)
+        if arn is not None:
+            return arn
+    raise ServiceError("InternalFailure", "The pipeline execution could not be recorded; retry the request.", 500)
+
+
+def started_by_token(conn: Connection, account: str, region: str, token: str, fingerprint: str,
+                     now: datetime) -> str | None:
+    """The ARN of the execution an earlier StartPipelineExecution with this ClientRequestToken
+    started (``account``/``region``: the pipeline owner's), or None if there is none, or it is
+    older than idempotency.TOKEN_TTL: then the token is released for this request.
+    ConflictException if that request's parameters differed."""
+    key = {"t_account": account, "t_region": region, "t_token": token}
+    found = conn.execute(_BY_TOKEN, key).first()
+    if found is None:
+        return None
+    if found.created_at < now - TOKEN_TTL:
+        conn.execute(_RELEASE_TOKEN, key)
+        return None
+    if found.client_token_fingerprint != fingerprint:
+        raise errors.conflict(f"ClientRequestToken '{token}' was already used for a StartPipelineExecution request "
+                              "with different parameters.")
+    return str(found.arn)
 
 
 def stop_execution(conn: Connection, row: Row[Any], actor: Actor, now: datetime) -> str:

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Row
 
 from stratum.auth import passrole
+from stratum.engine.records import ExecKey
 from stratum.engine.scheduler import PipelineEngine
+from stratum.engine.state import NewExecution
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
 from stratum.services.ram import access as ram_access
@@ -239,24 +241,34 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
         if params.get("RoleArn"):
             check_pass_role(ctx, params["RoleArn"])
         now = _now()
+        selective = params.get("SelectiveExecutionConfig")
+        token = params.get("ClientRequestToken")
+        fingerprint = idempotency.fingerprint(params) if token else None
         with self._write() as conn:
             row = self._pipeline_version(ctx, conn, "StartPipelineExecution", params["PipelineName"],
                                          params.get("PipelineVersionId"), params.get("PipelineVersionAlias"),
                                          for_start=True)
-            replay = idempotency.recall(conn, row.account_id, row.region, "StartPipelineExecution", params, now)
-            if replay is not None:
-                return replay
             defn = pl.parsed_version(conn, row.pipeline_id, row.version_id)
-            arn = pl.start_execution(
-                conn, row, defn, supplied=params.get("PipelineParameters"),
+            started = pl.start_execution_once(
+                conn, row, defn, token=token, fingerprint=fingerprint, supplied=params.get("PipelineParameters"),
                 display_name=params.get("PipelineExecutionDisplayName"),
                 description=params.get("PipelineExecutionDescription"),
-                parallelism=params.get("ParallelismConfiguration"),
-                selective=params.get("SelectiveExecutionConfig"), role_arn=params.get("RoleArn"),
-                mlflow_experiment_name=params.get("MlflowExperimentName"), actor=_actor(ctx), now=now)
-            result = {"PipelineExecutionArn": arn}
-            idempotency.remember(conn, row.account_id, row.region, "StartPipelineExecution", params, result, now)
-        self.engine.execution_started(row.account_id, row.region, result["PipelineExecutionArn"].rsplit("/", 1)[1])
+                parallelism=params.get("ParallelismConfiguration"), selective=selective,
+                role_arn=params.get("RoleArn"), mlflow_experiment_name=params.get("MlflowExperimentName"),
+                actor=_actor(ctx), now=now)
+        if isinstance(started, str):
+            return {"PipelineExecutionArn": started}  # a retry: the first request's answer
+        result = {"PipelineExecutionArn": started.arn}
+        execution_id = started.execution_id
+        # Committed: the engine runs it from what was just written (a selective execution reuses
+        # another execution's steps, which the engine reads).
+        new = None if selective else NewExecution(
+            key=ExecKey(row.account_id, row.region, execution_id), arn=started.arn, pipeline_arn=row.arn,
+            pipeline_name=row.name, pipeline_name_key=row.name_key, pipeline_id=row.pipeline_id,
+            role_arn=params.get("RoleArn") or row.pipeline_role_arn, defn=defn,
+            parameters=started.resolved_parameters, created_at=now, experiment_config=started.experiment_config,
+            parallelism=params.get("ParallelismConfiguration"), pipeline_parallelism=row.pipeline_parallelism)
+        self.engine.execution_started(row.account_id, row.region, execution_id, new)
         return result
 
     def describe_pipeline_execution(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

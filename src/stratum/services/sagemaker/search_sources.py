@@ -18,6 +18,7 @@ from stratum.services.ram import access as ram_access
 from stratum.services.sagemaker import listing, views
 from stratum.services.sagemaker.arns import parse_pipeline_ref
 from stratum.services.sagemaker.search import SearchSchema
+from stratum.services.sagemaker.tables import PIPELINE_COLUMNS
 from stratum.services.sagemaker.tables import sagemaker_pipeline_executions as executions_t
 from stratum.services.sagemaker.tables import sagemaker_pipeline_versions as versions_t
 from stratum.services.sagemaker.tables import sagemaker_pipelines as pipelines_t
@@ -36,7 +37,7 @@ def _pipelines_with_shared(conn: Connection, account: str, region: str) -> list[
     refs = [ref for ref in (parse_pipeline_ref(arn, "", "") for arn in _shared_pipeline_arns(conn, account, region))
             if ref is not None]
     if refs:
-        rows += conn.execute(select(pipelines_t).where((pipelines_t.c.region == region) & or_(*[
+        rows += conn.execute(select(*PIPELINE_COLUMNS).where((pipelines_t.c.region == region) & or_(*[
             (pipelines_t.c.account_id == ref.account_id) & (pipelines_t.c.name_key == ref.name_key)
             for ref in refs]))).all()
     return rows

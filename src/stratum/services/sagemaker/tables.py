@@ -6,7 +6,7 @@ scoped to one. Nested API shapes (parallelism, selective execution, tags, user c
 columns so a Describe is one indexed row read, never a join fan-out.
 """
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint, func, select
 
 from stratum.store.schema import JsonType, UtcDateTime, metadata
 
@@ -32,7 +32,7 @@ sagemaker_pipelines = Table(
     Column("created_by", JsonType, nullable=True),
     Column("last_modified_at", UtcDateTime, nullable=False),
     Column("last_modified_by", JsonType, nullable=True),
-    Column("last_run_at", UtcDateTime, nullable=True),
+    # LastRunTime is derived from the executions: see pipeline_last_run_at below.
     UniqueConstraint("account_id", "region", "name_key"),
     Index("ix_sagemaker_pipelines_created", "account_id", "region", "created_at"),
 )
@@ -45,7 +45,7 @@ sagemaker_pipeline_versions = Table(
     Column("display_name", String(82), nullable=True),
     Column("description", Text, nullable=True),
     Column("aliases", JsonType, nullable=False, default=list),
-    Column("last_execution_arn", String(2048), nullable=True),
+    # LastExecutionPipelineExecutionArn is derived: see version_last_execution_arn below.
     Column("created_at", UtcDateTime, nullable=False),
     Column("created_by", JsonType, nullable=True),
     Column("last_modified_at", UtcDateTime, nullable=False),
@@ -81,10 +81,32 @@ sagemaker_pipeline_executions = Table(
     Column("last_modified_at", UtcDateTime, nullable=False),
     Column("last_modified_by", JsonType, nullable=True),
     Column("ended_at", UtcDateTime, nullable=True),
+    # StartPipelineExecution's ClientRequestToken (scoped to the pipeline owner's account and
+    # region) and the hash of the rest of its request: a retry finds the execution it started.
+    Column("client_token", String(128), nullable=True),
+    Column("client_token_fingerprint", String(64), nullable=True),
     Index("ix_sagemaker_pipeline_executions_pipeline", "pipeline_id", "created_at"),
+    Index("ix_sagemaker_pipeline_executions_version", "pipeline_id", "pipeline_version_id", "created_at"),
+    Index("ux_sagemaker_pipeline_executions_token", "account_id", "region", "client_token", unique=True),
     # The engine polls for work by status.
     Index("ix_sagemaker_pipeline_executions_status", "status"),
 )
+
+# A pipeline's last run and a version's last execution are read from the executions (one index
+# seek each) rather than stored, so StartPipelineExecution writes only its execution row.
+pipeline_last_run_at = (
+    select(func.max(sagemaker_pipeline_executions.c.created_at))
+    .where(sagemaker_pipeline_executions.c.pipeline_id == sagemaker_pipelines.c.pipeline_id)
+    .scalar_subquery().label("last_run_at"))
+version_last_execution_arn = (
+    select(sagemaker_pipeline_executions.c.arn)
+    .where((sagemaker_pipeline_executions.c.pipeline_id == sagemaker_pipeline_versions.c.pipeline_id)
+           & (sagemaker_pipeline_executions.c.pipeline_version_id == sagemaker_pipeline_versions.c.version_id))
+    .order_by(sagemaker_pipeline_executions.c.created_at.desc()).limit(1)
+    .scalar_subquery().label("last_execution_arn"))
+# select(*PIPELINE_COLUMNS) / select(*VERSION_COLUMNS): a whole row with its derived column.
+PIPELINE_COLUMNS = (*sagemaker_pipelines.c, pipeline_last_run_at)
+VERSION_COLUMNS = (*sagemaker_pipeline_versions.c, version_last_execution_arn)
 
 # Filled by the execution engine (a later issue); ListPipelineExecutionSteps reads it already.
 sagemaker_pipeline_execution_steps = Table(

@@ -1,0 +1,178 @@
+"""Condition and Fail steps, which the engine decides itself: each is recorded finished in one
+transaction, and a Fail step that is the last thing to run ends its execution in that same
+transaction. An execution handed over by StartPipelineExecution (NewExecution) runs without being
+read back; a stop that came first wins, and nothing is written for the step."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection
+
+from stratum.config import Settings
+from stratum.engine.records import ExecKey, load_execution, load_steps
+from stratum.engine.scheduler import PipelineEngine
+from stratum.engine.state import NewExecution
+from stratum.server.app_state import AppState
+from stratum.services.sagemaker import pipelines as pl
+from stratum.services.sagemaker.arns import PipelineRef
+from stratum.store.db import Database
+
+ACCOUNT, REGION = "111122223333", "us-east-1"
+ACTOR = pl.Actor(f"arn:aws:iam::{ACCOUNT}:user/admin", "AIDAEXAMPLE")
+
+
+@pytest.fixture
+def app(tmp_path: Any) -> Iterator[AppState]:
+    settings = Settings(data_dir=tmp_path)
+    settings.engine_poll_seconds = 3600  # only the in-process hand-over: what these tests are about
+    db = Database(settings.db_url)
+    db.migrate()
+    state = AppState(settings, db)
+    yield state
+    for service in state.background:
+        service.stop()
+    db.dispose()
+
+
+def engine_of(app: AppState) -> PipelineEngine:
+    engine: PipelineEngine = app.providers["sagemaker"].engine  # type: ignore[attr-defined]
+    return engine
+
+
+def count_transactions(engine: PipelineEngine) -> list[int]:
+    """Count the engine's write transactions (a one-element list, updated in place)."""
+    count = [0]
+    original = engine.tx
+
+    @contextmanager
+    def counted() -> Iterator[Connection]:
+        count[0] += 1
+        with original() as conn:
+            yield conn
+
+    engine.tx = counted  # type: ignore[method-assign]
+    return count
+
+
+def record(app: AppState, steps: list[dict[str, Any]], parameters: list[dict[str, Any]] | None = None,
+           stop_first: bool = False) -> tuple[ExecKey, NewExecution]:
+    """Record an execution as StartPipelineExecution does; returns what it hands the engine."""
+    name = f"p{time.monotonic_ns()}"
+    definition = json.dumps({"Version": "2020-12-01", "Parameters": parameters or [], "Steps": steps})
+    now = datetime.now(UTC)
+    with app.db.begin() as conn:
+        pl.create_pipeline(conn, account=ACCOUNT, region=REGION, name=name, definition=definition,
+                           role_arn=f"arn:aws:iam::{ACCOUNT}:role/r", display_name=None, description=None, tags=[],
+                           parallelism=None, aliases=[], actor=ACTOR, now=now)
+        row = pl.get_pipeline_version(conn, PipelineRef(ACCOUNT, REGION, name.lower(), name), for_start=True)
+        assert row is not None
+        defn = pl.parsed_version(conn, row.pipeline_id, row.version_id)
+        started = pl.record_execution(conn, row, defn, supplied=None, display_name=None, description=None,
+                                      parallelism=None, selective=None, role_arn=None, mlflow_experiment_name=None,
+                                      actor=ACTOR, now=now, execution_id=pl.new_id(12))
+        assert started is not None
+        key = ExecKey(ACCOUNT, REGION, started.execution_id)
+        if stop_first:
+            execution = pl.get_execution(conn, pl.parse_execution_arn(started.arn))  # type: ignore[arg-type]
+            assert pl.stop_execution(conn, execution, ACTOR, now) == "Stopped"
+    new = NewExecution(key=key, arn=started.arn, pipeline_arn=row.arn, pipeline_name=row.name,
+                       pipeline_name_key=row.name_key, pipeline_id=row.pipeline_id, role_arn=row.pipeline_role_arn,
+                       defn=defn, parameters=started.resolved_parameters, created_at=now,
+                       experiment_config=started.experiment_config, parallelism=None,
+                       pipeline_parallelism=row.pipeline_parallelism)
+    return key, new
+
+
+def run(app: AppState, key: ExecKey, new: NewExecution, timeout: float = 20) -> tuple[Any, dict[str, Any]]:
+    """Hand the execution over and wait until the engine has forgotten it."""
+    engine = engine_of(app)
+    done: list[str] = []
+    engine.on_execution_done = lambda k, status: done.append(status) if k == key else None
+    engine.start()
+    engine.execution_started(ACCOUNT, REGION, key.execution_id, new)
+    deadline = time.monotonic() + timeout
+    while not done or engine.active_count():
+        assert time.monotonic() < deadline, "the execution did not finish"
+        time.sleep(0.01)
+    with app.db.read() as conn:
+        return load_execution(conn, key), {r.step_name: r for r in load_steps(conn, key)}
+
+
+def test_lone_fail_step_and_the_execution_end_are_one_transaction(app: AppState) -> None:
+    key, new = record(app, [{"Name": "F", "Type": "Fail", "Arguments": {
+        "ErrorMessage": {"Std:Join": {"On": " ", "Values": ["bad", {"Get": "Parameters.P"}]}}}}],
+        parameters=[{"Name": "P", "Type": "String", "DefaultValue": "input"}])
+    count = count_transactions(engine_of(app))
+    execution, steps = run(app, key, new)
+    assert count[0] == 1
+    assert (execution.status, execution.failure_reason) == ("Failed", "bad input")
+    assert execution.ended_at is not None
+    step = steps["F"]
+    assert (step.status, step.failure_reason, step.step_type) == ("Failed", "bad input", "Fail")
+    assert step.step_metadata == {"Fail": {"ErrorMessage": "bad input"}}
+    assert step.started_at == step.ended_at == execution.ended_at
+
+
+def test_a_stop_before_the_fail_step_wins(app: AppState) -> None:
+    key, new = record(app, [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}], stop_first=True)
+    with app.db.read() as conn:
+        stopped = load_execution(conn, key)
+    execution, steps = run(app, key, new)
+    assert steps == {}
+    assert (execution.status, execution.ended_at, execution.failure_reason) == ("Stopped", stopped.ended_at, None)
+
+
+def test_condition_then_fail_branch(app: AppState) -> None:
+    key, new = record(app, [
+        {"Name": "Check", "Type": "Condition", "Arguments": {
+            "Conditions": [{"Type": "GreaterThan", "LeftValue": {"Get": "Parameters.N"}, "RightValue": 3}],
+            "IfSteps": [{"Name": "TooBig", "Type": "Fail", "Arguments": {"ErrorMessage": "too big"}}],
+            "ElseSteps": [{"Name": "Fine", "Type": "Fail", "Arguments": {"ErrorMessage": "fine"}}]}}],
+        parameters=[{"Name": "N", "Type": "Integer", "DefaultValue": 5}])
+    count = count_transactions(engine_of(app))
+    execution, steps = run(app, key, new)
+    assert count[0] == 2  # the Condition step; the Fail step with the execution's end
+    assert sorted(steps) == ["Check", "TooBig"]
+    check = steps["Check"]
+    assert (check.status, check.outputs, check.step_metadata) == (
+        "Succeeded", {"Outcome": True}, {"Condition": {"Outcome": "True"}})
+    assert check.started_at == check.ended_at and check.seq < steps["TooBig"].seq
+    assert (execution.status, execution.failure_reason) == ("Failed", "too big")
+
+
+def test_fail_step_next_to_a_running_step_leaves_the_end_to_the_engine(app: AppState) -> None:
+    # Both steps are ready at once: the Fail step is not the last one to run, so the execution's
+    # end is written once both are done, by its own transaction.
+    key, new = record(app, [
+        {"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "stop"}},
+        {"Name": "C", "Type": "Condition", "Arguments": {
+            "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}], "IfSteps": [], "ElseSteps": []}}])
+    count = count_transactions(engine_of(app))
+    execution, steps = run(app, key, new)
+    assert count[0] == 3
+    assert {name: row.status for name, row in steps.items()} == {"F": "Failed", "C": "Succeeded"}
+    assert (execution.status, execution.failure_reason) == ("Failed", "stop")
+
+
+def test_execution_read_back_when_not_handed_over(app: AppState) -> None:
+    # RetryPipelineExecution and restarts load the execution from its rows: same result.
+    key, _ = record(app, [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "loaded"}}])
+    engine = engine_of(app)
+    engine.start()
+    engine.execution_started(ACCOUNT, REGION, key.execution_id)
+    deadline = time.monotonic() + 20
+    while True:
+        with app.db.read() as conn:
+            execution = load_execution(conn, key)
+        if execution.status == "Failed":
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert execution.failure_reason == "loaded"
