@@ -9,7 +9,7 @@ reads or writes, in one transaction. What a share grants is enforced by the owni
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -216,26 +216,24 @@ class RamProvider(Provider):
             result = {"resourceShareAssociations": associations, "clientToken": client_tokens.token_of(params)}
             return self._finish(ctx, conn, operation, params, result, now)
 
-    def get_resource_share_associations(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        ctx.authorize(ACTION + "GetResourceShareAssociations", "*")
+    def _listing(self, ctx: RequestContext, params: dict[str, Any], operation: str,
+                 query: Callable[..., list[dict[str, Any]]], key: str) -> dict[str, Any]:
+        """Account-wide RAM listings: authorize, query the caller's view, page."""
+        ctx.authorize(ACTION + operation, "*")
         with self._read() as conn:
-            found = queries.get_associations(conn, ctx.account_id, ctx.region, params)
-        items, token = page(found, params, ctx.account_id, "GetResourceShareAssociations")
-        return {"resourceShareAssociations": items, "nextToken": token}
+            found = query(conn, ctx.account_id, ctx.region, params)
+        items, token = page(found, params, ctx.account_id, operation)
+        return {key: items, "nextToken": token}
+
+    def get_resource_share_associations(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return self._listing(ctx, params, "GetResourceShareAssociations", queries.get_associations,
+                             "resourceShareAssociations")
 
     def list_resources(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        ctx.authorize(ACTION + "ListResources", "*")
-        with self._read() as conn:
-            found = queries.list_resources(conn, ctx.account_id, ctx.region, params)
-        items, token = page(found, params, ctx.account_id, "ListResources")
-        return {"resources": items, "nextToken": token}
+        return self._listing(ctx, params, "ListResources", queries.list_resources, "resources")
 
     def list_principals(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        ctx.authorize(ACTION + "ListPrincipals", "*")
-        with self._read() as conn:
-            found = queries.list_principals(conn, ctx.account_id, ctx.region, params)
-        items, token = page(found, params, ctx.account_id, "ListPrincipals")
-        return {"principals": items, "nextToken": token}
+        return self._listing(ctx, params, "ListPrincipals", queries.list_principals, "principals")
 
     # --------------------------------------------------------------------------------- invitations
     def get_resource_share_invitations(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
