@@ -25,6 +25,8 @@ def prepare(settings: Settings) -> AppState:
 
 def serve(settings: Settings, *, on_ready: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic announces every plugin it loads; the migrations it runs are what matters at start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # The default listener and every VPC endpoint listener are bound up front (all or none) and
     # served by one uvicorn server, so they share the app state, lifespan and signal handling.
     try:
