@@ -180,3 +180,26 @@ def test_request_tags_on_sagemaker_create_pipeline(server: StratumServer) -> Non
         sm.create_pipeline(PipelineName=_uid("ck"), PipelineDefinition=definition, RoleArn=role,
                            Tags=[{"Key": "cost-center", "Value": "9999"}])
     assert "sagemaker:CreatePipeline" in err.value.response["Error"]["Message"]
+
+
+def test_tagging_on_create_also_needs_add_tags(server: StratumServer) -> None:
+    role = f"arn:aws:iam::{server.account_id('dev')}:role/ck-pipeline-role"
+    creds, _ = _user(server, {"Effect": "Allow", "Action": "iam:PassRole", "Resource": role},
+                     {"Effect": "Allow", "Action": ["sagemaker:CreatePipeline", "sagemaker:CreateModelPackageGroup"],
+                      "Resource": "*"})
+    sm = client(server, "sagemaker", creds)
+    definition = json.dumps({"Version": "2020-12-01", "Parameters": [],
+                             "Steps": [{"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}]})
+    sm.create_pipeline(PipelineName=_uid("ck"), PipelineDefinition=definition, RoleArn=role)
+    tagged = _uid("ck")
+    with pytest.raises(ClientError) as err:
+        sm.create_pipeline(PipelineName=tagged, PipelineDefinition=definition, RoleArn=role,
+                           Tags=[{"Key": "team", "Value": "ml"}])
+    assert "sagemaker:AddTags" in err.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as err:
+        server.client("sagemaker").describe_pipeline(PipelineName=tagged)  # nothing was half-created
+    assert err.value.response["Error"]["Code"] == "ResourceNotFound"
+    sm.create_model_package_group(ModelPackageGroupName=_uid("ckg"))
+    with pytest.raises(ClientError) as err:
+        sm.create_model_package_group(ModelPackageGroupName=_uid("ckg"), Tags=[{"Key": "team", "Value": "ml"}])
+    assert "sagemaker:AddTags" in err.value.response["Error"]["Message"]

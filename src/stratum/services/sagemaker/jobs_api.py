@@ -68,12 +68,8 @@ class JobsApi(Provider):
         name = params[NAME_PARAM[kind]]
         arn = store.job_arn(kind, ctx.region, ctx.account_id, name)
         tags = list(params.get("Tags") or [])
-        tagging.check_tags(tags)
-        request_tags = tagging.request_tag_context(tags)
-        keys = validation.condition_keys(params, kind)
-        ctx.authorize(ACTION + "Create" + OPERATION_NOUN[kind], arn, context={**keys, **request_tags})
-        if tags:
-            ctx.authorize(ACTION + "AddTags", arn, context=request_tags)
+        tagging.authorize_create(ctx, "Create" + OPERATION_NOUN[kind], arn, tags,
+                                 validation.condition_keys(params, kind))
         if prepared.passes_role:
             check_pass_role(ctx, prepared.role_arn, arn)
         request = {k: v for k, v in params.items() if k not in ("Tags", NAME_PARAM[kind])}
@@ -193,12 +189,7 @@ class JobsApi(Provider):
     def create_model(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         arn = store.model_arn(ctx.region, ctx.account_id, params["ModelName"])
         tags = list(params.get("Tags") or [])
-        tagging.check_tags(tags)
-        request_tags = tagging.request_tag_context(tags)
-        ctx.authorize(ACTION + "CreateModel", arn,
-                      context={**validation.condition_keys(params, "model"), **request_tags})
-        if tags:
-            ctx.authorize(ACTION + "AddTags", arn, context=request_tags)
+        tagging.authorize_create(ctx, "CreateModel", arn, tags, validation.condition_keys(params, "model"))
         check_pass_role(ctx, params.get("ExecutionRoleArn"), arn)
         return models.create_model(self.app.db, ctx.account_id, ctx.region, params, tagging.merged([], tags))
 

@@ -152,12 +152,7 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
         name = params["PipelineName"]
         arn = pipeline_arn(ctx.region, ctx.account_id, name)
         tags = params.get("Tags") or []
-        tagging.check_tags(tags)
-        request_tags = tagging.request_tag_context(tags)
-        self._authorize(ctx, "CreatePipeline", arn, ctx.account_id, extra=request_tags)
-        if tags:
-            # Tagging on create also needs sagemaker:AddTags, as in SageMaker.
-            self._authorize(ctx, "AddTags", arn, ctx.account_id, extra=request_tags)
+        tagging.authorize_create(ctx, "CreatePipeline", arn, tags)
         check_pass_role(ctx, params["RoleArn"], arn)
         definition = self._definition_text(ctx, params, required=True)
         assert definition is not None

@@ -125,11 +125,7 @@ class RegistryApi(Provider):
         name = params["ModelPackageGroupName"]
         arn = group_arn(ctx.region, ctx.account_id, name)
         tags = params.get("Tags") or []
-        tagging.check_tags(tags)
-        request_tags = tagging.request_tag_context(tags)
-        self._registry_authorize(ctx, "CreateModelPackageGroup", arn, ctx.account_id, extra=request_tags)
-        if tags:
-            self._registry_authorize(ctx, "AddTags", arn, ctx.account_id, extra=request_tags)
+        tagging.authorize_create(ctx, "CreateModelPackageGroup", arn, tags)
         with self._registry_write() as conn:
             row = store.create_group(
                 conn, account=ctx.account_id, region=ctx.region, name=name,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, select, update
 
@@ -17,6 +17,9 @@ from stratum.services.sagemaker.errors import validation
 from stratum.services.sagemaker.pipelines import is_visible
 from stratum.services.sagemaker.tables import sagemaker_pipeline_executions as executions_t
 from stratum.services.sagemaker.tables import sagemaker_pipelines as pipelines_t
+
+if TYPE_CHECKING:
+    from stratum.server.context import RequestContext
 
 MAX_TAGS = 50
 
@@ -129,6 +132,18 @@ def resource_tag_context(tags: list[dict[str, str]] | None) -> dict[str, Any] | 
         ctx[f"aws:ResourceTag/{tag['Key']}"] = tag["Value"]
         ctx[f"sagemaker:ResourceTag/{tag['Key']}"] = tag["Value"]
     return ctx
+
+
+def authorize_create(ctx: RequestContext, operation: str, arn: str, tags: list[dict[str, str]],
+                     extra: dict[str, Any] | None = None) -> None:
+    """Creating a resource: ``sagemaker:<operation>`` and, when the request tags it,
+    ``sagemaker:AddTags`` too (as in SageMaker), both with aws:RequestTag/* and aws:TagKeys."""
+    check_tags(tags)
+    request_tags = request_tag_context(tags)
+    ctx.authorize("sagemaker:" + operation, arn, resource_account=ctx.account_id,
+                  context={**(extra or {}), **request_tags})
+    if tags:
+        ctx.authorize("sagemaker:AddTags", arn, resource_account=ctx.account_id, context=request_tags)
 
 
 def request_tag_context(tags: list[dict[str, str]] | None, keys: list[str] | None = None) -> dict[str, Any]:
