@@ -13,16 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from engine_testing import engine_app, engine_of
 from sqlalchemy import Connection
 
-from stratum.config import Settings
 from stratum.engine.records import ExecKey, load_execution, load_steps
 from stratum.engine.scheduler import PipelineEngine
 from stratum.engine.state import NewExecution
 from stratum.server.app_state import AppState
 from stratum.services.sagemaker import pipelines as pl
 from stratum.services.sagemaker.arns import PipelineRef
-from stratum.store.db import Database
 
 ACCOUNT, REGION = "111122223333", "us-east-1"
 ACTOR = pl.Actor(f"arn:aws:iam::{ACCOUNT}:user/admin", "AIDAEXAMPLE")
@@ -30,20 +29,9 @@ ACTOR = pl.Actor(f"arn:aws:iam::{ACCOUNT}:user/admin", "AIDAEXAMPLE")
 
 @pytest.fixture
 def app(tmp_path: Any) -> Iterator[AppState]:
-    settings = Settings(data_dir=tmp_path)
-    settings.engine_poll_seconds = 3600  # only the in-process hand-over: what these tests are about
-    db = Database(settings.db_url)
-    db.migrate()
-    state = AppState(settings, db)
-    yield state
-    for service in state.background:
-        service.stop()
-    db.dispose()
-
-
-def engine_of(app: AppState) -> PipelineEngine:
-    engine: PipelineEngine = app.providers["sagemaker"].engine  # type: ignore[attr-defined]
-    return engine
+    # only the in-process hand-over: what these tests are about
+    with engine_app(tmp_path, poll_seconds=3600) as state:
+        yield state
 
 
 def count_transactions(engine: PipelineEngine) -> list[int]:

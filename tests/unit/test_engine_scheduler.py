@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from engine_testing import engine_app, engine_of
 
-from stratum.config import Settings
 from stratum.engine import handlers
 from stratum.engine.handlers import StepResult, StepRun
 from stratum.engine.records import ExecKey, load_steps
@@ -21,29 +21,15 @@ from stratum.engine.scheduler import PipelineEngine
 from stratum.server.app_state import AppState
 from stratum.services.sagemaker import pipelines as pl
 from stratum.services.sagemaker.arns import PipelineRef
-from stratum.store.db import Database
 
 ACCOUNT, REGION = "111122223333", "us-east-1"
 ACTOR = pl.Actor(f"arn:aws:iam::{ACCOUNT}:user/admin", "AIDAEXAMPLE")
 
 
 @pytest.fixture
-def app(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppState]:
-    monkeypatch.setenv("STRATUM_DEV_CREATE_ALL", "1")
-    settings = Settings(data_dir=tmp_path)
-    settings.engine_poll_seconds = 0.2
-    db = Database(settings.db_url)
-    db.migrate()
-    state = AppState(settings, db)
-    yield state
-    for service in state.background:
-        service.stop()
-    db.dispose()
-
-
-def engine_of(app: AppState) -> PipelineEngine:
-    engine: PipelineEngine = app.providers["sagemaker"].engine  # type: ignore[attr-defined]
-    return engine
+def app(tmp_path: Any) -> Iterator[AppState]:
+    with engine_app(tmp_path, poll_seconds=0.2) as state:
+        yield state
 
 
 def start(app: AppState, steps: list[dict[str, Any]], parameters: list[dict[str, Any]] | None = None,
