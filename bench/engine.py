@@ -73,7 +73,6 @@ def definition(steps: list[dict[str, Any]]) -> str:
 # ------------------------------------------------------------------------------------------ stratum
 class StratumBench:
     def __init__(self, data_dir: Path, database_url: str | None) -> None:
-        os.environ["STRATUM_DEV_CREATE_ALL"] = "1"  # engine tables may not have a migration yet
         from stratum.config import Settings
         from stratum.server.app_state import AppState
         from stratum.store.db import Database

@@ -49,10 +49,9 @@ def free_port() -> int:
 
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "STRATUM_DEV_CREATE_ALL": os.environ.get("STRATUM_DEV_CREATE_ALL", "1")}
     proc = subprocess.Popen([sys.executable, "-m", "stratum.cli", "serve", "--data-dir", str(data_dir),
                              "--port", str(port)], stdout=open(data_dir / "server.log", "wb"),
-                            stderr=subprocess.STDOUT, env=env)
+                            stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
