@@ -131,8 +131,9 @@ def test_seal_and_open_ranges(size: int) -> None:
     assert len(sealed) == blobcrypt.sealed_size(size)
     assert stats.size == size
     assert blobcrypt.read_all(io.BytesIO(sealed), key, size) == plain
-    if size:
-        assert plain[: min(size, 64)] not in sealed
+    if size >= 16:
+        # Shorter plaintexts can turn up in random ciphertext by chance (one byte almost surely does).
+        assert plain[:64] not in sealed
     for _ in range(25):
         if not size:
             break

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, bindparam, case, insert, select, update
 from stratum.services.sagemaker.tables import sagemaker_pipeline_execution_steps as steps_t
 from stratum.services.sagemaker.tables import sagemaker_pipeline_executions as executions_t
 from stratum.services.sagemaker.tables import sagemaker_pipelines as pipelines_t
+from stratum.store import direct
 
 ACTIVE_EXECUTION_STATUSES = ("Executing", "Stopping")
 ACTIVE_STEP_STATUSES = ("Starting", "Executing", "Stopping")
@@ -50,7 +51,7 @@ _STATUS = select(executions_t.c.status).where(_EXEC_PK)
 _STATUS_FOR_UPDATE = _STATUS.with_for_update()
 _STEPS = select(steps_t).where(_STEPS_OF).order_by(steps_t.c.seq)
 _STEP = select(steps_t).where(_STEP_PK)
-_INSERT_STEP = insert(steps_t)
+_INSERT_STEP = direct.Statement(insert(steps_t))
 _UPDATE_STEP = update(steps_t).where(_STEP_PK)
 _FINISH = (update(executions_t)
            .where(_EXEC_PK & executions_t.c.status.in_(ACTIVE_EXECUTION_STATUSES))
@@ -61,10 +62,11 @@ _FINISH = (update(executions_t)
 
 # The execution's end written together with its last step (runner._decide_at_once): only from
 # Executing, so a stop that came first wins and nothing is written.
-_END = (update(executions_t)
-        .where(_EXEC_PK & (executions_t.c.status == "Executing"))
-        .values(status=bindparam("v_status"), failure_reason=bindparam("v_reason"), ended_at=bindparam("v_now"),
-                last_modified_at=bindparam("v_now")))
+_END = direct.Statement(
+    update(executions_t)
+    .where(_EXEC_PK & (executions_t.c.status == "Executing"))
+    .values(status=bindparam("v_status"), failure_reason=bindparam("v_reason"), ended_at=bindparam("v_now"),
+            last_modified_at=bindparam("v_now")))
 
 
 def active_executions(conn: Connection) -> list[tuple[ExecKey, str, Any]]:
@@ -101,7 +103,7 @@ def insert_step(conn: Connection, key: ExecKey, *, seq: int, name: str, step_typ
            "selective_execution_result": None, "iteration_context": None, "outputs": None,
            "last_modified_at": now}
     row.update(values)
-    conn.execute(_INSERT_STEP, row)
+    _INSERT_STEP.rowcount(conn, row)
 
 
 _UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
@@ -130,4 +132,4 @@ def finish_execution(conn: Connection, key: ExecKey, status: str, reason: str | 
 
 def end_execution(conn: Connection, key: ExecKey, status: str, reason: str | None, now: datetime) -> bool:
     """End an Executing execution; False (nothing written) if it is not Executing (any more)."""
-    return conn.execute(_END, {**key.params(), "v_status": status, "v_reason": reason, "v_now": now}).rowcount == 1
+    return _END.rowcount(conn, {**key.params(), "v_status": status, "v_reason": reason, "v_now": now}) == 1

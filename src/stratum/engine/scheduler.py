@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,9 +66,6 @@ class PipelineEngine:
         self.default_parallelism = default_parallelism or settings.engine_default_parallelism
         self.closing = threading.Event()
         self.shutdown_event = threading.Event()  # handed to handlers as extra["shutdown"]
-        # SQLite has one writer at a time: queueing engine writers here is much cheaper than
-        # SQLite's busy handler, which sleeps for milliseconds when a write lock is taken.
-        self._write_lock: threading.Lock | None = threading.Lock() if app.db.is_sqlite else None
         self._inline = app.db.is_sqlite
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._executions: dict[ExecKey, ExecState] = {}
@@ -125,7 +122,7 @@ class PipelineEngine:
     @contextmanager
     def tx(self) -> Iterator[Connection]:
         """A write transaction for one transition."""
-        with self._write_lock or nullcontext(), self.app.db.begin() as conn:
+        with self.app.db.begin() as conn:
             yield conn
 
     # -------------------------------------------------------------------------------- notifications

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,11 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = _normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        # SQLite has one writer at a time. Writers of this process queue here, and the one that
+        # holds the write lock wakes the next at once; SQLite's busy handler, which stays for
+        # other processes (the CLI), polls with sleeps of up to 100 ms. Reentrant: a nested write
+        # transaction fails on SQLite's own lock (after busy_timeout) instead of hanging here.
+        self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
         if self.is_sqlite:
             path = self.url.split("///", 1)[1] if "///" in self.url else ""
             if path and path != ":memory:":
@@ -40,11 +46,14 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A transaction: committed on success, rolled back on any exception."""
-        with self.engine.connect() as conn, conn.begin():
-            if self.is_sqlite:
-                # A write transaction takes the write lock up front (BEGIN IMMEDIATE) so two writers
-                # queue on busy_timeout instead of one failing when it upgrades a read lock.
-                _sqlite_begin(conn, "BEGIN IMMEDIATE")
+        if self._write_lock is None:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        with self._write_lock, self.engine.connect() as conn, conn.begin():
+            # A write transaction takes the write lock up front (BEGIN IMMEDIATE) so two writers
+            # queue instead of one failing when it upgrades a read lock.
+            _sqlite_begin(conn, "BEGIN IMMEDIATE")
             yield conn
 
     @contextmanager

@@ -49,6 +49,7 @@ from stratum.services.sagemaker.tables import (
 from stratum.services.sagemaker.tables import (
     sagemaker_pipelines as pipelines_t,
 )
+from stratum.store import direct
 
 ACTIVE_STEP_STATUSES = ("Starting", "Executing", "Stopping")
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -148,8 +149,8 @@ def _version_statements(columns: tuple[Any, ...]) -> tuple[Any, Any]:
     return latest, given
 
 
-_FULL = _version_statements((*PIPELINE_COLUMNS, *_VERSION_COLUMNS))
-_FOR_START = _version_statements(_START_COLUMNS)
+_FULL = tuple(direct.Statement(s) for s in _version_statements((*PIPELINE_COLUMNS, *_VERSION_COLUMNS)))
+_FOR_START = tuple(direct.Statement(s) for s in _version_statements(_START_COLUMNS))
 
 
 def _ref_params(ref: PipelineRef) -> dict[str, Any]:
@@ -174,9 +175,9 @@ def get_pipeline_version(conn: Connection, ref: PipelineRef, version_id: int | N
             return None
     latest, given = _FOR_START if for_start else _FULL
     if version_id is None:
-        row = conn.execute(latest, _ref_params(ref)).first()
+        row = latest.first(conn, _ref_params(ref))
     else:
-        row = conn.execute(given, {**_ref_params(ref), "version_id": version_id}).first()
+        row = given.first(conn, {**_ref_params(ref), "version_id": version_id})
     if row is None and version_id is not None and get_pipeline(conn, ref) is not None:
         # Error path only: tell a missing version from a missing pipeline.
         raise errors.version_not_found(ref.arn, version_id)
@@ -451,8 +452,10 @@ def check_selective_execution(conn: Connection, row: Row[Any], defn: PipelineDef
 # Built once: StartPipelineExecution is a hot path (see _BY_NAME). With a ClientRequestToken the
 # insert does nothing when the token (unique per owner account and region) is taken.
 _INSERT_EXECUTION = insert(executions_t)
-_INSERT_EXECUTION_UNLESS_TAKEN = {"sqlite": sqlite_insert(executions_t).on_conflict_do_nothing(),
-                                  "postgresql": postgresql_insert(executions_t).on_conflict_do_nothing()}
+_INSERT_EXECUTION_DIRECT = direct.Statement(_INSERT_EXECUTION)
+_INSERT_EXECUTION_UNLESS_TAKEN = direct.Statement(_INSERT_EXECUTION, {
+    "sqlite": sqlite_insert(executions_t).on_conflict_do_nothing(),
+    "postgresql": postgresql_insert(executions_t).on_conflict_do_nothing()})
 # Bind names differ from column names: UPDATE reserves those.
 _TOKEN_WHERE = ((executions_t.c.account_id == bindparam("t_account")) & (executions_t.c.region == bindparam("t_region"))
                 & (executions_t.c.client_token == bindparam("t_token")))
@@ -515,11 +518,9 @@ def record_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, 
         "created_by": user, "last_modified_at": now, "last_modified_by": user, "ended_at": None,
         "client_token": token, "client_token_fingerprint": fingerprint}
     if token is None:
-        conn.execute(_INSERT_EXECUTION, values)
-    else:
-        insert_unless_taken = _INSERT_EXECUTION_UNLESS_TAKEN.get(conn.dialect.name, _INSERT_EXECUTION)
-        if conn.execute(insert_unless_taken, values).rowcount != 1:
-            return None
+        _INSERT_EXECUTION_DIRECT.rowcount(conn, values)
+    elif _INSERT_EXECUTION_UNLESS_TAKEN.rowcount(conn, values) != 1:
+        return None
     return StartedExecution(execution_id, arn, resolved, experiment)
 
 

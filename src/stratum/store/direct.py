@@ -1,0 +1,142 @@
+"""Prebuilt statements run straight on the driver, inside the caller's SQLAlchemy transaction.
+
+SQLAlchemy caches a statement's compiled form, yet each execution still costs tens of
+microseconds of execution-context, parameter and result set-up: more than SQLite needs for an
+indexed lookup or a one-row insert. The handful of statements on the request and engine hot paths
+(StartPipelineExecution, DescribePipeline, a step's transitions) are compiled here once per dialect
+and sent to the DBAPI cursor of the connection the caller already holds. Values go through the
+column types' own bind and result processors, so what is stored and read back is exactly what
+SQLAlchemy would store and read back (a test holds both paths to that).
+
+Only plain statements qualify: every bind parameter is a named ``bindparam`` (or a literal in the
+statement), nothing is expanded at execution time (no IN lists) and no Python-side column default
+is needed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import namedtuple
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import BindParameter
+
+Processor = Callable[[Any], Any]
+
+
+class _Plan:
+    """One statement compiled for one dialect."""
+
+    __slots__ = ("sql", "positional", "names", "binds", "literals", "row_type", "results")
+
+    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        for bind in compiled.binds.values():
+            if bind.expanding:
+                # IN lists are expanded per execution: write status IN (...) as ORs of ==.
+                raise ValueError(f"expanding parameter {bind.key!r} cannot run directly")
+        if compiled.positional and compiled.positiontup is None:
+            raise ValueError("statement without positional parameters on a positional dialect")
+        self.sql = compiled.string
+        self.positional = bool(compiled.positional)
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or compiled.binds)
+        self.binds: dict[str, Processor | None] = {}
+        # Values the statement itself carries (literals such as status == 'Executing').
+        self.literals: dict[str, Any] = {}
+        for name in self.names:
+            bind: BindParameter[Any] = compiled.binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self.binds[name] = processor
+            if not bind.required:
+                value = bind.effective_value
+                self.literals[name] = processor(value) if processor is not None else value
+        columns = list(getattr(stmt, "selected_columns", ()))
+        self.row_type: Any = None
+        self.results: tuple[tuple[int, Processor], ...] = ()
+        if columns:
+            keys = [c.key for c in columns]
+            self.row_type = namedtuple("Row", keys)  # type: ignore[misc]  # noqa: PYI024
+            processors = []
+            for i, column in enumerate(columns):
+                processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+                if processor is not None:
+                    processors.append((i, processor))
+            self.results = tuple(processors)
+
+    def parameters(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        literals, binds = self.literals, self.binds
+        values = []
+        for name in self.names:
+            if name in literals:
+                values.append(literals[name])
+                continue
+            value = params[name]
+            processor = binds[name]
+            values.append(processor(value) if processor is not None else value)
+        return tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
+
+    def row(self, raw: Any) -> Any:
+        if not self.results:
+            return self.row_type._make(raw)
+        values = list(raw)
+        for i, processor in self.results:
+            values[i] = processor(values[i])
+        return self.row_type._make(values)
+
+
+class Statement:
+    """A Core statement executed on the driver of a SQLAlchemy connection."""
+
+    def __init__(self, stmt: Executable, variants: Mapping[str, Executable] | None = None) -> None:
+        """``variants``: a dialect's own form of the statement (by dialect name), such as an
+        INSERT ... ON CONFLICT DO NOTHING."""
+        self.stmt = stmt
+        self.variants = dict(variants or {})
+        self._plans: dict[str, _Plan] = {}
+        self._lock = threading.Lock()
+
+    def _plan(self, dialect: Dialect) -> _Plan:
+        plan = self._plans.get(dialect.name)
+        if plan is None:
+            with self._lock:
+                plan = self._plans.get(dialect.name) or _Plan(self.variants.get(dialect.name, self.stmt), dialect)
+                self._plans[dialect.name] = plan
+        return plan
+
+    def _run(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
+        plan = self._plan(conn.dialect)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(plan.sql, plan.parameters(params))
+        return plan, cursor
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        """The first row (attribute access by column key) or None."""
+        plan, cursor = self._run(conn, params)
+        try:
+            raw = cursor.fetchone()
+        finally:
+            cursor.close()
+        return None if raw is None else plan.row(raw)
+
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        plan, cursor = self._run(conn, params)
+        try:
+            return [plan.row(raw) for raw in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def scalar(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        row = self.first(conn, params)
+        return None if row is None else row[0]
+
+    def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run a data-changing statement; the number of rows it changed."""
+        _plan, cursor = self._run(conn, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
