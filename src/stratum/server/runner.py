@@ -37,7 +37,8 @@ def serve(settings: Settings, *, on_ready: str | None = None) -> None:
     state = prepare(settings)
     app = StratumApp(state, routes.by_port, vpce_by_address=routes.by_address)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                            lifespan="on", loop="auto", http="auto", timeout_keep_alive=30)
+                            lifespan="on", loop="auto", http="auto", timeout_keep_alive=30,
+                            proxy_headers=False, server_header=False)
     server = uvicorn.Server(config)
     if on_ready:
         print(on_ready, flush=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -35,13 +38,21 @@ class Database:
             path = self.url.split("///", 1)[1] if "///" in self.url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30},
-                                                pool_size=8, max_overflow=16)
+            connect_args = {"check_same_thread": False, "timeout": 30}
+            self.engine: Engine = create_engine(self.url, connect_args=connect_args, pool_size=8, max_overflow=16)
+            # Each thread's own connection (see _held), outside the pool: one per thread that uses
+            # the database, however many there are.
+            self._thread_engine: Engine | None = create_engine(self.url, connect_args=connect_args,
+                                                               poolclass=NullPool)
             # A pool event only: with any connection event listener (such as "begin") SQLAlchemy
             # dispatches every event of every statement, a cost on each query.
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self._thread_engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(self.url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+            self._thread_engine = None
+        self._local = threading.local()
+        self._held: weakref.WeakSet[_HeldConnection] = weakref.WeakSet()
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -50,7 +61,7 @@ class Database:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
             return
-        with self._write_lock, self.engine.connect() as conn, conn.begin():
+        with self._write_lock, self._connection() as conn, conn.begin():
             # A write transaction takes the write lock up front (BEGIN IMMEDIATE) so two writers
             # queue instead of one failing when it upgrades a read lock.
             _sqlite_begin(conn, "BEGIN IMMEDIATE")
@@ -58,10 +69,42 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            if self.is_sqlite:
-                _sqlite_begin(conn, "BEGIN")  # one snapshot for every read; ended when the connection is returned
-            yield conn
+        if not self.is_sqlite:
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        with self._connection() as conn:
+            _sqlite_begin(conn, "BEGIN")  # one snapshot for every read of the block
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                # Also when only direct statements ran, which SQLAlchemy did not see begin.
+                conn.connection.driver_connection.rollback()  # type: ignore[union-attr]
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """SQLite: the calling thread's own connection, kept open between transactions.
+
+        Checking a connection out of SQLAlchemy's pool and back in costs more than an SQLite
+        transaction; a thread keeps one instead. A transaction nested in another on the same thread
+        gets a pooled connection of its own, as before.
+        """
+        held: _HeldConnection | None = getattr(self._local, "held", None)
+        if held is None or held.busy or held.conn.closed:
+            if held is not None and held.busy:
+                with self.engine.connect() as conn:
+                    yield conn
+                return
+            assert self._thread_engine is not None
+            held = _HeldConnection(self._thread_engine.connect())
+            self._local.held = held
+            self._held.add(held)
+        held.busy = True
+        try:
+            yield held.conn
+        finally:
+            held.busy = False
 
     def migrate(self) -> None:
         from alembic import command
@@ -82,7 +125,28 @@ class Database:
                 load_all_tables().create_all(conn, checkfirst=True)
 
     def dispose(self) -> None:
+        for held in list(self._held):
+            held.close()
         self.engine.dispose()
+        if self._thread_engine is not None:
+            self._thread_engine.dispose()
+
+
+class _HeldConnection:
+    """A thread's own connection; closed when the thread ends (its thread-local goes) or on dispose."""
+
+    __slots__ = ("conn", "busy", "__weakref__")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.busy = False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
