@@ -9,8 +9,9 @@ Stratum's engine runs in this process against a fresh database (SQLite in a temp
 default, or --database-url), exactly as in the server: a Condition step is evaluated and its row
 inserted already Succeeded in one committed transaction, guarded by the execution's status (it has
 no observable Starting/Executing phase); the execution's end is its own transaction. On SQLite the
-dispatcher thread runs Condition steps itself (engine writers take turns anyway); on PostgreSQL a
-worker thread does. Per step it reports, from timestamps the engine takes (time.perf_counter):
+dispatcher runs Condition steps itself (engine writers take turns anyway); on PostgreSQL a worker
+thread does. The dispatcher runs on an event loop of its own here (in the server it shares the
+request loop). Per step it reports, from timestamps the engine takes (time.perf_counter):
   ready -> started   the step became ready (its last dependency's outcome processed) until it is
                      picked up and begins (dispatch, thread hop if any);
   started -> done    condition evaluated, Succeeded committed;

@@ -5,7 +5,7 @@ by the poll: finished step rows stay finished (their properties feed Steps.X ref
 rows are resumed, and rows RetryPipelineExecution queued again (status Starting, no StartTime) run
 again. An execution StartPipelineExecution has just recorded has no step rows yet: ``fresh`` builds
 its state from what the API committed (NewExecution) instead of reading it back.
-Only the dispatcher thread mutates an ExecState; workers read it.
+Only the dispatcher (callbacks on its event loop) mutates an ExecState; workers read it.
 """
 
 from __future__ import annotations
