@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import string
-import uuid
 
 _UPPER_ALNUM = string.ascii_uppercase + string.digits
 _LOWER_ALNUM = string.ascii_lowercase + string.digits
@@ -32,7 +32,14 @@ def account_id() -> str:
 
 
 def request_id() -> str:
-    return str(uuid.uuid4())
+    """A version-4 UUID. It only correlates a request with its logs, so the fast non-cryptographic
+    generator will do (uuid4 reads the OS's entropy and builds an object: several times the cost)."""
+    h = f"{_fast_random.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_fast_random = random.Random()
+_VARIANT = "89ab"
 
 
 def lower_id(n: int) -> str:

@@ -11,6 +11,8 @@ from xml.sax.saxutils import escape
 
 from botocore.model import OperationModel, ServiceModel, Shape
 
+from stratum import jsonfast
+
 from .errors import ServiceError
 from .http import HttpResponse
 from .timestamps import format_timestamp, to_epoch, to_iso8601, to_rfc822
@@ -39,7 +41,7 @@ def _json_headers(protocol: str, request_id: str) -> dict[str, str]:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsonfast.dumps_bytes(value)
 
 
 # ----------------------------------------------------------------------------------------------- json
