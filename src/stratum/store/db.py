@@ -13,6 +13,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
+from stratum import jsonfast
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -23,6 +25,10 @@ def _normalize_url(url: str) -> str:
     if url.startswith("postgres://"):
         return "postgresql+psycopg://" + url[len("postgres://"):]
     return url
+
+
+# JSON columns: compact JSON written by orjson (stratum.jsonfast); read by the standard library.
+_JSON = {"json_serializer": jsonfast.dumps}
 
 
 class Database:
@@ -39,17 +45,18 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             connect_args = {"check_same_thread": False, "timeout": 30}
-            self.engine: Engine = create_engine(self.url, connect_args=connect_args, pool_size=8, max_overflow=16)
+            self.engine: Engine = create_engine(self.url, connect_args=connect_args, pool_size=8, max_overflow=16,
+                                                **_JSON)
             # Each thread's own connection (see _held), outside the pool: one per thread that uses
             # the database, however many there are.
             self._thread_engine: Engine | None = create_engine(self.url, connect_args=connect_args,
-                                                               poolclass=NullPool)
+                                                               poolclass=NullPool, **_JSON)
             # A pool event only: with any connection event listener (such as "begin") SQLAlchemy
             # dispatches every event of every statement, a cost on each query.
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self._thread_engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(self.url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+            self.engine = create_engine(self.url, pool_size=8, max_overflow=16, pool_pre_ping=True, **_JSON)
             self._thread_engine = None
         self._local = threading.local()
         self._held: weakref.WeakSet[_HeldConnection] = weakref.WeakSet()
