@@ -174,15 +174,21 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
     if st.first_started is None:
         st.first_started = time.monotonic()
     spec = st.spec
-    ctx = ex.eval_context(None, spec.type, partial(read_object, eng.app, ex.key.account_id))
     try:
         if spec.type == "Condition":
+            ctx = ex.eval_context(None, spec.type, partial(read_object, eng.app, ex.key.account_id))
             outcome = evaluate_conditions((spec.arguments or {}).get("Conditions"), ctx)
             result = StepResult(status="Succeeded", properties={"Outcome": outcome},
                                 metadata={"Condition": {"Outcome": "True" if outcome else "False"}})
         else:
             raw = (spec.arguments or {}).get("ErrorMessage") if isinstance(spec.arguments, dict) else None
-            message = "" if raw is None else to_text(resolve(raw, ctx))
+            if raw is None:
+                message = ""
+            elif isinstance(raw, str):
+                message = raw  # a literal: no context to build
+            else:
+                ctx = ex.eval_context(None, spec.type, partial(read_object, eng.app, ex.key.account_id))
+                message = to_text(resolve(raw, ctx))
             result = StepResult(status="Failed", failure_reason=message,
                                 metadata={"Fail": {"ErrorMessage": message[:MAX_ERROR_MESSAGE]}})
     except ExpressionError:
@@ -191,7 +197,8 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
         return Outcome("Abandoned")
     failed = result.status == "Failed"
     reason = (result.failure_reason or "") if failed else None
-    outputs = None if failed else jsonable(result.properties)
+    # Built here from strings and a bool: already what jsonable would return.
+    outputs = None if failed else dict(result.properties)
     end = failed and st.ends_execution
     t = now()
     with eng.tx() as conn:
@@ -207,7 +214,7 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
                             display_name=spec.raw.get("DisplayName"), description=spec.raw.get("Description"),
                             status=result.status, now=t, ended_at=t, outputs=outputs,
                             failure_reason=reason[:MAX_STEP_REASON] if reason is not None else None,
-                            step_metadata=jsonable(result.metadata))
+                            step_metadata=result.metadata)
     timings["done"] = time.perf_counter()
     condition = result.properties.get("Outcome") if spec.type == "Condition" else None
     return Outcome(result.status, outputs=outputs, reason=reason, fail_step=failed,

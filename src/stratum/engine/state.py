@@ -125,7 +125,10 @@ class ExecState:
 
 
 def iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    """ISO 8601 in UTC with milliseconds, as Execution.StartDateTime/CurrentDateTime read."""
+    w = when.astimezone(UTC)
+    return (f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}."
+            f"{w.microsecond // 1000:03d}Z")
 
 
 def _parallelism(configs: tuple[Any, ...], default: int) -> int:

@@ -124,6 +124,7 @@ class PipelineDefinition:
     metadata: dict[str, Any]
     raw: dict[str, Any]
     experiment_config: dict[str, Any] | None = None
+    _order: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     @property
     def edges(self) -> dict[str, set[str]]:
@@ -136,7 +137,10 @@ class PipelineDefinition:
 
     def topological_order(self) -> list[str]:
         """All step names, dependencies first, ties broken by document order."""
-        return _topological_order(self.dag, list(self.steps))
+        if self._order is None:
+            # Parsed definitions are shared (cached) and never changed: one sort serves every run.
+            self._order = tuple(_topological_order(self.dag, list(self.steps)))
+        return list(self._order)
 
 
 def _reject_constant(token: str) -> Any:
