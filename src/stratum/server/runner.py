@@ -11,6 +11,7 @@ from stratum.config import Settings
 from stratum.server import listeners
 from stratum.server.app_state import AppState
 from stratum.server.asgi import StratumApp
+from stratum.server.http_protocol import CoalescingHttpToolsProtocol
 from stratum.store.db import Database
 
 
@@ -37,7 +38,7 @@ def serve(settings: Settings, *, on_ready: str | None = None) -> None:
     state = prepare(settings)
     app = StratumApp(state, routes.by_port, vpce_by_address=routes.by_address)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                            lifespan="on", loop="auto", http="auto", timeout_keep_alive=30,
+                            lifespan="on", loop="auto", http=CoalescingHttpToolsProtocol, timeout_keep_alive=30,
                             proxy_headers=False, server_header=False)
     server = uvicorn.Server(config)
     if on_ready:
