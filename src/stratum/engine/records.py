@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, case, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, insert, select, text, update
 
+from stratum.services.sagemaker.tables import ACTIVE_EXECUTIONS_SQL
 from stratum.services.sagemaker.tables import sagemaker_pipeline_execution_steps as steps_t
 from stratum.services.sagemaker.tables import sagemaker_pipeline_executions as executions_t
 from stratum.services.sagemaker.tables import sagemaker_pipelines as pipelines_t
@@ -39,9 +40,9 @@ _STEPS_OF = ((steps_t.c.account_id == bindparam("k_account")) & (steps_t.c.regio
              & (steps_t.c.execution_id == bindparam("k_execution")))
 _STEP_PK = _STEPS_OF & (steps_t.c.seq == bindparam("k_seq"))
 
+# The condition as the partial index ix_sagemaker_pipeline_executions_active declares it.
 _ACTIVE = select(executions_t.c.account_id, executions_t.c.region, executions_t.c.execution_id,
-                 executions_t.c.status, executions_t.c.parallelism).where(
-    executions_t.c.status.in_(ACTIVE_EXECUTION_STATUSES))
+                 executions_t.c.status, executions_t.c.parallelism).where(text(ACTIVE_EXECUTIONS_SQL))
 _LOAD = (select(executions_t, pipelines_t.c.name.label("pipeline_name"),
                 pipelines_t.c.role_arn.label("pipeline_role_arn"),
                 pipelines_t.c.parallelism.label("pipeline_parallelism"))

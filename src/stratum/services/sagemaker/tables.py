@@ -6,7 +6,7 @@ scoped to one. Nested API shapes (parallelism, selective execution, tags, user c
 columns so a Describe is one indexed row read, never a join fan-out.
 """
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint, func, select
+from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint, func, select, text
 
 from stratum.store.schema import JsonType, UtcDateTime, metadata
 
@@ -52,6 +52,9 @@ sagemaker_pipeline_versions = Table(
     Column("last_modified_by", JsonType, nullable=True),
 )
 
+# Written out (not bound parameters) so SQLite can match a query's condition to the partial index.
+ACTIVE_EXECUTIONS_SQL = "status IN ('Executing', 'Stopping')"
+
 sagemaker_pipeline_executions = Table(
     "sagemaker_pipeline_executions", metadata,
     Column("account_id", String(12), primary_key=True),
@@ -88,8 +91,10 @@ sagemaker_pipeline_executions = Table(
     Index("ix_sagemaker_pipeline_executions_pipeline", "pipeline_id", "created_at"),
     Index("ix_sagemaker_pipeline_executions_version", "pipeline_id", "pipeline_version_id", "created_at"),
     Index("ux_sagemaker_pipeline_executions_token", "account_id", "region", "client_token", unique=True),
-    # The engine polls for work by status.
-    Index("ix_sagemaker_pipeline_executions_status", "status"),
+    # The engine polls for the active executions: only those are indexed, so the index stays
+    # small and an execution's end removes its entry instead of moving it to another page.
+    Index("ix_sagemaker_pipeline_executions_active", "status",
+          sqlite_where=text(ACTIVE_EXECUTIONS_SQL), postgresql_where=text(ACTIVE_EXECUTIONS_SQL)),
 )
 
 # A pipeline's last run and a version's last execution are read from the executions (one index
