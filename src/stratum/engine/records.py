@@ -7,9 +7,8 @@ the queries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, bindparam, case, insert, select, text, update
 
@@ -23,8 +22,10 @@ ACTIVE_EXECUTION_STATUSES = ("Executing", "Stopping")
 ACTIVE_STEP_STATUSES = ("Starting", "Executing", "Stopping")
 
 
-@dataclass(frozen=True)
-class ExecKey:
+class ExecKey(NamedTuple):
+    """An execution's primary key. A named tuple: it keys the engine's maps, hashed many times
+    per step."""
+
     account_id: str
     region: str
     execution_id: str

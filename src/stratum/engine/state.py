@@ -139,7 +139,7 @@ def _parallelism(configs: tuple[Any, ...], default: int) -> int:
     return default
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times more
 class NewExecution:
     """What StartPipelineExecution has just committed, for the engine to run the execution without
     reading it back (same values as the execution row ``load`` would read; no selective execution)."""

@@ -31,7 +31,7 @@ Processor = Callable[[Any], Any]
 class _Plan:
     """One statement compiled for one dialect."""
 
-    __slots__ = ("sql", "positional", "names", "binds", "literals", "row_type", "results")
+    __slots__ = ("sql", "positional", "names", "steps", "row_type", "results")
 
     def __init__(self, stmt: Executable, dialect: Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
@@ -44,16 +44,18 @@ class _Plan:
         self.sql = compiled.string
         self.positional = bool(compiled.positional)
         self.names: tuple[str, ...] = tuple(compiled.positiontup or compiled.binds)
-        self.binds: dict[str, Processor | None] = {}
-        # Values the statement itself carries (literals such as status == 'Executing').
-        self.literals: dict[str, Any] = {}
+        # Per parameter, in order: (name, bind processor, None), or (None, None, value) for a value
+        # the statement itself carries (a literal such as status == 'Executing').
+        steps: list[tuple[str | None, Processor | None, Any]] = []
         for name in self.names:
             bind: BindParameter[Any] = compiled.binds[name]
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            self.binds[name] = processor
-            if not bind.required:
+            if bind.required:
+                steps.append((name, processor, None))
+            else:
                 value = bind.effective_value
-                self.literals[name] = processor(value) if processor is not None else value
+                steps.append((None, None, processor(value) if processor is not None else value))
+        self.steps = tuple(steps)
         columns = list(getattr(stmt, "selected_columns", ()))
         self.row_type: Any = None
         self.results: tuple[tuple[int, Processor], ...] = ()
@@ -68,15 +70,15 @@ class _Plan:
             self.results = tuple(processors)
 
     def parameters(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        literals, binds = self.literals, self.binds
-        values = []
-        for name in self.names:
-            if name in literals:
-                values.append(literals[name])
-                continue
-            value = params[name]
-            processor = binds[name]
-            values.append(processor(value) if processor is not None else value)
+        values: list[Any] = []
+        append = values.append
+        for name, processor, literal in self.steps:
+            if name is None:
+                append(literal)
+            elif processor is None:
+                append(params[name])
+            else:
+                append(processor(params[name]))
         return tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
 
     def row(self, raw: Any) -> Any:
