@@ -61,6 +61,21 @@ def test_source_ip(server: StratumServer) -> None:
     assert not _allowed(server, elsewhere)
 
 
+def test_forwarded_for_headers_do_not_change_source_ip(server: StratumServer) -> None:
+    elsewhere, _ = _user(server, _list_pipelines({"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}))
+    sm = client(server, "sagemaker", elsewhere)
+
+    def forged(request: Any, **_: Any) -> None:
+        request.headers["X-Forwarded-For"] = "203.0.113.7"
+        request.headers["X-Real-IP"] = "203.0.113.7"
+        request.headers["Forwarded"] = "for=203.0.113.7"
+
+    sm.meta.events.register("before-sign.sagemaker.ListPipelines", forged)
+    with pytest.raises(ClientError) as exc:
+        sm.list_pipelines()
+    assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
 def test_requested_region(server: StratumServer) -> None:
     creds, _ = _user(server, _list_pipelines({"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}))
     assert not _allowed(server, creds, "us-east-1")
