@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import configparser
+import dataclasses
 import http.client
 import json
 import multiprocessing
@@ -31,6 +32,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -574,6 +576,47 @@ def machine_info() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------------
+def run_round(lg: LoadGen, servers: list[Server], builders: dict[str, RequestBuilder], ops: list[str],
+              concurrencies: list[int], n: int, args: argparse.Namespace, results: list[PhaseResult]) -> None:
+    """One round of timed phases: every operation and concurrency, the servers alternating."""
+    for op_name in ops:
+        op = OPS[op_name]
+        count = max(1, int(n * op.share))
+        for c in concurrencies:
+            for server in servers:
+                r = run_phase(lg, server, builders[server.name], op, c, count, args.retries, args.noisy)
+                results.append(r)
+                flag = f"  !!! {r.errors} ERRORS" if r.errors else ""
+                print(f"  {op_name:<24} c={c:<3} {server.label:<11} {r.rps:>8,.0f} req/s  "
+                      f"server {r.cpu_ms:6.3f} ms/req (main thread {r.main_ms:5.3f}, other threads "
+                      f"{r.cpu_ms - r.main_ms:5.3f}; after last response {r.deferred_ms:5.3f})  "
+                      f"client {r.client_cpu_ms:6.3f} ms/req  "
+                      f"other processes {r.foreign_cores:4.2f} cores{flag}", flush=True)
+
+
+def combine_rounds(results: list[PhaseResult]) -> list[PhaseResult]:
+    """One result per (server, operation, concurrency): with several rounds, the median CPU per
+    request and the median throughput over the rounds (errors and requests summed, so that an
+    error in any round still marks the cell)."""
+    groups: dict[tuple[str, str, int], list[PhaseResult]] = {}
+    for r in results:
+        groups.setdefault((r.server, r.op, r.concurrency), []).append(r)
+    combined = []
+    for rounds in groups.values():
+        if len(rounds) == 1:
+            combined.append(rounds[0])
+            continue
+        by_cpu = sorted(rounds, key=lambda r: r.cpu_ms)
+        mid = by_cpu[len(by_cpu) // 2]
+        rps = statistics.median(r.rps for r in rounds)
+        combined.append(dataclasses.replace(
+            mid, elapsed=mid.requests / rps if rps else mid.elapsed,
+            errors=sum(r.errors for r in rounds),
+            foreign_cores=max(r.foreign_cores for r in rounds),
+            detail={**mid.detail, "rounds": [{"cpu_ms": r.cpu_ms, "rps": r.rps} for r in rounds]}))
+    return combined
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000,
@@ -594,6 +637,9 @@ def main() -> int:
                         help="repeat a phase up to N times while other processes load the machine (1)")
     parser.add_argument("--noisy", type=float, default=0.15, metavar="CORES",
                         help="CPU of other processes during a phase above which it is repeated (0.15)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every timed phase N times, in N interleaved rounds; each figure is then "
+                             "the median over the rounds (1)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs)")
     args = parser.parse_args()
 
@@ -662,20 +708,12 @@ def main() -> int:
                 if r.errors:
                     print(f"!!! warm-up {op_name} on {server.label}: {r.errors} errors: "
                           f"{r.detail['errors']} {r.detail['error_samples'][:2]}")
-        # Timed phases, the two servers alternating phase by phase.
-        for op_name in ops:
-            op = OPS[op_name]
-            count = max(1, int(n * op.share))
-            for c in concurrencies:
-                for server in servers:
-                    r = run_phase(lg, server, builders[server.name], op, c, count, args.retries, args.noisy)
-                    results.append(r)
-                    flag = f"  !!! {r.errors} ERRORS" if r.errors else ""
-                    print(f"  {op_name:<24} c={c:<3} {server.label:<11} {r.rps:>8,.0f} req/s  "
-                          f"server {r.cpu_ms:6.3f} ms/req (main thread {r.main_ms:5.3f}, other threads "
-                          f"{r.cpu_ms - r.main_ms:5.3f}; after last response {r.deferred_ms:5.3f})  "
-                          f"client {r.client_cpu_ms:6.3f} ms/req  "
-                          f"other processes {r.foreign_cores:4.2f} cores{flag}", flush=True)
+        # Timed phases, the two servers alternating phase by phase; with --rounds, the whole
+        # sequence again, so that every cell's rounds are spread over the run.
+        for round_no in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"round {round_no}/{args.rounds}", flush=True)
+            run_round(lg, servers, builders, ops, concurrencies, n, args, results)
     finally:
         lg.shutdown()
         for server in servers:
@@ -685,7 +723,9 @@ def main() -> int:
         else:
             print(f"(kept {workdir})")
 
-    table, verdicts = report(results, ops, concurrencies, servers, setup)
+    if args.rounds > 1:
+        print(f"\nEach figure below is the median over {args.rounds} rounds.")
+    table, verdicts = report(combine_rounds(results), ops, concurrencies, servers, setup)
     print(table)
     pages = {name: info["list_page_size"] for name, info in setup.items() if "list_page_size" in info}
     if "ListPipelines" in ops and len(set(pages.values())) > 1:
@@ -722,7 +762,7 @@ def main() -> int:
     if args.json:
         doc = {
             "started": started.isoformat(), "machine": machine, "requests": n, "warmup": warmup,
-            "concurrency": concurrencies, "targets": TARGETS, "setup": setup,
+            "concurrency": concurrencies, "rounds": args.rounds, "targets": TARGETS, "setup": setup,
             "list_max_results": args.list_max_results,
             "servers": {s.name: {"label": s.label, "notes": s.notes} for s in servers},
             "results": [{"server": r.server, "op": r.op, "concurrency": r.concurrency, "requests": r.requests,
