@@ -138,15 +138,3 @@ def test_on_postgresql_grouped_writes_commit_at_once() -> None:
     finally:
         database.dispose()
         drop_pg_database(url)
-
-
-
-def test_the_transaction_that_commits_the_group_owns_it(db: Database) -> None:
-    with db.begin_grouped() as conn:
-        conn.execute(insert(rows), {"k": "g", "n": 1})
-    with db.begin() as conn:
-        conn.execute(insert(rows), {"k": "r", "n": 2})
-        # Nothing nested in the block (a flush, another begin) can commit it half-way.
-        assert db.flush_group() is False
-        assert keys_seen_elsewhere(db) == []
-    assert keys_seen_elsewhere(db) == ["g", "r"]

@@ -79,8 +79,6 @@ class Database:
         local.begins = getattr(local, "begins", 0) + 1
         group: _Group | None = getattr(local, "group", None)
         if group is not None:
-            # The block owns the group now: a begin() nested in it must not commit it.
-            local.group = None
             conn = group.held.conn
             driver = conn.connection.driver_connection
             assert driver is not None
