@@ -35,10 +35,9 @@ def app(tmp_path: Any) -> Iterator[AppState]:
 
 
 def count_transactions(engine: PipelineEngine) -> list[int]:
-    """Count the engine's write transactions, grouped ones included (a one-element list,
-    updated in place)."""
+    """Count the engine's write transactions (a one-element list, updated in place)."""
     count = [0]
-    original, original_grouped = engine.tx, engine.grouped_tx
+    original = engine.tx
 
     @contextmanager
     def counted() -> Iterator[Connection]:
@@ -46,14 +45,7 @@ def count_transactions(engine: PipelineEngine) -> list[int]:
         with original() as conn:
             yield conn
 
-    @contextmanager
-    def counted_grouped() -> Iterator[Connection]:
-        count[0] += 1
-        with original_grouped() as conn:
-            yield conn
-
     engine.tx = counted  # type: ignore[method-assign]
-    engine.grouped_tx = counted_grouped  # type: ignore[method-assign]
     return count
 
 

@@ -163,9 +163,6 @@ def run_step(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome:
 
 _DECIDED_AT_ONCE = frozenset({"Condition", "Fail"})
 
-# run_step's answer when the step's outcome will be posted after a grouped commit.
-DEFERRED = Outcome("Deferred")
-
 
 def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:
     """Run a new Condition or Fail step in one transaction: evaluate it, then (only while the
@@ -203,12 +200,8 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
     # Built here from strings and a bool: already what jsonable would return.
     outputs = None if failed else dict(result.properties)
     end = failed and st.ends_execution
-    condition = result.properties.get("Outcome") if spec.type == "Condition" else None
-    decided = Outcome(result.status, outputs=outputs, reason=reason, fail_step=failed,
-                      condition=condition if isinstance(condition, bool) else None, ended="Failed" if end else None)
     t = now()
-    grouped = eng.groups_commits()
-    with eng.grouped_tx() if grouped else eng.tx() as conn:
+    with eng.tx() as conn:
         if end:
             # The guard and the execution's end in one statement: Failed only from Executing.
             if not records.end_execution(conn, ex.key, "Failed", (reason or "")[:MAX_EXECUTION_REASON], t):
@@ -222,13 +215,10 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
                             status=result.status, now=t, ended_at=t, outputs=outputs,
                             failure_reason=reason[:MAX_STEP_REASON] if reason is not None else None,
                             step_metadata=result.metadata)
-        if grouped:
-            # The outcome is acted on (next steps, the execution's end) only once it is durable.
-            eng.app.db.after_group_commit(partial(eng.grouped_outcome, ex, st, decided, timings))
-    if grouped:
-        return DEFERRED
     timings["done"] = time.perf_counter()
-    return decided
+    condition = result.properties.get("Outcome") if spec.type == "Condition" else None
+    return Outcome(result.status, outputs=outputs, reason=reason, fail_step=failed,
+                   condition=condition if isinstance(condition, bool) else None, ended="Failed" if end else None)
 
 
 def _begin(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:

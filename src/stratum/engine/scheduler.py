@@ -52,10 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stratum.engine")
 
-# How long a group of the dispatcher's Condition/Fail writes may wait for a request's transaction
-# to commit it with (only while requests are writing on the loop; otherwise it commits at once).
-GROUP_COMMIT_WAIT = 0.001
-
 
 class PipelineEngine:
     name = "pipeline-engine"
@@ -78,8 +74,6 @@ class PipelineEngine:
         self._early: list[tuple[Any, ...]] = []  # events posted before start()
         self._early_lock = threading.Lock()
         self._poll_handle: asyncio.TimerHandle | None = None
-        self._flush_scheduled = False
-        self._begins_at_flush = 0
         self._executions: dict[ExecKey, ExecState] = {}
         self._loading: set[ExecKey] = set()
         self._stop_while_loading: set[ExecKey] = set()
@@ -141,13 +135,6 @@ class PipelineEngine:
                 self._poll_handle.cancel()
             else:
                 self._call_on_loop(self._poll_handle.cancel)
-        # Grouped writes still waiting for their commit are committed now.
-        if on_loop:
-            self._flush_group()
-        else:
-            flushed = threading.Event()
-            self._call_on_loop(lambda: (self._flush_group(), flushed.set()))
-            flushed.wait(2)
         if self._own_thread is not None:
             self._call_on_loop(loop.stop)
             self._own_thread.join(5)
@@ -175,40 +162,6 @@ class PipelineEngine:
         """A write transaction for one transition."""
         with self.app.db.begin() as conn:
             yield conn
-
-    def groups_commits(self) -> bool:
-        """Whether the calling code may defer its commit (runner._decide_at_once): on SQLite, on
-        the dispatcher's own thread."""
-        return self._inline and threading.get_ident() == self._loop_thread_id
-
-    @contextmanager
-    def grouped_tx(self) -> Iterator[Connection]:
-        """A transition that can be redone after a crash (a Condition or Fail step, decided again
-        identically), written in the dispatcher thread's group transaction: committed with the
-        next request's transaction on the loop or within GROUP_COMMIT_WAIT, whichever comes first
-        (one commit instead of two per StartPipelineExecution under load). What must wait for
-        the commit is registered with app.db.after_group_commit inside the block. Only where
-        groups_commits()."""
-        with self.app.db.begin_grouped() as conn:
-            yield conn
-        self._schedule_group_flush()
-
-    def _schedule_group_flush(self) -> None:
-        if self._flush_scheduled or self._loop is None:
-            return
-        self._flush_scheduled = True
-        begins = self.app.db.begins_on_thread()
-        if begins != self._begins_at_flush:
-            # Other writers (requests) ran on this loop since the last flush: give the next one
-            # a moment to commit the group with its own transaction.
-            self._loop.call_later(GROUP_COMMIT_WAIT, self._flush_group)
-        else:
-            self._loop.call_soon(self._flush_group)
-
-    def _flush_group(self) -> None:
-        self._flush_scheduled = False
-        self.app.db.flush_group()
-        self._begins_at_flush = self.app.db.begins_on_thread()
 
     # -------------------------------------------------------------------------------- notifications
     def execution_started(self, account_id: str, region: str, execution_id: str,
@@ -423,17 +376,6 @@ class PipelineEngine:
         except Exception as exc:
             log.exception("step %s of %s failed in the engine", st.spec.name, ex.arn)
             outcome = self._internal_failure(ex, st, exc)
-        if outcome is not runner.DEFERRED:  # a grouped write posts its outcome after its commit
-            self._post("done", ex.key, st.spec.name, outcome)
-
-    def grouped_outcome(self, ex: ExecState, st: StepState, outcome: Outcome, timings: dict[str, float],
-                        committed: bool) -> None:
-        """After the commit of a grouped transition (runner._decide_at_once): its outcome, or, if
-        the commit failed and the step's row is lost, the failure recorded the regular way."""
-        if committed:
-            timings["done"] = time.perf_counter()
-        else:
-            outcome = self._internal_failure(ex, st, RuntimeError("the step's transaction could not be committed"))
         self._post("done", ex.key, st.spec.name, outcome)
 
     def _internal_failure(self, ex: ExecState, st: StepState, exc: Exception) -> Outcome:

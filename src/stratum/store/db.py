@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
 from stratum import jsonfast
-
-log = logging.getLogger("stratum.db")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -66,152 +63,16 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A transaction: committed on success, rolled back on any exception.
-
-        On SQLite, a group of deferred writes open on this thread (begin_grouped) is committed
-        with it: the block runs under a savepoint, so its failure rolls back its own writes only.
-        """
+        """A transaction: committed on success, rolled back on any exception."""
         if self._write_lock is None:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
-            return
-        local = self._local
-        local.begins = getattr(local, "begins", 0) + 1
-        group: _Group | None = getattr(local, "group", None)
-        if group is not None:
-            conn = group.held.conn
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            driver.execute("SAVEPOINT stratum_tx")
-            try:
-                yield conn
-            except BaseException:
-                driver.execute("ROLLBACK TO stratum_tx")
-                driver.execute("RELEASE stratum_tx")
-                self._end_group(group, raise_errors=False)
-                raise
-            driver.execute("RELEASE stratum_tx")
-            self._end_group(group, raise_errors=True)
             return
         with self._write_lock, self._connection() as conn, conn.begin():
             # A write transaction takes the write lock up front (BEGIN IMMEDIATE) so two writers
             # queue instead of one failing when it upgrades a read lock.
             _sqlite_begin(conn, "BEGIN IMMEDIATE")
             yield conn
-
-    # ------------------------------------------------------------------------ grouped writes
-    @contextmanager
-    def begin_grouped(self) -> Iterator[Connection]:
-        """Writes whose commit may wait (SQLite): the block joins this thread's group transaction,
-        opened if there is none, and is not committed at its end but by flush_group() or by the
-        next begin() on this thread, whichever comes first; a failing block rolls back its own
-        writes only. Register what must follow the commit with after_group_commit().
-
-        Only for writes that can be redone after a crash (the pipeline engine's Condition and Fail
-        transitions, decided again identically): until the commit they exist in this transaction
-        only. Other threads' writers wait on the write lock while a group is open, so the owner
-        flushes it within a millisecond. Elsewhere (PostgreSQL, or inside another transaction of
-        this thread) it is an ordinary transaction, and its callbacks run at once.
-        """
-        held = self._free_held() if self._write_lock is not None else None
-        group: _Group | None = getattr(self._local, "group", None) if self._write_lock is not None else None
-        if group is None and held is None:
-            callbacks: list[Callable[[bool], None]] = []
-            self._local.plain_callbacks = callbacks
-            try:
-                with self.begin() as conn:
-                    yield conn
-            finally:
-                self._local.plain_callbacks = None
-            for callback in callbacks:
-                callback(True)
-            return
-        if group is None:
-            assert held is not None and self._write_lock is not None
-            self._write_lock.acquire()
-            try:
-                held.busy = True
-                _sqlite_begin(held.conn, "BEGIN IMMEDIATE")
-            except BaseException:
-                held.busy = False
-                self._write_lock.release()
-                raise
-            group = _Group(held)
-            self._local.group = group
-        driver = group.held.conn.connection.driver_connection
-        assert driver is not None
-        registered = len(group.callbacks)
-        driver.execute("SAVEPOINT stratum_group")
-        try:
-            yield group.held.conn
-        except BaseException:
-            driver.execute("ROLLBACK TO stratum_group")
-            driver.execute("RELEASE stratum_group")
-            del group.callbacks[registered:]
-            raise
-        driver.execute("RELEASE stratum_group")
-
-    def after_group_commit(self, callback: Callable[[bool], None]) -> None:
-        """Inside begin_grouped: ``callback(committed)`` once the group's commit succeeded (True)
-        or failed and the group's writes are lost (False)."""
-        group: _Group | None = getattr(self._local, "group", None)
-        if group is not None:
-            group.callbacks.append(callback)
-            return
-        plain = getattr(self._local, "plain_callbacks", None)
-        if plain is None:
-            raise RuntimeError("after_group_commit outside begin_grouped")
-        plain.append(callback)
-
-    def flush_group(self) -> bool:
-        """Commit this thread's group, if one is open; whether there was one."""
-        group: _Group | None = getattr(self._local, "group", None)
-        if group is None:
-            return False
-        self._end_group(group, raise_errors=False)
-        return True
-
-    def begins_on_thread(self) -> int:
-        """How many begin() this thread has run (lets the owner of a group see other writers)."""
-        return getattr(self._local, "begins", 0)
-
-    def _end_group(self, group: _Group, *, raise_errors: bool) -> None:
-        self._local.group = None
-        conn = group.held.conn
-        error: BaseException | None = None
-        try:
-            conn.commit()  # what SQLAlchemy began for statements it ran, and with it everything
-            conn.connection.driver_connection.commit()  # type: ignore[union-attr]
-        except BaseException as exc:
-            error = exc
-            with contextlib.suppress(Exception):
-                conn.rollback()
-                conn.connection.driver_connection.rollback()  # type: ignore[union-attr]
-        finally:
-            group.held.busy = False
-            assert self._write_lock is not None
-            self._write_lock.release()
-        for callback in group.callbacks:
-            try:
-                callback(error is None)
-            except Exception:
-                log.exception("a callback after a grouped commit failed")
-        if error is not None:
-            if raise_errors:
-                raise error
-            log.error("committing grouped writes failed: %s", error)
-
-    def _free_held(self) -> _HeldConnection | None:
-        """This thread's own connection if it is free (created if need be), else None."""
-        held: _HeldConnection | None = getattr(self._local, "held", None)
-        if held is not None and held.busy:
-            return None
-        if held is None or held.conn.closed:
-            assert self._thread_engine is not None
-            held = _HeldConnection(self._thread_engine.connect())
-            self._local.held = held
-            self._held.add(held)
-        return held
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -276,16 +137,6 @@ class Database:
         self.engine.dispose()
         if self._thread_engine is not None:
             self._thread_engine.dispose()
-
-
-class _Group:
-    """A thread's open transaction of grouped writes (Database.begin_grouped)."""
-
-    __slots__ = ("held", "callbacks")
-
-    def __init__(self, held: _HeldConnection) -> None:
-        self.held = held
-        self.callbacks: list[Callable[[bool], None]] = []
 
 
 class _HeldConnection:
