@@ -5,11 +5,11 @@ threads do the work and the database writes. The dispatcher is a sequence of cal
 asyncio event loop: in the server, the loop that answers requests (started from the lifespan);
 elsewhere (tests, benchmarks), a loop in a thread of its own. On the server's loop it shares one
 thread with the request path instead of a second busy thread handing the interpreter lock back and
-forth with it, which cost more CPU than the dispatcher's own work. Steps run concurrently up to the execution's
-MaxParallelExecutionSteps. The dispatcher learns about executions from the API in-process
-(StartPipelineExecution, Stop, Retry, callbacks) and, as a safety net and at start-up, by polling
-the executions table for Executing/Stopping rows: a restarted server picks up every execution
-where its rows left it.
+forth with it, which cost more CPU than the dispatcher's own work. Steps run concurrently up to
+the execution's MaxParallelExecutionSteps. The dispatcher learns about executions from the API
+in-process (StartPipelineExecution, Stop, Retry, callbacks) and, as a safety net and at start-up,
+by polling the executions table for Executing/Stopping rows: a restarted server picks up every
+execution where its rows left it.
 
 Worker pools: ``fast`` for the engine's own work (Condition, Fail, Callback, loads, transitions),
 ``steps`` for handler steps (Lambda, jobs), which may block for a long time. On SQLite, whose
@@ -185,6 +185,8 @@ class PipelineEngine:
     # ----------------------------------------------------------------------------------- dispatcher
     def _post(self, *event: Any) -> None:
         """Hand an event to the dispatcher, from any thread; events are handled in posting order."""
+        if self.closing.is_set():
+            return  # stopped (or stopping): nothing more is handled, so nothing is kept
         loop = self._loop
         if loop is None:
             with self._early_lock:
