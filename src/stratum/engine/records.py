@@ -12,13 +12,12 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, bindparam, case, insert, select, text, update
 
-from stratum.services.sagemaker.tables import ACTIVE_EXECUTIONS_SQL
+from stratum.services.sagemaker.tables import ACTIVE_EXECUTION_STATUSES, ACTIVE_EXECUTIONS_SQL
 from stratum.services.sagemaker.tables import sagemaker_pipeline_execution_steps as steps_t
 from stratum.services.sagemaker.tables import sagemaker_pipeline_executions as executions_t
 from stratum.services.sagemaker.tables import sagemaker_pipelines as pipelines_t
 from stratum.store import direct
 
-ACTIVE_EXECUTION_STATUSES = ("Executing", "Stopping")
 ACTIVE_STEP_STATUSES = ("Starting", "Executing", "Stopping")
 
 

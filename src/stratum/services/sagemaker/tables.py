@@ -52,8 +52,10 @@ sagemaker_pipeline_versions = Table(
     Column("last_modified_by", JsonType, nullable=True),
 )
 
-# Written out (not bound parameters) so SQLite can match a query's condition to the partial index.
-ACTIVE_EXECUTIONS_SQL = "status IN ('Executing', 'Stopping')"
+# The statuses of an execution the engine still runs. The SQL condition is written out (not bound
+# parameters) so SQLite can match a query's condition to the partial index below.
+ACTIVE_EXECUTION_STATUSES = ("Executing", "Stopping")
+ACTIVE_EXECUTIONS_SQL = "status IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_EXECUTION_STATUSES))
 
 sagemaker_pipeline_executions = Table(
     "sagemaker_pipeline_executions", metadata,
