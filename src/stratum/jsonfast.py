@@ -25,5 +25,8 @@ def dumps_bytes(value: Any) -> bytes:
 
 
 def dumps(value: Any) -> str:
-    return dumps_bytes(value).decode()
+    try:
+        return orjson.dumps(value, option=_OPTIONS).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 

@@ -71,6 +71,9 @@ def test_insert_stores_what_sqlalchemy_stores(db: Database) -> None:
     if db.is_sqlite:
         # JSON columns are written compact, by orjson.
         assert through_sqlalchemy[0][2] == '{"x":[1,2,{"y":null}],"s":"é"}'
+        # Datetimes as SQLAlchemy's SQLite DATETIME writes them, in UTC.
+        assert [r[3] for r in through_sqlalchemy] == ["2026-01-02 03:04:05.678901", "2026-01-02 03:04:05.000000",
+                                                      "2026-01-02 03:04:05.000000", None]
     with db.begin() as conn:
         conn.execute(things.delete())
     direct = Statement(INSERT)
