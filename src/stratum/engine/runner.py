@@ -83,7 +83,7 @@ def _json_default(value: Any) -> Any:
 
 # ----------------------------------------------------------------------------------------- the run
 def run_step(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome:
-    if st.mode == NEW and st.spec.type in _DECIDED_AT_ONCE and not st.stop_event.is_set():
+    if st.mode == NEW and st.spec.type in _DECIDED_AT_ONCE and not st.stop_requested:
         decided = _decide_at_once(eng, ex, st)
         if decided is not None:
             return decided
@@ -95,7 +95,7 @@ def run_step(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome:
     if st.first_started is None:
         st.first_started = time.monotonic()
     spec = st.spec
-    if st.stop_event.is_set() and st.mode != RESUME:
+    if st.stop_requested and st.mode != RESUME:
         return finish(eng, ex, st, StepResult(status="Stopped"))
     name = job_name(ex.key.execution_id, spec.name, st.attempt)
     ctx = ex.eval_context(name, spec.type, partial(read_object, eng.app, ex.key.account_id))

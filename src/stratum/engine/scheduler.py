@@ -24,8 +24,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,11 +157,9 @@ class PipelineEngine:
         except FunctionError as exc:
             log.error("functions file not loaded: %s", exc)
 
-    @contextmanager
-    def tx(self) -> Iterator[Connection]:
+    def tx(self) -> AbstractContextManager[Connection]:
         """A write transaction for one transition."""
-        with self.app.db.begin() as conn:
-            yield conn
+        return self.app.db.begin()
 
     # -------------------------------------------------------------------------------- notifications
     def execution_started(self, account_id: str, region: str, execution_id: str,

@@ -47,12 +47,33 @@ class StepState:
     mode: str
     attempt: int = 1
     metadata: Any = None  # the row's Metadata when resumed
-    stop_event: threading.Event = field(default_factory=threading.Event)
     retries: dict[int, int] = field(default_factory=dict)
     first_started: float | None = None  # monotonic time of the first attempt (ExpireAfterMin)
     waiting: bool = False  # a Callback step waiting for its token
     ends_execution: bool = False  # launched as the execution's last step (see runner.run_step)
     timings: dict[str, float] = field(default_factory=dict)
+    # Made on first use: most steps are never stopped, and a Condition or Fail step never hands
+    # the event to a handler; an Event (a Condition over a Lock) is the costliest part of a step.
+    _stop_event: threading.Event | None = field(default=None, repr=False)
+
+    @property
+    def stop_event(self) -> threading.Event:
+        """Set when the execution is stopped; handed to the step's handler."""
+        event = self._stop_event
+        if event is None:
+            with _STOP_EVENT_LOCK:  # the dispatcher and the step's worker thread may both ask
+                event = self._stop_event
+                if event is None:
+                    event = self._stop_event = threading.Event()
+        return event
+
+    @property
+    def stop_requested(self) -> bool:
+        event = self._stop_event
+        return event is not None and event.is_set()
+
+
+_STOP_EVENT_LOCK = threading.Lock()
 
 
 @dataclass

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
@@ -30,7 +32,7 @@ def _normalize_url(url: str) -> str:
 
 # The sqlite3 module binds int, float, str and bytearray as they are; any other value, None
 # included, goes through its adaptation protocol, which for None fails two attribute lookups and
-# formats two exception messages before binding NULL (~3 us; a stored execution binds several
+# formats two exception messages before binding NULL (~3k instructions; an execution binds several
 # None). With an adapter registered for None the lookup finds it at once. None stays NULL.
 sqlite3.register_adapter(type(None), lambda value: value)
 
@@ -68,17 +70,27 @@ class Database:
         self._local = threading.local()
         self._held: weakref.WeakSet[_HeldConnection] = weakref.WeakSet()
 
-    @contextmanager
-    def begin(self) -> Iterator[Connection]:
+    def begin(self) -> contextlib.AbstractContextManager[Connection]:
         """A transaction: committed on success, rolled back on any exception."""
         if self._write_lock is None:
-            with self.engine.connect() as conn, conn.begin():
+            return self._begin_pooled()
+        return _SqliteWrite(self)
+
+    @contextmanager
+    def _begin_managed(self) -> Iterator[Connection]:
+        """A write transaction SQLAlchemy knows from its start: for Alembic, which looks at
+        whether its connection is in a transaction to decide who commits."""
+        if self._write_lock is None:
+            with self._begin_pooled() as conn:
                 yield conn
             return
         with self._write_lock, self._connection() as conn, conn.begin():
-            # A write transaction takes the write lock up front (BEGIN IMMEDIATE) so two writers
-            # queue instead of one failing when it upgrades a read lock.
             _sqlite_begin(conn, "BEGIN IMMEDIATE")
+            yield conn
+
+    @contextmanager
+    def _begin_pooled(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
@@ -127,7 +139,7 @@ class Database:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.attributes["connection_url"] = self.url
-        with self.begin() as conn:
+        with self._begin_managed() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
         if os.environ.get("STRATUM_DEV_CREATE_ALL") == "1":
@@ -135,7 +147,7 @@ class Database:
             # CI, so a table without a migration fails the suite there.
             from stratum.store.schema import load_all_tables
 
-            with self.begin() as conn:
+            with self._begin_managed() as conn:
                 load_all_tables().create_all(conn, checkfirst=True)
 
     def dispose(self) -> None:
@@ -144,6 +156,88 @@ class Database:
         self.engine.dispose()
         if self._thread_engine is not None:
             self._thread_engine.dispose()
+
+
+class _SqliteWrite:
+    """Database.begin on SQLite: the write lock, the thread's connection, BEGIN IMMEDIATE, and
+    COMMIT or ROLLBACK on the way out.
+
+    It runs for every write, so it is lean: a class rather than a generator context manager, and
+    the transaction is the driver's own (BEGIN IMMEDIATE here, commit() or rollback() at the end),
+    as Database.read does for snapshots. SQLAlchemy begins its own record of a transaction when a
+    statement runs through it (its begin is a no-op for pysqlite); that is committed or rolled back
+    with the driver's. Migrations run in a SQLAlchemy-managed transaction (Database._begin_managed).
+    """
+
+    __slots__ = ("db", "held", "outer", "conn")
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __enter__(self) -> Connection:
+        db = self.db
+        lock = db._write_lock
+        assert lock is not None
+        lock.acquire()
+        try:
+            held: _HeldConnection | None = getattr(db._local, "held", None)
+            if held is None or held.busy or held.conn.closed:
+                # A transaction nested in another on this thread, or the thread's first: the
+                # general path (a pooled connection when nested).
+                self.held = None
+                self.outer = db._connection()
+                conn = self.outer.__enter__()
+            else:
+                self.held, self.outer = held, None
+                held.busy = True
+                conn = held.conn
+            self.conn = conn
+            try:
+                # A write transaction takes the write lock up front (BEGIN IMMEDIATE) so two
+                # writers queue instead of one failing when it upgrades a read lock.
+                _sqlite_begin(conn, "BEGIN IMMEDIATE")
+            except BaseException:
+                self._release(*sys.exc_info())
+                raise
+        except BaseException:
+            lock.release()
+            raise
+        return conn
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        conn = self.conn
+        try:
+            if kind is None:
+                try:
+                    if conn.in_transaction():
+                        conn.commit()  # statements run through SQLAlchemy: its commit is the driver's
+                    conn.connection.driver_connection.commit()  # type: ignore[union-attr]
+                    return
+                except BaseException:
+                    _rollback(conn)
+                    raise
+            _rollback(conn)
+        finally:
+            try:
+                self._release(kind, exc, tb)
+            finally:
+                lock = self.db._write_lock
+                assert lock is not None
+                lock.release()
+
+    def _release(self, kind: Any, exc: Any, tb: Any) -> None:
+        if self.outer is not None:
+            self.outer.__exit__(kind, exc, tb)
+        elif self.held is not None:
+            self.held.busy = False
+
+
+def _rollback(conn: Connection) -> None:
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+    finally:
+        conn.connection.driver_connection.rollback()  # type: ignore[union-attr]
 
 
 class _HeldConnection:

@@ -8,7 +8,7 @@ the engine's job: StartPipelineExecution only records an execution in status Exe
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -66,10 +66,8 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
         app.add_background(self.engine)
 
     # ------------------------------------------------------------------------------------ plumbing
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self.app.db.begin() as conn:
-            yield conn
+    def _write(self) -> AbstractContextManager[Connection]:
+        return self.app.db.begin()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
