@@ -407,6 +407,13 @@ def derive_signing_key(secret_key: str, date: str, region: str, service: str) ->
     return hmac.digest(k, b"aws4_request", "sha256")
 
 
+@lru_cache(maxsize=1024)
+def _keyed_hmac(signing_key: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 already keyed with a signing key, to be copied per signature: hmac.digest
+    sets up OpenSSL's MAC from its name on every call, which costs more than the MAC itself."""
+    return hmac.new(signing_key, digestmod=hashlib.sha256)
+
+
 # --------------------------------------------------------------------------- canonicalization
 
 _CANONICAL_PIECE_RE = re.compile(r"(?:[A-Za-z0-9\-_.~]|%[0-9A-F]{2})*")
@@ -605,7 +612,9 @@ def verify(
                 f"{ALGORITHM}\n{info.amz_date}\n{scope}\n"
                 f"{hashlib.sha256(canonical_request.encode('utf-8')).hexdigest()}"
             )
-            signature = hmac.digest(signing_key, string_to_sign.encode("utf-8"), "sha256").hex()
+            mac = _keyed_hmac(signing_key).copy()
+            mac.update(string_to_sign.encode("utf-8"))
+            signature = mac.hexdigest()
             if hmac.compare_digest(signature.encode("ascii"), expected):
                 matched = True
                 break
