@@ -5,9 +5,10 @@ read back; a stop that came first wins, and nothing is written for the step."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -52,24 +53,29 @@ def count_transactions(engine: PipelineEngine) -> list[int]:
 def record(app: AppState, steps: list[dict[str, Any]], parameters: list[dict[str, Any]] | None = None,
            stop_first: bool = False) -> tuple[ExecKey, NewExecution]:
     """Record an execution as StartPipelineExecution does; returns what it hands the engine."""
+    with app.db.begin() as conn:
+        return record_in(conn, steps, parameters, stop_first)
+
+
+def record_in(conn: Connection, steps: list[dict[str, Any]], parameters: list[dict[str, Any]] | None = None,
+              stop_first: bool = False) -> tuple[ExecKey, NewExecution]:
     name = f"p{time.monotonic_ns()}"
     definition = json.dumps({"Version": "2020-12-01", "Parameters": parameters or [], "Steps": steps})
     now = datetime.now(UTC)
-    with app.db.begin() as conn:
-        pl.create_pipeline(conn, account=ACCOUNT, region=REGION, name=name, definition=definition,
-                           role_arn=f"arn:aws:iam::{ACCOUNT}:role/r", display_name=None, description=None, tags=[],
-                           parallelism=None, aliases=[], actor=ACTOR, now=now)
-        row = pl.get_pipeline_version(conn, PipelineRef(ACCOUNT, REGION, name.lower(), name), for_start=True)
-        assert row is not None
-        defn = pl.parsed_version(conn, row.pipeline_id, row.version_id)
-        started = pl.record_execution(conn, row, defn, supplied=None, display_name=None, description=None,
-                                      parallelism=None, selective=None, role_arn=None, mlflow_experiment_name=None,
-                                      actor=ACTOR, now=now, execution_id=pl.new_id(12))
-        assert started is not None
-        key = ExecKey(ACCOUNT, REGION, started.execution_id)
-        if stop_first:
-            execution = pl.get_execution(conn, pl.parse_execution_arn(started.arn))  # type: ignore[arg-type]
-            assert pl.stop_execution(conn, execution, ACTOR, now) == "Stopped"
+    pl.create_pipeline(conn, account=ACCOUNT, region=REGION, name=name, definition=definition,
+                       role_arn=f"arn:aws:iam::{ACCOUNT}:role/r", display_name=None, description=None, tags=[],
+                       parallelism=None, aliases=[], actor=ACTOR, now=now)
+    row = pl.get_pipeline_version(conn, PipelineRef(ACCOUNT, REGION, name.lower(), name), for_start=True)
+    assert row is not None
+    defn = pl.parsed_version(conn, row.pipeline_id, row.version_id)
+    started = pl.record_execution(conn, row, defn, supplied=None, display_name=None, description=None,
+                                  parallelism=None, selective=None, role_arn=None, mlflow_experiment_name=None,
+                                  actor=ACTOR, now=now, execution_id=pl.new_id(12))
+    assert started is not None
+    key = ExecKey(ACCOUNT, REGION, started.execution_id)
+    if stop_first:
+        execution = pl.get_execution(conn, pl.parse_execution_arn(started.arn))  # type: ignore[arg-type]
+        assert pl.stop_execution(conn, execution, ACTOR, now) == "Stopped"
     new = NewExecution(key=key, arn=started.arn, pipeline_arn=row.arn, pipeline_name=row.name,
                        pipeline_name_key=row.name_key, pipeline_id=row.pipeline_id, role_arn=row.pipeline_role_arn,
                        defn=defn, parameters=started.resolved_parameters, created_at=now,
@@ -164,3 +170,117 @@ def test_execution_read_back_when_not_handed_over(app: AppState) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert execution.failure_reason == "loaded"
+
+
+# ----------------------------------------------------------------------------------- start_in
+# StartPipelineExecution runs an execution's first steps in the transaction that records it when
+# the engine decides them all itself; the request runs on the dispatcher's loop thread.
+def on_loop(engine: PipelineEngine, fn: Callable[[], Any]) -> Any:
+    result: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def call() -> None:
+        try:
+            result.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test thread
+            result.set_exception(exc)
+
+    assert engine._loop is not None
+    engine._loop.call_soon_threadsafe(call)
+    return result.result(20)
+
+
+def wait_forgotten(engine: PipelineEngine) -> None:
+    deadline = time.monotonic() + 20
+    while engine.active_count():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_first_decided_steps_commit_with_the_start(app: AppState) -> None:
+    engine = engine_of(app)
+    engine.start()
+    count = count_transactions(engine)
+    steps = [{"Name": "Check", "Type": "Condition", "Arguments": {
+        "Conditions": [{"Type": "GreaterThan", "LeftValue": {"Get": "Parameters.N"}, "RightValue": 3}],
+        "IfSteps": [{"Name": "TooBig", "Type": "Fail", "Arguments": {"ErrorMessage": "too big"}}],
+        "ElseSteps": []}}]
+
+    def start() -> tuple[ExecKey, bool, str]:
+        with app.db.begin() as conn:
+            key, new = record_in(conn, steps, [{"Name": "N", "Type": "Integer", "DefaultValue": 5}])
+            ran = engine.start_in(conn, new)
+        # Read at once, before the loop handles the step's outcome: the Condition step is in the
+        # start's commit; the Fail step it leads to comes after, in a transaction of its own.
+        with app.db.read() as conn:
+            rows = {r.step_name: r.status for r in load_steps(conn, key)}
+        return key, ran, json.dumps(rows)
+
+    key, ran, rows = on_loop(engine, start)
+    assert ran
+    assert json.loads(rows) == {"Check": "Succeeded"}
+    wait_forgotten(engine)
+    with app.db.read() as conn:
+        execution = load_execution(conn, key)
+        assert {r.step_name: r.status for r in load_steps(conn, key)} == {"Check": "Succeeded", "TooBig": "Failed"}
+    assert (execution.status, execution.failure_reason) == ("Failed", "too big")
+    assert count[0] == 2  # each step through the engine's tx: the first one was the start's transaction
+
+
+def test_lone_fail_step_ends_the_execution_in_the_start_commit(app: AppState) -> None:
+    engine = engine_of(app)
+    engine.start()
+
+    def start() -> tuple[ExecKey, bool, str]:
+        with app.db.begin() as conn:
+            key, new = record_in(conn, [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}])
+            ran = engine.start_in(conn, new)
+        with app.db.read() as conn:
+            return key, ran, load_execution(conn, key).status
+
+    key, ran, status = on_loop(engine, start)
+    assert ran and status == "Failed"
+    wait_forgotten(engine)
+
+
+def test_start_in_declines_what_the_engine_does_not_decide_at_once(app: AppState) -> None:
+    engine = engine_of(app)
+    engine.start()
+    processing = {"Name": "P", "Type": "Processing", "Arguments": {}}
+    reads_s3 = {"Name": "C", "Type": "Condition", "Arguments": {"Conditions": [{
+        "Type": "Equals", "LeftValue": {"Std:JsonGet": {"PropertyFile": "f", "Path": "a"}}, "RightValue": 1}],
+        "IfSteps": [], "ElseSteps": []}}
+
+    def start(steps: list[dict[str, Any]]) -> bool:
+        with app.db.begin() as conn:
+            _key, new = record_in(conn, steps)
+            return engine.start_in(conn, new)
+
+    assert not on_loop(engine, lambda: start([processing]))
+    assert not on_loop(engine, lambda: start([{"Name": "F", "Type": "Fail", "Arguments": {}}, processing]))
+    assert not on_loop(engine, lambda: start([reads_s3]))
+    assert engine.active_count() == 0
+    # Off the dispatcher's thread it never applies.
+    with app.db.begin() as conn:
+        _key, new = record_in(conn, [{"Name": "F", "Type": "Fail", "Arguments": {}}])
+        assert not engine.start_in(conn, new)
+
+
+def test_a_start_that_does_not_commit_leaves_nothing(app: AppState) -> None:
+    engine = engine_of(app)
+    engine.start()
+
+    def start() -> ExecKey:
+        key = None
+        with pytest.raises(RuntimeError), app.db.begin() as conn:
+            key, new = record_in(conn, [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}])
+            assert engine.start_in(conn, new)
+            raise RuntimeError("the commit failed")
+        assert key is not None
+        engine.forget(key)
+        return key
+
+    key = on_loop(engine, start)
+    wait_forgotten(engine)
+    with app.db.read() as conn:
+        assert load_execution(conn, key) is None
+        assert load_steps(conn, key) == []

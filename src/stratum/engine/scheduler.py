@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,7 @@ class PipelineEngine:
         self.closing = threading.Event()
         self.shutdown_event = threading.Event()  # handed to handlers as extra["shutdown"]
         self._inline = app.db.is_sqlite
+        self._start_conn: Connection | None = None  # see start_in
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread_id: int | None = None
         self._own_thread: threading.Thread | None = None  # when not started on a running loop
@@ -158,10 +159,46 @@ class PipelineEngine:
             log.error("functions file not loaded: %s", exc)
 
     def tx(self) -> AbstractContextManager[Connection]:
-        """A write transaction for one transition."""
+        """A write transaction for one transition (within start_in: the caller's transaction)."""
+        conn = self._start_conn
+        if conn is not None and threading.get_ident() == self._loop_thread_id:
+            return nullcontext(conn)
         return self.app.db.begin()
 
     # -------------------------------------------------------------------------------- notifications
+    def start_in(self, conn: Connection, new: NewExecution) -> bool:
+        """Run a just-recorded execution's first steps inside the transaction recording it, when
+        every one of them is a step the dispatcher decides itself (Condition, Fail, no object
+        store read): one commit for the start and those decisions instead of two.
+
+        Only on SQLite and on the dispatcher's own thread (the server's event loop, where requests
+        run); False when it does not apply: the caller then calls execution_started after its
+        commit, as for any other execution. After True, a failed commit must be followed by
+        forget(key). The steps' outcomes are handled after the caller returns, as always.
+        """
+        if (not self._inline or self._loop is None or threading.get_ident() != self._loop_thread_id
+                or self.closing.is_set() or new.key in self._executions or new.key in self._loading):
+            return False
+        try:
+            ex = fresh(new, self.default_parallelism)
+        except Exception:
+            return False  # execution_started's own path reports it
+        steps = ex.defn.steps
+        ready = ex.progress.ready_names()
+        if not ready or any(steps[name].type not in INLINE_TYPES or _reads_s3(steps[name].arguments)
+                            for name in ready):
+            return False
+        self._start_conn = conn
+        try:
+            self._loaded(new.key, ex)
+        finally:
+            self._start_conn = None
+        return True
+
+    def forget(self, key: ExecKey) -> None:
+        """The transaction start_in ran in did not commit: the execution does not exist."""
+        self._executions.pop(key, None)
+
     def execution_started(self, account_id: str, region: str, execution_id: str,
                           new: NewExecution | None = None) -> None:
         """An execution became Executing (StartPipelineExecution, RetryPipelineExecution).

@@ -237,32 +237,43 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
         selective = params.get("SelectiveExecutionConfig")
         token = params.get("ClientRequestToken")
         fingerprint = idempotency.fingerprint(params) if token else None
-        with self._write() as conn:
-            row = self._pipeline_version(ctx, conn, "StartPipelineExecution", params["PipelineName"],
-                                         params.get("PipelineVersionId"), params.get("PipelineVersionAlias"),
-                                         for_start=True)
-            defn = pl.parsed_version(conn, row.pipeline_id, row.version_id)
-            started = pl.start_execution_once(
-                conn, row, defn, token=token, fingerprint=fingerprint, supplied=params.get("PipelineParameters"),
-                display_name=params.get("PipelineExecutionDisplayName"),
-                description=params.get("PipelineExecutionDescription"),
-                parallelism=params.get("ParallelismConfiguration"), selective=selective,
-                role_arn=params.get("RoleArn"), mlflow_experiment_name=params.get("MlflowExperimentName"),
-                actor=_actor(ctx), now=now)
-        if isinstance(started, str):
-            return {"PipelineExecutionArn": started}  # a retry: the first request's answer
-        result = {"PipelineExecutionArn": started.arn}
-        execution_id = started.execution_id
-        # Committed: the engine runs it from what was just written (a selective execution reuses
-        # another execution's steps, which the engine reads).
-        new = None if selective else NewExecution(
-            key=ExecKey(row.account_id, row.region, execution_id), arn=started.arn, pipeline_arn=row.arn,
-            pipeline_name=row.name, pipeline_name_key=row.name_key, pipeline_id=row.pipeline_id,
-            role_arn=params.get("RoleArn") or row.pipeline_role_arn, defn=defn,
-            parameters=started.resolved_parameters, created_at=now, experiment_config=started.experiment_config,
-            parallelism=params.get("ParallelismConfiguration"), pipeline_parallelism=row.pipeline_parallelism)
-        self.engine.execution_started(row.account_id, row.region, execution_id, new)
-        return result
+        new: NewExecution | None = None
+        ran = False
+        try:
+            with self._write() as conn:
+                row = self._pipeline_version(ctx, conn, "StartPipelineExecution", params["PipelineName"],
+                                             params.get("PipelineVersionId"), params.get("PipelineVersionAlias"),
+                                             for_start=True)
+                defn = pl.parsed_version(conn, row.pipeline_id, row.version_id)
+                started = pl.start_execution_once(
+                    conn, row, defn, token=token, fingerprint=fingerprint, supplied=params.get("PipelineParameters"),
+                    display_name=params.get("PipelineExecutionDisplayName"),
+                    description=params.get("PipelineExecutionDescription"),
+                    parallelism=params.get("ParallelismConfiguration"), selective=selective,
+                    role_arn=params.get("RoleArn"), mlflow_experiment_name=params.get("MlflowExperimentName"),
+                    actor=_actor(ctx), now=now)
+                if isinstance(started, str):
+                    return {"PipelineExecutionArn": started}  # a retry: the first request's answer
+                # The engine runs it from what was just written (a selective execution reuses
+                # another execution's steps, which the engine reads after the commit).
+                if not selective:
+                    new = NewExecution(
+                        key=ExecKey(row.account_id, row.region, started.execution_id), arn=started.arn,
+                        pipeline_arn=row.arn, pipeline_name=row.name, pipeline_name_key=row.name_key,
+                        pipeline_id=row.pipeline_id, role_arn=params.get("RoleArn") or row.pipeline_role_arn,
+                        defn=defn, parameters=started.resolved_parameters, created_at=now,
+                        experiment_config=started.experiment_config,
+                        parallelism=params.get("ParallelismConfiguration"),
+                        pipeline_parallelism=row.pipeline_parallelism)
+                    # First steps the engine decides at once (Condition, Fail) go in this commit.
+                    ran = self.engine.start_in(conn, new)
+        except BaseException:
+            if ran and new is not None:
+                self.engine.forget(new.key)
+            raise
+        if not ran:
+            self.engine.execution_started(row.account_id, row.region, started.execution_id, new)
+        return {"PipelineExecutionArn": started.arn}
 
     def describe_pipeline_execution(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         with self._read() as conn:
