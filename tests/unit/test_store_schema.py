@@ -71,3 +71,12 @@ def test_datetime_with_offset_text_reads_back_in_utc(dialect: Dialect) -> None:
 def test_other_backends_keep_sqlalchemys_processing() -> None:
     pg = create_engine("postgresql+psycopg://", json_serializer=jsonfast.dumps).dialect
     assert UtcDateTime().dialect_impl(pg).bind_processor(pg) is not schema._sqlite_datetime_text
+
+
+def test_datetime_text_for_repeated_and_alternating_values(dialect: Dialect) -> None:
+    process = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    a = datetime(2026, 11, 22, 1, 2, 3, 4, UTC)
+    b = datetime(2026, 11, 22, 1, 2, 3, 4, timezone(timedelta(hours=1)))
+    for value in (a, a, b, b, a, None, a, datetime(2026, 11, 22, 1, 2, 3, 4)):
+        assert process(value) == _sqlalchemy_datetime_text(value, dialect)

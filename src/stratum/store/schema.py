@@ -58,13 +58,25 @@ def _sqlite_default_datetime(decorator: UtcDateTime, dialect: Dialect) -> bool:
 
 def _sqlite_datetime_text(value: datetime | None) -> str | None:
     """What UtcDateTime's bind processing and SQLite's DATETIME store: UTC, no offset, microseconds."""
+    global _last_text
     if value is None:
         return None
+    last = _last_text
+    if last[0] is value:  # a row's timestamps are often one datetime (created = last modified)
+        return last[1]
     if value.tzinfo is None:
-        return value.isoformat(" ", "microseconds")
-    # astimezone(UTC) returns a UTC datetime as it is; slicing "+00:00" off is cheaper than
-    # datetime.replace, whose keyword parsing costs as much as the formatting.
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+        text = value.isoformat(" ", "microseconds")
+    else:
+        # Not isoformat: for an aware datetime it formats the offset through tzinfo.utcoffset,
+        # which costs more than the rest.
+        v = value.astimezone(UTC)  # a UTC datetime is returned as it is
+        text = _FORMAT % (v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+    _last_text = (value, text)
+    return text
+
+
+_FORMAT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+_last_text: tuple[datetime | None, str | None] = (None, None)  # replaced whole: safe across threads
 
 
 def _sqlite_datetime_value(value: str | None) -> datetime | None:
