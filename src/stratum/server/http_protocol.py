@@ -45,6 +45,17 @@ class _CoalescingTransport:
         self._flush()
         self._transport.close()
 
+    # What uvicorn calls per request or per read, spelled out: __getattr__ is only reached after
+    # the normal lookup has failed with a formatted AttributeError.
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
