@@ -185,7 +185,7 @@ class PipelineEngine:
             return False  # execution_started's own path reports it
         steps = ex.defn.steps
         ready = ex.progress.ready_names()
-        if not ready or any(steps[name].type not in INLINE_TYPES or _reads_s3(steps[name].arguments)
+        if not ready or any(steps[name].type not in INLINE_TYPES or steps[name].uses_json_get
                             for name in ready):
             return False
         self._start_conn = conn
@@ -399,7 +399,7 @@ class PipelineEngine:
 
     def _launch(self, ex: ExecState, st: StepState) -> None:
         st.timings["launch"] = time.perf_counter()
-        if self._inline and st.spec.type in INLINE_TYPES and not _reads_s3(st.spec.arguments):
+        if self._inline and st.spec.type in INLINE_TYPES and not st.spec.uses_json_get:
             self._step_job(ex, st)  # its outcome comes back through the queue, like a worker's
             return
         pool = self._fast if st.spec.type in ENGINE_TYPES else self._steps
@@ -590,15 +590,6 @@ class PipelineEngine:
     # --------------------------------------------------------------------------------------- queries
     def active_count(self) -> int:
         return len(self._executions)
-
-
-def _reads_s3(node: Any) -> bool:
-    """Whether a step's arguments use Std:JsonGet (an object store read: for a worker thread)."""
-    if isinstance(node, dict):
-        return "Std:JsonGet" in node or any(_reads_s3(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_reads_s3(v) for v in node)
-    return False
 
 
 def _state_load(conn: Connection, key: ExecKey, definition_of: Any, default_parallelism: int) -> ExecState | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from stratum.services.sagemaker.dag import CycleError
@@ -111,6 +112,20 @@ class StepSpec:
     parent: str | None = None
     # PropertyFileName values declared by this step (Processing steps), for JsonGet.
     property_files: list[str] = field(default_factory=list)
+
+    @cached_property
+    def uses_json_get(self) -> bool:
+        """Whether the step's arguments hold a Std:JsonGet (evaluating them reads the object
+        store). Asked at every launch of the step; a parsed definition is shared and kept."""
+        return _holds_json_get(self.arguments)
+
+
+def _holds_json_get(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "Std:JsonGet" in node or any(_holds_json_get(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_holds_json_get(v) for v in node)
+    return False
 
 
 @dataclass
