@@ -15,6 +15,8 @@ from stratum.server.pipeline import handle
 log = logging.getLogger("stratum.asgi")
 
 HEALTH_PATH = "/_stratum/health"
+# Raw header name -> its lower-case text: a dozen headers per request, the same names every time.
+_HEADER_NAMES: dict[bytes, str] = {}
 
 
 class StratumApp:
@@ -33,8 +35,13 @@ class StratumApp:
         if kind != "http":
             return
         headers: dict[str, str] = {}
+        names = _HEADER_NAMES
         for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
+            name = names.get(raw_name)
+            if name is None:
+                name = raw_name.decode("latin-1").lower()
+                if len(names) < 512:  # the names clients send are few; values are not cached
+                    names[raw_name] = name
             value = raw_value.decode("latin-1")
             headers[name] = f"{headers[name]},{value}" if name in headers else value
         chunks: list[bytes] = []
