@@ -225,19 +225,24 @@ class Authorizer:
         caller = Caller(arn=ident.arn, account=ident.account_id,
                         kind=ident.kind if ident.kind != "anonymous" else "anonymous",
                         role_arn=ident.role_arn, service=None)
-        keys = self.request_context(ctx, context)
-        if resource_account and "aws:ResourceOrgID" not in keys:
-            resource_org = self.organization_of(resource_account)
-            if resource_org:
-                keys["aws:ResourceOrgID"] = resource_org
+        policies = self.policy_set(ident, policy, resource_policy_required)
+        keys: dict[str, Any] = {}
+        if ctx.http.vpce_id or policies.uses_context():
+            # Built only when it can matter: a Condition or a policy variable can read it, or the
+            # request came through a VPC endpoint (whose policy then applies). Otherwise the
+            # evaluation never looks at it, and building it costs more than the evaluation.
+            keys = self.request_context(ctx, context)
+            if resource_account and "aws:ResourceOrgID" not in keys:
+                resource_org = self.organization_of(resource_account)
+                if resource_org:
+                    keys["aws:ResourceOrgID"] = resource_org
+            if keys.get("aws:SourceVpce") is not None:
+                # The endpoint policy applies to what arrives through the endpoint (not to calls
+                # a service forwards on the caller's behalf, whose context drops aws:SourceVpce).
+                endpoint = self.endpoint(ctx.http.vpce_id)
+                policies.endpoint = endpoint.policy if endpoint is not None else None
         request = AuthzRequest(caller=caller, action=action, resource=resource,
                                resource_account=resource_account, context=keys)
-        policies = self.policy_set(ident, policy, resource_policy_required)
-        if keys.get("aws:SourceVpce") is not None:
-            # The endpoint policy applies to what arrives through the endpoint (not to calls a
-            # service forwards on the caller's behalf, whose context drops aws:SourceVpce).
-            endpoint = self.endpoint(ctx.http.vpce_id)
-            policies.endpoint = endpoint.policy if endpoint is not None else None
         decision = evaluate(request, policies)
         return request, decision
 

@@ -84,6 +84,13 @@ class Policy:
     name: str | None = None
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)
     _by_action: dict[str, _Candidates] = field(default_factory=dict, init=False, repr=False)
+    # Whether evaluating the policy can read the request context: a Condition, or a policy
+    # variable in Resource/NotResource. When no policy of a request does, the context is not built.
+    uses_context: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uses_context", any(
+            s.conditions or (s.resources is not None and s.resources.templates) for s in self.statements))
 
     def candidates(self, action: str) -> _Candidates:
         """(deny statements, allow statements) whose Action/NotAction covers ``action``.

@@ -79,6 +79,20 @@ class PolicySet:
     scps: Sequence[Policy | Sequence[Policy]] = ()
     resource_policy_required: bool = False
 
+    def uses_context(self) -> bool:
+        """Whether evaluating these policies can read the request context (see Policy.uses_context);
+        when not, a request without context gets the same decision."""
+        if any(p.uses_context for p in self.identity) or any(p.uses_context for p in self.session):
+            return True
+        for single in (self.resource, self.boundary, self.endpoint):
+            if single is not None and single.uses_context:
+                return True
+        for level in self.scps:
+            for p in (level,) if isinstance(level, Policy) else level:
+                if p.uses_context:
+                    return True
+        return False
+
 
 @dataclass(slots=True)
 class Decision:
