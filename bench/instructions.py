@@ -12,8 +12,11 @@ What it does not count: the kernel (system calls: socket I/O, SQLite's pwrite/fc
 CPU stalls (a cache miss is one instruction). Use it to compare two versions of the code, not to
 compare with moto (bench/api.py does that, in CPU time).
 
+``--server moto`` counts moto_server the same way (its user space only: it also spends kernel time on
+a thread and a connection per request, which CPU time sees and this does not).
+
 Usage: python bench/instructions.py [--op StartPipelineExecution] [--requests 1000] [--concurrency 4]
-                                    [--src DIR] [--keep]
+                                    [--server stratum|moto] [--src DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000, help="requests counted (1000)")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent client connections (4)")
     parser.add_argument("--warmup", type=int, default=300, help="uncounted requests first (300)")
+    parser.add_argument("--server", choices=("stratum", "moto"), default="stratum", help="which server (stratum)")
     parser.add_argument("--src", default=str(ROOT), help="the Stratum checkout to run (its src/ goes first on "
                                                          "PYTHONPATH), to compare two versions with one venv")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (log, callgrind dump)")
@@ -85,17 +89,25 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "AWS_"))}
     env["PYTHONHASHSEED"] = "0"  # string hashing (dict probing) the same in every run
     env["PYTHONPATH"] = str(Path(args.src) / "src")
-    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-           sys.executable, "-m", "stratum.cli", "serve", "--data-dir", str(data), "--port", str(port)]
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     log = work / "server.log"
+    if args.server == "moto":
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MOTO_", "AWS_"))}
+        env["PYTHONHASHSEED"] = "0"
+        cmd = [*valgrind, sys.executable, str(api.VENV_BIN / "moto_server"), "-H", api.HOST, "-p", str(port)]
+        ready_path, ready = "/moto-api/", (lambda status: status < 500)
+    else:
+        cmd = [*valgrind, sys.executable, "-m", "stratum.cli", "serve", "--data-dir", str(data), "--port", str(port)]
+        ready_path, ready = "/_stratum/health", (lambda status: status == 200)
     popen = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=work)
-    server = api.Server("stratum", "Stratum", port, popen, log)
+    server = api.Server(args.server, args.server, port, popen, log)
     try:
-        api._wait_ready(server, "/_stratum/health", lambda status: status == 200, timeout=600)
-        creds = configparser.ConfigParser()
-        creds.read(data / "aws" / "credentials")
-        server.access_key = creds["dev"]["aws_access_key_id"]
-        server.secret_key = creds["dev"]["aws_secret_access_key"]
+        api._wait_ready(server, ready_path, ready, timeout=600)
+        if args.server == "stratum":
+            creds = configparser.ConfigParser()
+            creds.read(data / "aws" / "credentials")
+            server.access_key = creds["dev"]["aws_access_key_id"]
+            server.secret_key = creds["dev"]["aws_secret_access_key"]
         api.setup_pipelines(server, op.service == "sagemaker")
         builder = api.RequestBuilder(port, server.access_key, server.secret_key)
         loadgen.run_phase(api.HOST, port, builder.build_many(op, args.warmup), args.concurrency)
@@ -116,8 +128,9 @@ def main() -> int:
             return 1
         total, objects = _by_object(dumps[-1])
         n = args.requests
+        where = args.src if args.server == "stratum" else "moto_server"
         print(f"{args.op}: {total / n:,.0f} instructions per request "
-              f"({n} requests, concurrency {args.concurrency}, {args.src})")
+              f"({n} requests, concurrency {args.concurrency}, {where})")
         shown = sorted(objects.items(), key=lambda kv: -kv[1])[:8]
         for name, count in shown:
             print(f"  {name:<28} {count / n:>10,.0f}  {100 * count / total:5.1f}%")
