@@ -20,6 +20,7 @@ from stratum.auth.identity import Identity
 from stratum.policy import (
     AuthzRequest,
     Caller,
+    Decision,
     Policy,
     PolicySet,
     access_denied_message,
@@ -62,12 +63,14 @@ class Authorizer:
         self.app = app
         self._cache: dict[tuple[str, str, str], tuple[float, tuple[tuple[Policy, ...], Policy | None]]] = {}
         self._facts: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._decisions: dict[tuple[Any, ...], Decision] = {}
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
         with self._lock:
             self._cache.clear()
             self._facts.clear()
+            self._decisions.clear()
 
     def _fact(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
         """A small cached lookup (organization of an account, tags of a role), same TTL as policies."""
@@ -243,7 +246,20 @@ class Authorizer:
                 policies.endpoint = endpoint.policy if endpoint is not None else None
         request = AuthzRequest(caller=caller, action=action, resource=resource,
                                resource_account=resource_account, context=keys)
-        decision = evaluate(request, policies)
+        if keys:
+            return request, evaluate(request, policies)
+        # Without a context the decision is a pure function of the caller, the action, the
+        # resource and the very policy objects (compared by identity: the same parsed document is
+        # one object, and the key keeps it alive), so it is remembered.
+        key = (caller.arn, caller.kind, caller.account, caller.role_arn, action, resource, resource_account,
+               policies.identity, policies.resource, policies.boundary, policies.session,
+               policies.resource_policy_required)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = evaluate(request, policies)
+            if len(self._decisions) >= 4096:
+                self._decisions.clear()
+            self._decisions[key] = decision
         return request, decision
 
     def authorize(self, ctx: RequestContext, action: str, resource: str, **kwargs: Any) -> None:
