@@ -10,11 +10,10 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from engine_testing import engine_app, engine_of
+from engine_testing import ACCOUNT, ACTOR, REGION, engine_app, engine_of, new_pipeline
 from sqlalchemy import Connection
 
 from stratum.engine.records import ExecKey, load_execution, load_steps
@@ -22,10 +21,6 @@ from stratum.engine.scheduler import PipelineEngine
 from stratum.engine.state import NewExecution
 from stratum.server.app_state import AppState
 from stratum.services.sagemaker import pipelines as pl
-from stratum.services.sagemaker.arns import PipelineRef
-
-ACCOUNT, REGION = "111122223333", "us-east-1"
-ACTOR = pl.Actor(f"arn:aws:iam::{ACCOUNT}:user/admin", "AIDAEXAMPLE")
 
 
 @pytest.fixture
@@ -59,15 +54,7 @@ def record(app: AppState, steps: list[dict[str, Any]], parameters: list[dict[str
 
 def record_in(conn: Connection, steps: list[dict[str, Any]], parameters: list[dict[str, Any]] | None = None,
               stop_first: bool = False) -> tuple[ExecKey, NewExecution]:
-    name = f"p{time.monotonic_ns()}"
-    definition = json.dumps({"Version": "2020-12-01", "Parameters": parameters or [], "Steps": steps})
-    now = datetime.now(UTC)
-    pl.create_pipeline(conn, account=ACCOUNT, region=REGION, name=name, definition=definition,
-                       role_arn=f"arn:aws:iam::{ACCOUNT}:role/r", display_name=None, description=None, tags=[],
-                       parallelism=None, aliases=[], actor=ACTOR, now=now)
-    row = pl.get_pipeline_version(conn, PipelineRef(ACCOUNT, REGION, name.lower(), name), for_start=True)
-    assert row is not None
-    defn = pl.parsed_version(conn, row.pipeline_id, row.version_id)
+    row, defn, now = new_pipeline(conn, steps, parameters)
     started = pl.record_execution(conn, row, defn, supplied=None, display_name=None, description=None,
                                   parallelism=None, selective=None, role_arn=None, mlflow_experiment_name=None,
                                   actor=ACTOR, now=now, execution_id=pl.new_id(12))

@@ -4,7 +4,6 @@ handler, and resuming a running handler step after a restart of the engine."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from engine_testing import engine_app, engine_of
+from engine_testing import ACCOUNT, ACTOR, REGION, engine_app, engine_of, new_pipeline
 
 from stratum.engine import handlers
 from stratum.engine.handlers import StepResult, StepRun
@@ -20,10 +19,6 @@ from stratum.engine.records import ExecKey, load_steps
 from stratum.engine.scheduler import PipelineEngine
 from stratum.server.app_state import AppState
 from stratum.services.sagemaker import pipelines as pl
-from stratum.services.sagemaker.arns import PipelineRef
-
-ACCOUNT, REGION = "111122223333", "us-east-1"
-ACTOR = pl.Actor(f"arn:aws:iam::{ACCOUNT}:user/admin", "AIDAEXAMPLE")
 
 
 @pytest.fixture
@@ -34,16 +29,8 @@ def app(tmp_path: Any) -> Iterator[AppState]:
 
 def start(app: AppState, steps: list[dict[str, Any]], parameters: list[dict[str, Any]] | None = None,
           supplied: list[dict[str, str]] | None = None, parallelism: int | None = None) -> ExecKey:
-    name = f"p{time.monotonic_ns()}"
-    definition = json.dumps({"Version": "2020-12-01", "Parameters": parameters or [], "Steps": steps})
-    now = datetime.now(UTC)
     with app.db.begin() as conn:
-        pl.create_pipeline(conn, account=ACCOUNT, region=REGION, name=name, definition=definition,
-                           role_arn=f"arn:aws:iam::{ACCOUNT}:role/r", display_name=None, description=None, tags=[],
-                           parallelism=None, aliases=[], actor=ACTOR, now=now)
-        row = pl.get_pipeline_version(conn, PipelineRef(ACCOUNT, REGION, name.lower(), name), for_start=True)
-        assert row is not None
-        defn = pl.parsed_version(conn, row.pipeline_id, row.version_id)
+        row, defn, now = new_pipeline(conn, steps, parameters)
         arn = pl.start_execution(conn, row, defn, supplied=supplied, display_name=None, description=None,
                                  parallelism={"MaxParallelExecutionSteps": parallelism} if parallelism else None,
                                  selective=None, role_arn=None, mlflow_experiment_name=None, actor=ACTOR, now=now)
