@@ -49,6 +49,7 @@ from stratum.engine.state import (
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
+    from stratum.services.sagemaker.definition import StepSpec
 
 log = logging.getLogger("stratum.engine")
 
@@ -185,8 +186,7 @@ class PipelineEngine:
             return False  # execution_started's own path reports it
         steps = ex.defn.steps
         ready = ex.progress.ready_names()
-        if not ready or any(steps[name].type not in INLINE_TYPES or steps[name].uses_json_get
-                            for name in ready):
+        if not ready or not all(self._runs_inline(steps[name]) for name in ready):
             return False
         self._start_conn = conn
         try:
@@ -397,9 +397,14 @@ class PipelineEngine:
         if ex.running == 0 and (ex.stopping or ex.failed or not progress.has_ready()):
             self._finalize(ex)
 
+    def _runs_inline(self, spec: StepSpec) -> bool:
+        """Whether the dispatcher runs this step itself (SQLite; Condition and Fail steps that do
+        not read the object store) rather than handing it to a worker thread."""
+        return self._inline and spec.type in INLINE_TYPES and not spec.uses_json_get
+
     def _launch(self, ex: ExecState, st: StepState) -> None:
         st.timings["launch"] = time.perf_counter()
-        if self._inline and st.spec.type in INLINE_TYPES and not st.spec.uses_json_get:
+        if self._runs_inline(st.spec):
             self._step_job(ex, st)  # its outcome comes back through the queue, like a worker's
             return
         pool = self._fast if st.spec.type in ENGINE_TYPES else self._steps
