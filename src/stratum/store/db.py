@@ -104,9 +104,7 @@ class Database:
             try:
                 yield conn
             finally:
-                conn.rollback()
-                # Also when only direct statements ran, which SQLAlchemy did not see begin.
-                conn.connection.driver_connection.rollback()  # type: ignore[union-attr]
+                _rollback(conn)
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -233,6 +231,8 @@ class _SqliteWrite:
 
 
 def _rollback(conn: Connection) -> None:
+    """End an SQLite transaction begun on the driver: SQLAlchemy's record of it if a statement ran
+    through SQLAlchemy, then the driver's own (also when only direct statements ran)."""
     try:
         if conn.in_transaction():
             conn.rollback()
