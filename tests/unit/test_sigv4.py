@@ -533,6 +533,32 @@ def test_missing_date_and_bad_date() -> None:
         assert excinfo.value.code == "IncompleteSignature"
 
 
+@pytest.mark.parametrize("spacing", [", ", ",", " , ", ",  "])
+def test_authorization_header_spacing_and_order_do_not_change_the_parse(spacing: str) -> None:
+    """The SDK form (", " between parameters) is read by a fast path; any other spacing or order
+    takes the general parser: both must give the same result and accept the same signature."""
+    w = _sagemaker_wire()
+    sdk = w.headers["authorization"]
+    algorithm, _, rest = sdk.partition(" ")
+    parts = rest.split(", ")
+    variants = [f"{algorithm} {spacing.join(parts)}", f"{algorithm} {spacing.join(reversed(parts))}",
+                f"  {sdk}  "]
+    expected = parse_auth(w.method, w.path, w.query, w.headers)
+    for value in variants:
+        got = parse_auth(w.method, w.path, w.query, {**w.headers, "authorization": value})
+        assert got == expected
+        assert got is not None
+        verify(got, SK, w.method, w.path, w.query, w.headers, w.body)
+
+
+def test_sdk_form_without_a_date_header_gets_the_general_message() -> None:
+    auth = "AWS4-HMAC-SHA256 Credential=AK/20200101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=ab"
+    with pytest.raises(SigV4Error) as excinfo:
+        parse_auth("GET", "/", "", {"authorization": auth})
+    assert excinfo.value.message == ("Authorization header requires existence of either a 'X-Amz-Date' or a "
+                                     f"'Date' header. Authorization={auth}")
+
+
 def test_sigv2_message_is_clear() -> None:
     with pytest.raises(SigV4Error) as excinfo:
         parse_auth("GET", "/", "", {"authorization": "AWS AKIDEXAMPLE:c2ln"})
