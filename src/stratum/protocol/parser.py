@@ -15,6 +15,8 @@ from xml.etree import ElementTree
 
 from botocore.model import OperationModel, Shape
 
+from stratum import jsonfast
+
 from .errors import ServiceError
 from .http import HttpRequest
 from .service_models import RestRoute, ServiceIndex, uri_group
@@ -43,7 +45,7 @@ def _parse_json_protocol(index: ServiceIndex, request: HttpRequest) -> tuple[Ope
     body: Any = {}
     if request.body.strip():
         try:
-            body = json.loads(request.body)
+            body = jsonfast.loads(request.body)
         except ValueError as exc:
             raise serialization_error(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -305,7 +307,7 @@ def _header_value(shape: Shape, value: str) -> Any:
 def _parse_body(index: ServiceIndex, shape: Shape, body: bytes, *, root: bool) -> Any:
     if index.protocol == "rest-json":
         try:
-            data = json.loads(body)
+            data = jsonfast.loads(body)
         except ValueError as exc:
             raise serialization_error(f"Request body is not valid JSON: {exc}") from None
         return _from_json(shape, data)

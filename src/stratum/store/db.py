@@ -36,8 +36,9 @@ def _normalize_url(url: str) -> str:
 # None). With an adapter registered for None the lookup finds it at once. None stays NULL.
 sqlite3.register_adapter(type(None), lambda value: value)
 
-# JSON columns: compact JSON written by orjson (stratum.jsonfast); read by the standard library.
-_JSON = {"json_serializer": jsonfast.dumps}
+# JSON columns: compact JSON written and read by orjson where it gives what the standard library
+# would (stratum.jsonfast).
+_JSON = {"json_serializer": jsonfast.dumps, "json_deserializer": jsonfast.loads}
 
 
 class Database:
