@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import random
@@ -11,6 +12,7 @@ import pytest
 
 from stratum import jsonfast
 from stratum.ids import request_id
+from stratum.services.sagemaker.pipelines import new_id
 
 
 def test_request_ids_are_distinct_version_4_uuids() -> None:
@@ -75,3 +77,15 @@ def test_jsonfast_read_errors_are_the_standard_library_errors() -> None:
         with pytest.raises(json.JSONDecodeError) as excinfo:
             jsonfast.loads(text)
         assert str(excinfo.value) == expected
+
+
+def test_pipeline_ids_are_lower_alphanumeric_and_every_character_is_equally_likely() -> None:
+    ids = [new_id(12) for _ in range(30000)]
+    assert all(len(i) == 12 and i.isascii() and i.isalnum() and i == i.lower() for i in ids)
+    assert len(set(ids)) == len(ids)
+    counts = collections.Counter("".join(ids))
+    assert len(counts) == 36
+    expected = 12 * 30000 / 36
+    chi2 = sum((n - expected) ** 2 / expected for n in counts.values())
+    assert chi2 < 80  # 35 degrees of freedom: above 80 has probability below 1e-5 for a uniform draw
+    assert len(new_id(24)) == 24 and len(new_id(64)) == 64
