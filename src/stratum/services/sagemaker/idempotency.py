@@ -13,6 +13,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -36,9 +37,30 @@ _last_sweep: datetime | None = None
 
 
 def fingerprint(params: dict[str, Any]) -> str:
+    """SHA-256 of the request without its token: sorted keys, compact, ASCII-escaped JSON (what
+    json.dumps(sort_keys=True) writes; fingerprints are stored, so the text never changes).
+    orjson writes the same text for values without floats, non-ASCII characters or DEL (which
+    json.dumps escapes), which is what requests hold almost always; anything else is written by
+    the standard library."""
     body = {k: v for k, v in params.items() if k != "ClientRequestToken"}
-    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    try:
+        raw = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        raw = None
+    if raw is None or not raw.isascii() or b"\x7f" in raw or not _plain(body):
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _plain(value: Any) -> bool:
+    """Only strings, integers, booleans and None, in dicts and lists: orjson and json.dumps spell
+    floats differently (1e-7 / 1e-07, NaN / null), and json.dumps writes other types with str()."""
+    kind = type(value)
+    if kind is dict:
+        return all(_plain(v) for v in value.values())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return kind is str or kind is int or kind is bool or value is None
 
 
 def recall(conn: Connection, account: str, region: str, operation: str, params: dict[str, Any],
