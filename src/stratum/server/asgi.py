@@ -34,16 +34,15 @@ class StratumApp:
             return
         if kind != "http":
             return
-        headers: dict[str, str] = {}
+        raw_headers = scope["headers"]
         names = _HEADER_NAMES
-        for raw_name, raw_value in scope["headers"]:
-            name = names.get(raw_name)
-            if name is None:
-                name = raw_name.decode("latin-1").lower()
-                if len(names) < 512:  # the names clients send are few; values are not cached
-                    names[raw_name] = name
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        try:
+            headers = {names[raw_name]: raw_value.decode("latin-1") for raw_name, raw_value in raw_headers}
+        except KeyError:  # a name not seen yet
+            headers = _decode_headers(raw_headers)
+        else:
+            if len(headers) != len(raw_headers):  # a repeated header: its values are joined
+                headers = _decode_headers(raw_headers)
         chunks: list[bytes] = []
         more = True
         while more:
@@ -88,6 +87,20 @@ class StratumApp:
                 self.state.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _decode_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    names = _HEADER_NAMES
+    for raw_name, raw_value in raw_headers:
+        name = names.get(raw_name)
+        if name is None:
+            name = raw_name.decode("latin-1").lower()
+            if len(names) < 512:  # the names clients send are few; values are not cached
+                names[raw_name] = name
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
 
 
 async def _send(send: Any, response: HttpResponse, method: str) -> None:
