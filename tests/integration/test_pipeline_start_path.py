@@ -136,3 +136,28 @@ def test_one_step_fail_pipeline_runs_to_its_end(server: StratumServer) -> None:
     with pytest.raises(ClientError) as exc:
         sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=uuid.uuid4().hex)
     assert exc.value.response["Error"]["Code"] == "ConflictException"
+
+
+def test_a_replayed_start_adds_nothing(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    name = _create(server, _definition([]))
+    token = uuid.uuid4().hex
+    first = sm.start_pipeline_execution(PipelineName=name, ClientRequestToken=token)["PipelineExecutionArn"]
+    for _ in range(3):
+        assert sm.start_pipeline_execution(PipelineName=name, ClientRequestToken=token)["PipelineExecutionArn"] == first
+    described = _wait_status(sm, first)
+    assert (described["PipelineExecutionStatus"], described["FailureReason"]) == ("Failed", "stop")
+    assert [e["PipelineExecutionArn"] for e in
+            sm.list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"]] == [first]
+    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=first)["PipelineExecutionSteps"]
+    assert [(s["StepName"], s["StepStatus"]) for s in steps] == [("F", "Failed")]
+
+
+def test_a_first_step_whose_expression_fails_is_recorded_failed(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    name = _create(server, _definition([], {"Std:Join": {"On": 1, "Values": ["a"]}}))
+    arn = sm.start_pipeline_execution(PipelineName=name)["PipelineExecutionArn"]
+    assert _wait_status(sm, arn)["PipelineExecutionStatus"] == "Failed"
+    steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    assert [(s["StepName"], s["StepStatus"], s["FailureReason"]) for s in steps] == [
+        ("F", "Failed", "Std:Join 'On' must be a string.")]

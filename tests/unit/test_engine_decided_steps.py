@@ -176,6 +176,31 @@ def on_loop(engine: PipelineEngine, fn: Callable[[], Any]) -> Any:
     return result.result(20)
 
 
+def start_in(engine: PipelineEngine, conn: Connection, steps: list[dict[str, Any]],
+             parameters: list[dict[str, Any]] | None = None) -> tuple[ExecKey, bool]:
+    """Record an execution as StartPipelineExecution does, handing it to start_in just before its
+    row is inserted; whether start_in decided its first steps."""
+    row, defn, now = new_pipeline(conn, steps, parameters)
+    ran: list[bool] = []
+
+    def hand_over(started: pl.StartedExecution, values: dict[str, Any]) -> Any:
+        new = NewExecution(key=ExecKey(ACCOUNT, REGION, started.execution_id), arn=started.arn,
+                           pipeline_arn=row.arn, pipeline_name=row.name, pipeline_name_key=row.name_key,
+                           pipeline_id=row.pipeline_id, role_arn=row.pipeline_role_arn, defn=defn,
+                           parameters=started.resolved_parameters, created_at=now,
+                           experiment_config=started.experiment_config, parallelism=None,
+                           pipeline_parallelism=row.pipeline_parallelism)
+        writes = engine.start_in(conn, new, values)
+        ran.append(writes is not None)
+        return writes
+
+    started = pl.record_execution(conn, row, defn, supplied=None, display_name=None, description=None,
+                                  parallelism=None, selective=None, role_arn=None, mlflow_experiment_name=None,
+                                  actor=ACTOR, now=now, execution_id=pl.new_id(12), before_insert=hand_over)
+    assert started is not None and len(ran) == 1
+    return ExecKey(ACCOUNT, REGION, started.execution_id), ran[0]
+
+
 def wait_forgotten(engine: PipelineEngine) -> None:
     deadline = time.monotonic() + 20
     while engine.active_count():
@@ -194,8 +219,7 @@ def test_first_decided_steps_commit_with_the_start(app: AppState) -> None:
 
     def start() -> tuple[ExecKey, bool, str]:
         with app.db.begin() as conn:
-            key, new = record_in(conn, steps, [{"Name": "N", "Type": "Integer", "DefaultValue": 5}])
-            ran = engine.start_in(conn, new)
+            key, ran = start_in(engine, conn, steps, [{"Name": "N", "Type": "Integer", "DefaultValue": 5}])
         # Read at once, before the loop handles the step's outcome: the Condition step is in the
         # start's commit; the Fail step it leads to comes after, in a transaction of its own.
         with app.db.read() as conn:
@@ -219,14 +243,20 @@ def test_lone_fail_step_ends_the_execution_in_the_start_commit(app: AppState) ->
 
     def start() -> tuple[ExecKey, bool, str]:
         with app.db.begin() as conn:
-            key, new = record_in(conn, [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}])
-            ran = engine.start_in(conn, new)
+            key, ran = start_in(engine, conn, [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}])
         with app.db.read() as conn:
-            return key, ran, load_execution(conn, key).status
+            execution = load_execution(conn, key)
+            steps = load_steps(conn, key)
+            return key, ran, json.dumps([execution.status, execution.failure_reason,
+                                         execution.ended_at == execution.last_modified_at == steps[0].ended_at,
+                                         [(s.step_name, s.status, s.failure_reason) for s in steps]])
 
-    key, ran, status = on_loop(engine, start)
-    assert ran and status == "Failed"
+    key, ran, seen = on_loop(engine, start)
+    assert ran
+    assert json.loads(seen) == ["Failed", "x", True, [["F", "Failed", "x"]]]
     wait_forgotten(engine)
+    with app.db.read() as conn:
+        assert load_execution(conn, key).status == "Failed"
 
 
 def test_start_in_declines_what_the_engine_does_not_decide_at_once(app: AppState) -> None:
@@ -239,17 +269,18 @@ def test_start_in_declines_what_the_engine_does_not_decide_at_once(app: AppState
 
     def start(steps: list[dict[str, Any]]) -> bool:
         with app.db.begin() as conn:
-            _key, new = record_in(conn, steps)
-            return engine.start_in(conn, new)
+            return start_in(engine, conn, steps)[1]
 
     assert not on_loop(engine, lambda: start([processing]))
     assert not on_loop(engine, lambda: start([{"Name": "F", "Type": "Fail", "Arguments": {}}, processing]))
     assert not on_loop(engine, lambda: start([reads_s3]))
+    # A step whose expressions cannot be evaluated is recorded failed by the regular path.
+    assert not on_loop(engine, lambda: start([{"Name": "F", "Type": "Fail", "Arguments": {
+        "ErrorMessage": {"Std:Join": {"On": 1, "Values": ["a"]}}}}]))
     assert engine.active_count() == 0
     # Off the dispatcher's thread it never applies.
     with app.db.begin() as conn:
-        _key, new = record_in(conn, [{"Name": "F", "Type": "Fail", "Arguments": {}}])
-        assert not engine.start_in(conn, new)
+        assert not start_in(engine, conn, [{"Name": "F", "Type": "Fail", "Arguments": {}}])[1]
 
 
 def test_a_start_that_does_not_commit_leaves_nothing(app: AppState) -> None:
@@ -259,8 +290,8 @@ def test_a_start_that_does_not_commit_leaves_nothing(app: AppState) -> None:
     def start() -> ExecKey:
         key = None
         with pytest.raises(RuntimeError), app.db.begin() as conn:
-            key, new = record_in(conn, [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}])
-            assert engine.start_in(conn, new)
+            key, ran = start_in(engine, conn, [{"Name": "F", "Type": "Fail", "Arguments": {"ErrorMessage": "x"}}])
+            assert ran
             raise RuntimeError("the commit failed")
         assert key is not None
         engine.forget(key)

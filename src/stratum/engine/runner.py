@@ -164,34 +164,42 @@ def run_step(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome:
 _DECIDED_AT_ONCE = frozenset({"Condition", "Fail"})
 
 
-def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:
-    """Run a new Condition or Fail step in one transaction: evaluate it, then (only while the
-    execution is Executing, as _begin) insert its row already finished; with ``st.ends_execution``
-    a Fail step also records the execution Failed. None when evaluation fails: the regular path
-    then records that failure, under the step's retry policies."""
-    timings = st.timings
-    timings["started"] = time.perf_counter()
-    if st.first_started is None:
-        st.first_started = time.monotonic()
+def decide(eng: PipelineEngine, ex: ExecState, st: StepState) -> StepResult | None:
+    """Evaluate a Condition or Fail step: its result, or None when its expressions cannot be
+    evaluated (the regular path then records that failure, under the step's retry policies)."""
     spec = st.spec
     try:
         if spec.type == "Condition":
             ctx = ex.eval_context(None, spec.type, partial(read_object, eng.app, ex.key.account_id))
             outcome = evaluate_conditions((spec.arguments or {}).get("Conditions"), ctx)
-            result = StepResult(status="Succeeded", properties={"Outcome": outcome},
-                                metadata={"Condition": {"Outcome": "True" if outcome else "False"}})
+            return StepResult(status="Succeeded", properties={"Outcome": outcome},
+                              metadata={"Condition": {"Outcome": "True" if outcome else "False"}})
+        raw = (spec.arguments or {}).get("ErrorMessage") if isinstance(spec.arguments, dict) else None
+        if raw is None:
+            message = ""
+        elif isinstance(raw, str):
+            message = raw  # a literal: no context to build
         else:
-            raw = (spec.arguments or {}).get("ErrorMessage") if isinstance(spec.arguments, dict) else None
-            if raw is None:
-                message = ""
-            elif isinstance(raw, str):
-                message = raw  # a literal: no context to build
-            else:
-                ctx = ex.eval_context(None, spec.type, partial(read_object, eng.app, ex.key.account_id))
-                message = to_text(resolve(raw, ctx))
-            result = StepResult(status="Failed", failure_reason=message,
-                                metadata={"Fail": {"ErrorMessage": message[:MAX_ERROR_MESSAGE]}})
+            ctx = ex.eval_context(None, spec.type, partial(read_object, eng.app, ex.key.account_id))
+            message = to_text(resolve(raw, ctx))
     except ExpressionError:
+        return None
+    return StepResult(status="Failed", failure_reason=message,
+                      metadata={"Fail": {"ErrorMessage": message[:MAX_ERROR_MESSAGE]}})
+
+
+def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:
+    """Run a new Condition or Fail step in one transaction: evaluate it (unless start_in did),
+    then (only while the execution is Executing, as _begin) insert its row already finished; with
+    ``st.ends_execution`` a Fail step also records the execution Failed. None when evaluation
+    fails: the regular path then records that failure, under the step's retry policies."""
+    timings = st.timings
+    timings["started"] = time.perf_counter()
+    if st.first_started is None:
+        st.first_started = time.monotonic()
+    spec = st.spec
+    result, st.decided = st.decided or decide(eng, ex, st), None
+    if result is None:
         return None
     if eng.closing.is_set():
         return Outcome("Abandoned")
@@ -202,19 +210,30 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
     end = failed and st.ends_execution
     t = now()
     with eng.tx() as conn:
-        if end:
-            # The guard and the execution's end in one statement: Failed only from Executing.
-            if not records.end_execution(conn, ex.key, "Failed", (reason or "")[:MAX_EXECUTION_REASON], t):
-                return Outcome("Halted", status=records.execution_status(conn, ex.key))
+        step_row = partial(records.insert_step, conn, ex.key, seq=st.seq, name=spec.name, step_type=spec.type,
+                           display_name=spec.raw.get("DisplayName"), description=spec.raw.get("Description"),
+                           status=result.status, now=t, ended_at=t, outputs=outputs,
+                           failure_reason=reason[:MAX_STEP_REASON] if reason is not None else None,
+                           step_metadata=result.metadata)
+        starting = eng.starting()
+        if starting is not None:
+            # StartPipelineExecution inserts the execution after this (start_in): it is Executing,
+            # and its end, if this step ends it, goes into the row it inserts.
+            row, writes = starting
+            if end:
+                row.update(status="Failed", failure_reason=(reason or "")[:MAX_EXECUTION_REASON], ended_at=t,
+                           last_modified_at=t)
+            writes.append(step_row)
         else:
-            status = records.execution_status(conn, ex.key, lock=True)
-            if status != "Executing":
-                return Outcome("Halted", status=status)
-        records.insert_step(conn, ex.key, seq=st.seq, name=spec.name, step_type=spec.type,
-                            display_name=spec.raw.get("DisplayName"), description=spec.raw.get("Description"),
-                            status=result.status, now=t, ended_at=t, outputs=outputs,
-                            failure_reason=reason[:MAX_STEP_REASON] if reason is not None else None,
-                            step_metadata=result.metadata)
+            if end:
+                # The guard and the execution's end in one statement: Failed only from Executing.
+                if not records.end_execution(conn, ex.key, "Failed", (reason or "")[:MAX_EXECUTION_REASON], t):
+                    return Outcome("Halted", status=records.execution_status(conn, ex.key))
+            else:
+                status = records.execution_status(conn, ex.key, lock=True)
+                if status != "Executing":
+                    return Outcome("Halted", status=status)
+            step_row()
     timings["done"] = time.perf_counter()
     condition = result.properties.get("Outcome") if spec.type == "Condition" else None
     return Outcome(result.status, outputs=outputs, reason=reason, fail_step=failed,

@@ -69,7 +69,11 @@ class PipelineEngine:
         self.closing = threading.Event()
         self.shutdown_event = threading.Event()  # handed to handlers as extra["shutdown"]
         self._inline = app.db.is_sqlite
-        self._start_conn: Connection | None = None  # see start_in
+        # While start_in runs: the caller's transaction, the execution row it is about to insert
+        # and the step rows to write once that row is in.
+        self._start_conn: Connection | None = None
+        self._start_row: dict[str, Any] | None = None
+        self._start_writes: list[Callable[[], object]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread_id: int | None = None
         self._own_thread: threading.Thread | None = None  # when not started on a running loop
@@ -167,36 +171,60 @@ class PipelineEngine:
         return self.app.db.begin()
 
     # -------------------------------------------------------------------------------- notifications
-    def start_in(self, conn: Connection, new: NewExecution) -> bool:
-        """Run a just-recorded execution's first steps inside the transaction recording it, when
-        every one of them is a step the dispatcher decides itself (Condition, Fail, no object
-        store read): one commit for the start and those decisions instead of two.
+    def start_in(self, conn: Connection, new: NewExecution,
+                 row: dict[str, Any]) -> list[Callable[[], object]] | None:
+        """Decide an execution's first steps inside the transaction that records it, when every one
+        of them is a step the dispatcher decides itself (Condition, Fail, no object store read):
+        one commit for the start and those decisions instead of two.
+
+        ``row``: the execution's row (status Executing), which the caller inserts after this call.
+        If a decided step ends the execution, ``row`` is changed to record that end, so the row is
+        written once, already finished. Returns the step rows' writes, to run right after the row's
+        insert in the same transaction; if the row is not inserted after all (its
+        ClientRequestToken was taken), or the transaction does not commit, call forget(new.key).
 
         Only on SQLite and on the dispatcher's own thread (the server's event loop, where requests
-        run); False when it does not apply: the caller then calls execution_started after its
-        commit, as for any other execution. After True, a failed commit must be followed by
-        forget(key). The steps' outcomes are handled after the caller returns, as always.
+        run); None when it does not apply: the caller then calls execution_started after its
+        commit, as for any other execution. The steps' outcomes are handled after the caller
+        returns, as always.
         """
         if (not self._inline or self._loop is None or threading.get_ident() != self._loop_thread_id
                 or self.closing.is_set() or new.key in self._executions or new.key in self._loading):
-            return False
+            return None
         try:
             ex = fresh(new, self.default_parallelism)
         except Exception:
-            return False  # execution_started's own path reports it
+            return None  # execution_started's own path reports it
         steps = ex.defn.steps
         ready = ex.progress.ready_names()
         if not ready or not all(self._runs_inline(steps[name]) for name in ready):
-            return False
-        self._start_conn = conn
+            return None
+        for name in ready:
+            # Evaluated now: a step whose expressions fail takes the regular path, which needs the
+            # execution's row, so such an execution is left to execution_started.
+            st = ex.step(name)
+            st.decided = runner.decide(self, ex, st)
+            if st.decided is None:
+                return None
+        writes: list[Callable[[], object]] = []
+        self._start_conn, self._start_row, self._start_writes = conn, row, writes
         try:
             self._loaded(new.key, ex)
         finally:
-            self._start_conn = None
-        return True
+            self._start_conn, self._start_row, self._start_writes = None, None, []
+        return writes
+
+    def starting(self) -> tuple[dict[str, Any], list[Callable[[], object]]] | None:
+        """Within start_in, for the step it runs: the execution row not inserted yet, and where to
+        put the step's own writes (they run once the row is in)."""
+        row = self._start_row
+        if row is None or threading.get_ident() != self._loop_thread_id:
+            return None
+        return row, self._start_writes
 
     def forget(self, key: ExecKey) -> None:
-        """The transaction start_in ran in did not commit: the execution does not exist."""
+        """The execution start_in was given does not exist after all: its row was not inserted, or
+        the transaction did not commit."""
         self._executions.pop(key, None)
 
     def execution_started(self, account_id: str, region: str, execution_id: str,

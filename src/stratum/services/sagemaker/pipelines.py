@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -476,6 +477,10 @@ class StartedExecution:
     experiment_config: dict[str, str] | None
 
 
+# Called with a new execution and its row just before the insert (see record_execution).
+BeforeInsert = Callable[[StartedExecution, dict[str, Any]], Iterable[Callable[[], object]] | None]
+
+
 def start_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, *,
                     supplied: list[dict[str, str]] | None, display_name: str | None, description: str | None,
                     parallelism: dict[str, Any] | None, selective: dict[str, Any] | None, role_arn: str | None,
@@ -493,10 +498,14 @@ def record_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, 
                      supplied: list[dict[str, str]] | None, display_name: str | None, description: str | None,
                      parallelism: dict[str, Any] | None, selective: dict[str, Any] | None, role_arn: str | None,
                      mlflow_experiment_name: str | None, actor: Actor, now: datetime, execution_id: str,
-                     token: str | None = None, fingerprint: str | None = None) -> StartedExecution | None:
+                     token: str | None = None, fingerprint: str | None = None,
+                     before_insert: BeforeInsert | None = None) -> StartedExecution | None:
     """start_execution with the execution id drawn by the caller (new_id(12)), and the request's
     ClientRequestToken and fingerprint (idempotency.fingerprint) kept on the row. None, with
-    nothing written, when the token (or, in theory, the id) is taken: see started_by_token."""
+    nothing written, when the token (or, in theory, the id) is taken: see started_by_token.
+
+    ``before_insert(started, row)`` is called with the row about to be inserted, which it may
+    change; the writes it returns run right after the insert (not at all if nothing is inserted)."""
     try:
         resolved = resolve_parameters(defn, supplied)
     except DefinitionError as exc:
@@ -519,18 +528,23 @@ def record_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, 
         "role_arn": role_arn, "mlflow_experiment_name": mlflow_experiment_name, "tags": [], "created_at": now,
         "created_by": user, "last_modified_at": now, "last_modified_by": user, "ended_at": None,
         "client_token": token, "client_token_fingerprint": fingerprint}
+    started = StartedExecution(execution_id, arn, resolved, experiment)
+    writes = before_insert(started, values) if before_insert is not None else None
     if token is None:
         _INSERT_EXECUTION_DIRECT.rowcount(conn, values)
     elif _INSERT_EXECUTION_UNLESS_TAKEN.rowcount(conn, values) != 1:
         return None
-    return StartedExecution(execution_id, arn, resolved, experiment)
+    for write in writes or ():
+        write()
+    return started
 
 
 def start_execution_once(conn: Connection, row: Row[Any], defn: PipelineDefinition, *, token: str | None,
                          fingerprint: str | None, supplied: list[dict[str, str]] | None, display_name: str | None,
                          description: str | None, parallelism: dict[str, Any] | None,
                          selective: dict[str, Any] | None, role_arn: str | None, mlflow_experiment_name: str | None,
-                         actor: Actor, now: datetime) -> StartedExecution | str:
+                         actor: Actor, now: datetime,
+                         before_insert: BeforeInsert | None = None) -> StartedExecution | str:
     """StartPipelineExecution's record under its ClientRequestToken: the new execution, or the ARN
     of the one an earlier request with this token started (its answer, replayed).
 
@@ -541,7 +555,7 @@ def start_execution_once(conn: Connection, row: Row[Any], defn: PipelineDefiniti
                 conn, row, defn, supplied=supplied, display_name=display_name, description=description,
                 parallelism=parallelism, selective=selective, role_arn=role_arn,
                 mlflow_experiment_name=mlflow_experiment_name, actor=actor, now=now, execution_id=new_id(12),
-                token=token, fingerprint=fingerprint)
+                token=token, fingerprint=fingerprint, before_insert=before_insert)
         except ServiceError:
             # A retry of a start that succeeded gets its answer, even if the request would not pass now.
             if token and fingerprint:

@@ -7,7 +7,7 @@ the engine's job: StartPipelineExecution only records an execution in status Exe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -237,26 +237,22 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
         selective = params.get("SelectiveExecutionConfig")
         token = params.get("ClientRequestToken")
         fingerprint = idempotency.fingerprint(params) if token else None
-        new: NewExecution | None = None
-        ran = False
+        # What the engine was handed for the row last about to be inserted, and whether it already
+        # decided that execution's first steps (start_in) in this transaction.
+        handed: list[tuple[NewExecution, bool]] = []
         try:
             with self._write() as conn:
                 row = self._pipeline_version(ctx, conn, "StartPipelineExecution", params["PipelineName"],
                                              params.get("PipelineVersionId"), params.get("PipelineVersionAlias"),
                                              for_start=True)
                 defn = pl.parsed_version(conn, row.pipeline_id, row.version_id)
-                started = pl.start_execution_once(
-                    conn, row, defn, token=token, fingerprint=fingerprint, supplied=params.get("PipelineParameters"),
-                    display_name=params.get("PipelineExecutionDisplayName"),
-                    description=params.get("PipelineExecutionDescription"),
-                    parallelism=params.get("ParallelismConfiguration"), selective=selective,
-                    role_arn=params.get("RoleArn"), mlflow_experiment_name=params.get("MlflowExperimentName"),
-                    actor=_actor(ctx), now=now)
-                if isinstance(started, str):
-                    return {"PipelineExecutionArn": started}  # a retry: the first request's answer
-                # The engine runs it from what was just written (a selective execution reuses
-                # another execution's steps, which the engine reads after the commit).
-                if not selective:
+
+                def hand_over(started: pl.StartedExecution, values: dict[str, Any]) -> list[Callable[[], object]] | None:
+                    # The engine runs the execution from what is being written (a selective
+                    # execution reuses another execution's steps, which the engine reads after the
+                    # commit). First steps it decides at once (Condition, Fail) go in this commit.
+                    if handed and handed[-1][1]:
+                        self.engine.forget(handed[-1][0].key)  # that row was not inserted (token taken)
                     new = NewExecution(
                         key=ExecKey(row.account_id, row.region, started.execution_id), arn=started.arn,
                         pipeline_arn=row.arn, pipeline_name=row.name, pipeline_name_key=row.name_key,
@@ -265,14 +261,29 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
                         experiment_config=started.experiment_config,
                         parallelism=params.get("ParallelismConfiguration"),
                         pipeline_parallelism=row.pipeline_parallelism)
-                    # First steps the engine decides at once (Condition, Fail) go in this commit.
-                    ran = self.engine.start_in(conn, new)
+                    writes = self.engine.start_in(conn, new, values)
+                    handed.append((new, writes is not None))
+                    return writes
+
+                started = pl.start_execution_once(
+                    conn, row, defn, token=token, fingerprint=fingerprint, supplied=params.get("PipelineParameters"),
+                    display_name=params.get("PipelineExecutionDisplayName"),
+                    description=params.get("PipelineExecutionDescription"),
+                    parallelism=params.get("ParallelismConfiguration"), selective=selective,
+                    role_arn=params.get("RoleArn"), mlflow_experiment_name=params.get("MlflowExperimentName"),
+                    actor=_actor(ctx), now=now, before_insert=None if selective else hand_over)
+                if isinstance(started, str):
+                    if handed and handed[-1][1]:
+                        self.engine.forget(handed[-1][0].key)
+                    return {"PipelineExecutionArn": started}  # a retry: the first request's answer
         except BaseException:
-            if ran and new is not None:
-                self.engine.forget(new.key)
+            if handed and handed[-1][1]:
+                self.engine.forget(handed[-1][0].key)
             raise
-        if not ran:
-            self.engine.execution_started(row.account_id, row.region, started.execution_id, new)
+        if not handed:
+            self.engine.execution_started(row.account_id, row.region, started.execution_id)
+        elif not handed[-1][1]:
+            self.engine.execution_started(row.account_id, row.region, started.execution_id, handed[-1][0])
         return {"PipelineExecutionArn": started.arn}
 
     def describe_pipeline_execution(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
