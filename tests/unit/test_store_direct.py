@@ -170,7 +170,8 @@ def test_json_values_are_stored_as_sqlalchemy_stores_them(db: Database) -> None:
     with db.begin() as conn:
         for i, value in enumerate(values):
             assert direct.rowcount(conn, {"k": f"s{i}", "n": i, "doc": value, "at": None, "status": "x"}) == 1
-        if db.is_sqlite:  # the JSON processor is direct's own
+        if db.is_sqlite:  # the JSON processor is direct's own, written into the parameter builder
             doc = dict(zip(direct._plan(conn.dialect).names, direct._plan(conn.dialect).steps, strict=True))["doc"]
             assert doc[1] is not None and doc[1].__qualname__.startswith("_bind_processor")
+            assert hasattr(doc[1], "inline")
     assert _stored(db) == through_sqlalchemy

@@ -100,6 +100,7 @@ def _bind_processor(type_: Any, dialect: Dialect) -> Processor | None:
         if value is None:
             return null
         return slow(value)
+    process.inline = (serialize, null, slow)  # type: ignore[attr-defined]  # see _parameter_builder
     return process
 
 
@@ -119,6 +120,11 @@ def _parameter_builder(steps: tuple[tuple[str | None, Processor | None, Any], ..
             parts.append(f"c{i}")
         elif processor is None:
             parts.append(f"p[{name!r}]")
+        elif hasattr(processor, "inline"):
+            # The JSON processor's test written into the expression: no call for the usual values.
+            env[f"s{i}"], env[f"n{i}"], env[f"f{i}"] = processor.inline
+            parts.append(f"(s{i}(v) if (t := type(v := p[{name!r}])) is dict or t is list "
+                         f"else n{i} if v is None else f{i}(v))")
         else:
             env[f"f{i}"] = processor
             parts.append(f"f{i}(p[{name!r}])")
