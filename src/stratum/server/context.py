@@ -85,3 +85,18 @@ class Provider:
 
     def handler(self, operation: str) -> Callable[[RequestContext, dict[str, Any]], Any] | None:
         return getattr(self, snake_case(operation), None)
+
+    _dispatch: dict[str, tuple[Callable[[RequestContext, dict[str, Any]], Any] | None, bool]] | None = None
+
+    def dispatch(self, operation: str) -> tuple[Callable[[RequestContext, dict[str, Any]], Any] | None, bool]:
+        """The operation's handler (see handler) and whether it is marked @blocking, found once per
+        operation: asking a bound method for a marker it does not have raises and catches an
+        AttributeError, about a microsecond on every request."""
+        table = self._dispatch
+        if table is None:
+            table = self._dispatch = {}
+        entry = table.get(operation)
+        if entry is None:
+            found = self.handler(operation)
+            entry = table[operation] = (found, bool(getattr(found, "__stratum_blocking__", False)))
+        return entry

@@ -35,11 +35,11 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
         identity, _info = app.authenticator.authenticate(request, index.protocol)
         op, params = parse_request(index, request)
         validate_input(op.input_shape, params, VALIDATION_CODES.get(service, "ValidationException"))
-        handler = provider.handler(op.name) if provider is not None else None
+        handler, blocking = provider.dispatch(op.name) if provider is not None else (None, False)
         if handler is None:
             raise ServiceError("NotImplemented", f"{service}:{op.name} is not supported by Stratum yet", 501)
         ctx = RequestContext(app, request_id, service, op.name, region, identity, request)
-        if getattr(handler, "__stratum_blocking__", False):
+        if blocking:
             output = await asyncio.to_thread(handler, ctx, params)
         else:
             output = handler(ctx, params)
