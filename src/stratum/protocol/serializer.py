@@ -45,19 +45,43 @@ def _dumps(value: Any) -> bytes:
 
 
 # ----------------------------------------------------------------------------------------------- json
+# Written as they are: no conversion, no recursion.
+_AS_IS = frozenset({"string", "integer", "long", "boolean", "float", "double"})
+# Structure shape -> {member name: (name on the wire, member shape, written as it is)}. Keyed by
+# the shape object: botocore keeps each operation's shapes (and their members) once.
+_MEMBERS: dict[Shape, dict[str, tuple[str, Shape, bool]]] = {}
+
+
+def _members(shape: Shape) -> dict[str, tuple[str, Shape, bool]]:
+    members = _MEMBERS.get(shape)
+    if members is None:
+        members = _MEMBERS[shape] = {
+            name: (member.serialization.get("name", name), member, member.type_name in _AS_IS)
+            for name, member in shape.members.items()}
+    return members
+
+
 def _to_json(shape: Shape, value: Any) -> Any:
     kind = shape.type_name
     if value is None:
         return None
     if kind == "structure":
+        # The value's own keys, not every member of the shape: outputs fill a few of many members.
+        members = _members(shape)
         out: dict[str, Any] = {}
-        for name, member in shape.members.items():
-            item = value.get(name)
-            if item is not None:
-                out[member.serialization.get("name", name)] = _to_json(member, item)
+        for name, item in value.items():
+            if item is None:
+                continue
+            entry = members.get(name)
+            if entry is not None:
+                wire, member, as_is = entry
+                out[wire] = item if as_is else _to_json(member, item)
         return out
     if kind == "list":
-        return [_to_json(shape.member, v) for v in value]
+        member = shape.member
+        if member.type_name in _AS_IS:
+            return list(value)
+        return [_to_json(member, v) for v in value]
     if kind == "map":
         return {k: _to_json(shape.value, v) for k, v in value.items()}
     if kind == "timestamp":
