@@ -94,18 +94,11 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> contextlib.AbstractContextManager[Connection]:
+        """A read-only block: on SQLite one snapshot for every read of the block."""
         if not self.is_sqlite:
-            with self.engine.connect() as conn:
-                yield conn
-            return
-        with self._connection() as conn:
-            _sqlite_begin(conn, "BEGIN")  # one snapshot for every read of the block
-            try:
-                yield conn
-            finally:
-                _rollback(conn)
+            return self.engine.connect()
+        return _SqliteRead(self)
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -157,51 +150,85 @@ class Database:
             self._thread_engine.dispose()
 
 
-class _SqliteWrite:
-    """Database.begin on SQLite: the write lock, the thread's connection, BEGIN IMMEDIATE, and
-    COMMIT or ROLLBACK on the way out.
-
-    It runs for every write, so it is lean: a class rather than a generator context manager, and
-    the transaction is the driver's own (BEGIN IMMEDIATE here, commit() or rollback() at the end),
-    as Database.read does for snapshots. SQLAlchemy begins its own record of a transaction when a
-    statement runs through it (its begin is a no-op for pysqlite); that is committed or rolled back
-    with the driver's. Migrations run in a SQLAlchemy-managed transaction (Database._begin_managed).
-    """
+class _SqliteTransaction:
+    """The thread's held connection (Database._connection) taken for one transaction, by a class
+    rather than a generator context manager: this runs for every request."""
 
     __slots__ = ("db", "held", "outer", "conn")
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def __enter__(self) -> Connection:
+    def _acquire(self) -> Connection:
         db = self.db
-        lock = db._write_lock
+        held: _HeldConnection | None = getattr(db._local, "held", None)
+        if held is None or held.busy or held.conn.closed:
+            # A transaction nested in another on this thread, or the thread's first: the general
+            # path (a pooled connection when nested).
+            self.held = None
+            self.outer = db._connection()
+            conn = self.outer.__enter__()
+        else:
+            self.held, self.outer = held, None
+            held.busy = True
+            conn = held.conn
+        self.conn = conn
+        return conn
+
+    def _begin(self, statement: str) -> Connection:
+        conn = self._acquire()
+        try:
+            _sqlite_begin(conn, statement)
+        except BaseException:
+            self._release(*sys.exc_info())
+            raise
+        return conn
+
+    def _release(self, kind: Any, exc: Any, tb: Any) -> None:
+        if self.outer is not None:
+            self.outer.__exit__(kind, exc, tb)
+        elif self.held is not None:
+            self.held.busy = False
+
+
+class _SqliteRead(_SqliteTransaction):
+    """Database.read on SQLite: BEGIN (a snapshot for the whole block), ROLLBACK on the way out."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Connection:
+        return self._begin("BEGIN")
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        try:
+            _rollback(self.conn)
+        finally:
+            self._release(kind, exc, tb)
+
+
+class _SqliteWrite(_SqliteTransaction):
+    """Database.begin on SQLite: the write lock, the thread's connection, BEGIN IMMEDIATE, and
+    COMMIT or ROLLBACK on the way out.
+
+    The transaction is the driver's own (BEGIN IMMEDIATE here, commit() or rollback() at the end),
+    as for Database.read's snapshots. SQLAlchemy begins its own record of a transaction when a
+    statement runs through it (its begin is a no-op for pysqlite); that is committed or rolled back
+    with the driver's. Migrations run in a SQLAlchemy-managed transaction (Database._begin_managed).
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> Connection:
+        lock = self.db._write_lock
         assert lock is not None
         lock.acquire()
         try:
-            held: _HeldConnection | None = getattr(db._local, "held", None)
-            if held is None or held.busy or held.conn.closed:
-                # A transaction nested in another on this thread, or the thread's first: the
-                # general path (a pooled connection when nested).
-                self.held = None
-                self.outer = db._connection()
-                conn = self.outer.__enter__()
-            else:
-                self.held, self.outer = held, None
-                held.busy = True
-                conn = held.conn
-            self.conn = conn
-            try:
-                # A write transaction takes the write lock up front (BEGIN IMMEDIATE) so two
-                # writers queue instead of one failing when it upgrades a read lock.
-                _sqlite_begin(conn, "BEGIN IMMEDIATE")
-            except BaseException:
-                self._release(*sys.exc_info())
-                raise
+            # A write transaction takes the write lock up front (BEGIN IMMEDIATE) so two writers
+            # queue instead of one failing when it upgrades a read lock.
+            return self._begin("BEGIN IMMEDIATE")
         except BaseException:
             lock.release()
             raise
-        return conn
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         conn = self.conn
@@ -223,12 +250,6 @@ class _SqliteWrite:
                 lock = self.db._write_lock
                 assert lock is not None
                 lock.release()
-
-    def _release(self, kind: Any, exc: Any, tb: Any) -> None:
-        if self.outer is not None:
-            self.outer.__exit__(kind, exc, tb)
-        elif self.held is not None:
-            self.held.busy = False
 
 
 def _rollback(conn: Connection) -> None:

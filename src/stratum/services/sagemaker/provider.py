@@ -7,8 +7,8 @@ the engine's job: StartPipelineExecution only records an execution in status Exe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -69,10 +69,8 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
     def _write(self) -> AbstractContextManager[Connection]:
         return self.app.db.begin()
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.app.db.read() as conn:
-            yield conn
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self.app.db.read()
 
     @staticmethod
     def _authorize(ctx: RequestContext, operation: str, arn: str, owner: str,
