@@ -1,9 +1,9 @@
 """JSON output serialization: what every operation's output becomes on the wire, held against the
-straightforward shape walk (every member of the shape, in shape order) on generated outputs."""
+straightforward shape walk (every member of the shape, in shape order) on generated outputs; leaves
+(timestamps, blobs, scalars) are converted by the serializer in both."""
 
 from __future__ import annotations
 
-import base64
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,6 @@ from botocore.model import Shape
 
 from stratum.protocol import serializer
 from stratum.protocol.service_models import service_model
-from stratum.protocol.timestamps import format_timestamp, to_epoch
 
 
 def _reference(shape: Shape, value: Any) -> Any:
@@ -31,16 +30,7 @@ def _reference(shape: Shape, value: Any) -> Any:
         return [_reference(shape.member, v) for v in value]
     if kind == "map":
         return {k: _reference(shape.value, v) for k, v in value.items()}
-    if kind == "timestamp":
-        if isinstance(value, datetime):
-            fmt = shape.serialization.get("timestampFormat")
-            return format_timestamp(value, fmt) if fmt else to_epoch(value)
-        return value
-    if kind == "blob":
-        if isinstance(value, str):
-            value = value.encode()
-        return base64.b64encode(value).decode()
-    return value
+    return serializer._to_json(shape, value)  # a leaf: timestamps, blobs and scalars as the serializer writes them
 
 
 def _value(shape: Shape, rng: random.Random, depth: int) -> Any:
