@@ -238,6 +238,12 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
         # What the engine was handed for the row last about to be inserted, and whether it already
         # decided that execution's first steps (start_in) in this transaction.
         handed: list[tuple[NewExecution, bool]] = []
+
+        def forget_last() -> None:
+            # The last execution start_in decided was not recorded after all.
+            if handed and handed[-1][1]:
+                self.engine.forget(handed[-1][0].key)
+
         try:
             with self._write() as conn:
                 row = self._pipeline_version(ctx, conn, "StartPipelineExecution", params["PipelineName"],
@@ -249,8 +255,7 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
                     # The engine runs the execution from what is being written (a selective
                     # execution reuses another execution's steps, which the engine reads after the
                     # commit). First steps it decides at once (Condition, Fail) go in this commit.
-                    if handed and handed[-1][1]:
-                        self.engine.forget(handed[-1][0].key)  # that row was not inserted (token taken)
+                    forget_last()  # an earlier attempt's row was not inserted (its token was taken)
                     new = NewExecution(
                         key=ExecKey(row.account_id, row.region, started.execution_id), arn=started.arn,
                         pipeline_arn=row.arn, pipeline_name=row.name, pipeline_name_key=row.name_key,
@@ -271,12 +276,10 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
                     role_arn=params.get("RoleArn"), mlflow_experiment_name=params.get("MlflowExperimentName"),
                     actor=_actor(ctx), now=now, before_insert=None if selective else hand_over)
                 if isinstance(started, str):
-                    if handed and handed[-1][1]:
-                        self.engine.forget(handed[-1][0].key)
+                    forget_last()
                     return {"PipelineExecutionArn": started}  # a retry: the first request's answer
         except BaseException:
-            if handed and handed[-1][1]:
-                self.engine.forget(handed[-1][0].key)
+            forget_last()
             raise
         if not handed:
             self.engine.execution_started(row.account_id, row.region, started.execution_id)
