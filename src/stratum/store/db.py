@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -102,27 +101,13 @@ class Database:
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        """SQLite: the calling thread's own connection, kept open between transactions.
-
-        Checking a connection out of SQLAlchemy's pool and back in costs more than an SQLite
-        transaction; a thread keeps one instead. A transaction nested in another on the same thread
-        gets a pooled connection of its own, as before.
-        """
-        held: _HeldConnection | None = getattr(self._local, "held", None)
-        if held is None or held.busy or held.conn.closed:
-            if held is not None and held.busy:
-                with self.engine.connect() as conn:
-                    yield conn
-                return
-            assert self._thread_engine is not None
-            held = _HeldConnection(self._thread_engine.connect())
-            self._local.held = held
-            self._held.add(held)
-        held.busy = True
+        """SQLite: the connection of a transaction on this thread (see _SqliteTransaction)."""
+        tx = _SqliteTransaction(self)
+        conn = tx._acquire()
         try:
-            yield held.conn
+            yield conn
         finally:
-            held.busy = False
+            tx._release()
 
     def migrate(self) -> None:
         from alembic import command
@@ -151,26 +136,34 @@ class Database:
 
 
 class _SqliteTransaction:
-    """The thread's held connection (Database._connection) taken for one transaction, by a class
-    rather than a generator context manager: this runs for every request."""
+    """The connection of one SQLite transaction, taken by a class rather than a generator context
+    manager: this runs for every request."""
 
-    __slots__ = ("db", "held", "outer", "conn")
+    __slots__ = ("db", "held", "pooled", "conn")
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def _acquire(self) -> Connection:
+        """The calling thread's own connection, kept open between transactions.
+
+        Checking a connection out of SQLAlchemy's pool and back in costs more than an SQLite
+        transaction; a thread keeps one instead. A transaction nested in another on the same thread
+        gets a pooled connection of its own.
+        """
         db = self.db
         held: _HeldConnection | None = getattr(db._local, "held", None)
-        if held is None or held.busy or held.conn.closed:
-            # A transaction nested in another on this thread, or the thread's first: the general
-            # path (a pooled connection when nested).
+        if held is not None and held.busy:
             self.held = None
-            self.outer = db._connection()
-            conn = self.outer.__enter__()
+            conn = self.pooled = db.engine.connect()
         else:
-            self.held, self.outer = held, None
+            if held is None or held.conn.closed:
+                assert db._thread_engine is not None
+                held = _HeldConnection(db._thread_engine.connect())
+                db._local.held = held
+                db._held.add(held)
             held.busy = True
+            self.held, self.pooled = held, None
             conn = held.conn
         self.conn = conn
         return conn
@@ -180,13 +173,13 @@ class _SqliteTransaction:
         try:
             _sqlite_begin(conn, statement)
         except BaseException:
-            self._release(*sys.exc_info())
+            self._release()
             raise
         return conn
 
-    def _release(self, kind: Any, exc: Any, tb: Any) -> None:
-        if self.outer is not None:
-            self.outer.__exit__(kind, exc, tb)
+    def _release(self) -> None:
+        if self.pooled is not None:
+            self.pooled.close()
         elif self.held is not None:
             self.held.busy = False
 
@@ -203,7 +196,7 @@ class _SqliteRead(_SqliteTransaction):
         try:
             _rollback(self.conn)
         finally:
-            self._release(kind, exc, tb)
+            self._release()
 
 
 class _SqliteWrite(_SqliteTransaction):
@@ -245,7 +238,7 @@ class _SqliteWrite(_SqliteTransaction):
             _rollback(conn)
         finally:
             try:
-                self._release(kind, exc, tb)
+                self._release()
             finally:
                 lock = self.db._write_lock
                 assert lock is not None
