@@ -237,12 +237,13 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
         fingerprint = idempotency.fingerprint(params) if token else None
         # What the engine was handed for the row last about to be inserted, and whether it already
         # decided that execution's first steps (start_in) in this transaction.
-        handed: list[tuple[NewExecution, bool]] = []
+        new: NewExecution | None = None
+        ran = False
 
         def forget_last() -> None:
             # The last execution start_in decided was not recorded after all.
-            if handed and handed[-1][1]:
-                self.engine.forget(handed[-1][0].key)
+            if ran and new is not None:
+                self.engine.forget(new.key)
 
         try:
             with self._write() as conn:
@@ -255,6 +256,7 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
                     # The engine runs the execution from what is being written (a selective
                     # execution reuses another execution's steps, which the engine reads after the
                     # commit). First steps it decides at once (Condition, Fail) go in this commit.
+                    nonlocal new, ran
                     forget_last()  # an earlier attempt's row was not inserted (its token was taken)
                     new = NewExecution(
                         key=ExecKey(row.account_id, row.region, started.execution_id), arn=started.arn,
@@ -265,7 +267,7 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
                         parallelism=params.get("ParallelismConfiguration"),
                         pipeline_parallelism=row.pipeline_parallelism)
                     writes = self.engine.start_in(conn, new, values)
-                    handed.append((new, writes is not None))
+                    ran = writes is not None
                     return writes
 
                 started = pl.start_execution_once(
@@ -281,10 +283,8 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
         except BaseException:
             forget_last()
             raise
-        if not handed:
-            self.engine.execution_started(row.account_id, row.region, started.execution_id)
-        elif not handed[-1][1]:
-            self.engine.execution_started(row.account_id, row.region, started.execution_id, handed[-1][0])
+        if not ran:
+            self.engine.execution_started(row.account_id, row.region, started.execution_id, new)
         return {"PipelineExecutionArn": started.arn}
 
     def describe_pipeline_execution(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
