@@ -55,20 +55,29 @@ def record(app: AppState, steps: list[dict[str, Any]], parameters: list[dict[str
 def record_in(conn: Connection, steps: list[dict[str, Any]], parameters: list[dict[str, Any]] | None = None,
               stop_first: bool = False) -> tuple[ExecKey, NewExecution]:
     row, defn, now = new_pipeline(conn, steps, parameters)
-    started = pl.record_execution(conn, row, defn, supplied=None, display_name=None, description=None,
-                                  parallelism=None, selective=None, role_arn=None, mlflow_experiment_name=None,
-                                  actor=ACTOR, now=now, execution_id=pl.new_id(12))
+    started = _record_execution(conn, row, defn, now)
     assert started is not None
-    key = ExecKey(ACCOUNT, REGION, started.execution_id)
     if stop_first:
         execution = pl.get_execution(conn, pl.parse_execution_arn(started.arn))  # type: ignore[arg-type]
         assert pl.stop_execution(conn, execution, ACTOR, now) == "Stopped"
-    new = NewExecution(key=key, arn=started.arn, pipeline_arn=row.arn, pipeline_name=row.name,
-                       pipeline_name_key=row.name_key, pipeline_id=row.pipeline_id, role_arn=row.pipeline_role_arn,
-                       defn=defn, parameters=started.resolved_parameters, created_at=now,
-                       experiment_config=started.experiment_config, parallelism=None,
-                       pipeline_parallelism=row.pipeline_parallelism)
-    return key, new
+    new = _new_execution(row, defn, started, now)
+    return new.key, new
+
+
+def _record_execution(conn: Connection, row: Any, defn: Any, now: Any,
+                      before_insert: pl.BeforeInsert | None = None) -> pl.StartedExecution | None:
+    return pl.record_execution(conn, row, defn, supplied=None, display_name=None, description=None,
+                               parallelism=None, selective=None, role_arn=None, mlflow_experiment_name=None,
+                               actor=ACTOR, now=now, execution_id=pl.new_id(12), before_insert=before_insert)
+
+
+def _new_execution(row: Any, defn: Any, started: pl.StartedExecution, now: Any) -> NewExecution:
+    """What StartPipelineExecution hands the engine for a recorded execution."""
+    return NewExecution(key=ExecKey(ACCOUNT, REGION, started.execution_id), arn=started.arn, pipeline_arn=row.arn,
+                        pipeline_name=row.name, pipeline_name_key=row.name_key, pipeline_id=row.pipeline_id,
+                        role_arn=row.pipeline_role_arn, defn=defn, parameters=started.resolved_parameters,
+                        created_at=now, experiment_config=started.experiment_config, parallelism=None,
+                        pipeline_parallelism=row.pipeline_parallelism)
 
 
 def run(app: AppState, key: ExecKey, new: NewExecution, timeout: float = 20) -> tuple[Any, dict[str, Any]]:
@@ -184,19 +193,11 @@ def start_in(engine: PipelineEngine, conn: Connection, steps: list[dict[str, Any
     ran: list[bool] = []
 
     def hand_over(started: pl.StartedExecution, values: dict[str, Any]) -> Any:
-        new = NewExecution(key=ExecKey(ACCOUNT, REGION, started.execution_id), arn=started.arn,
-                           pipeline_arn=row.arn, pipeline_name=row.name, pipeline_name_key=row.name_key,
-                           pipeline_id=row.pipeline_id, role_arn=row.pipeline_role_arn, defn=defn,
-                           parameters=started.resolved_parameters, created_at=now,
-                           experiment_config=started.experiment_config, parallelism=None,
-                           pipeline_parallelism=row.pipeline_parallelism)
-        writes = engine.start_in(conn, new, values)
+        writes = engine.start_in(conn, _new_execution(row, defn, started, now), values)
         ran.append(writes is not None)
         return writes
 
-    started = pl.record_execution(conn, row, defn, supplied=None, display_name=None, description=None,
-                                  parallelism=None, selective=None, role_arn=None, mlflow_experiment_name=None,
-                                  actor=ACTOR, now=now, execution_id=pl.new_id(12), before_insert=hand_over)
+    started = _record_execution(conn, row, defn, now, hand_over)
     assert started is not None and len(ran) == 1
     return ExecKey(ACCOUNT, REGION, started.execution_id), ran[0]
 
