@@ -14,7 +14,6 @@ its own error.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -41,16 +40,22 @@ def _stdlib_dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
-_LONG_NUMBER_TEXT = re.compile(r"[0-9]{19}")
+# Every ASCII digit as b"0", every other byte as b"a": a run of 19 digits is then a plain substring
+# search (bytes.translate and find are C loops over the text; a regular expression search tries a
+# match at every position, 6x the cost of orjson's whole read for a 5 KB pipeline definition).
+_DIGITS_AS_ZEROS = bytes(48 if 48 <= byte <= 57 else 97 for byte in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def loads(data: bytes | str) -> Any:
     """json.loads(data), faster."""
-    long_number = (_LONG_NUMBER_TEXT if isinstance(data, str) else _LONG_NUMBER).search(data)  # type: ignore[arg-type]
-    if long_number is None:
+    try:
+        raw = data.encode() if isinstance(data, str) else data
+    except UnicodeEncodeError:  # a lone surrogate: orjson would refuse it
+        return json.loads(data)
+    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZEROS):
         try:
-            return orjson.loads(data)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
     return json.loads(data)
