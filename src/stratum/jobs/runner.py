@@ -20,8 +20,9 @@ from typing import Any, Protocol
 from stratum.jobs import contracts, process
 from stratum.jobs.contracts import Layout
 from stratum.jobs.metrics import parse_metrics
-from stratum.jobs.s3io import S3, JobDataError, extract_tarball, has_files, join_uri, make_tarball, split_uri
+from stratum.jobs.s3io import S3, JobDataError, has_files, join_uri, split_uri
 from stratum.jobs.spec import JobSpec, Reporter, RunResult, Transition
+from stratum.jobs.tarballs import extract_tarball, make_tarball
 
 _PYTHON = re.compile(r"^python(\d+(\.\d+)*)?$")
 FAILURE_FILE_LIMIT = 1024  # SageMaker keeps the first KB of /opt/ml/output/failure

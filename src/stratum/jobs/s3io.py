@@ -4,7 +4,6 @@ as a SageMaker container's data would move: the role's policies and the bucket p
 from __future__ import annotations
 
 import os
-import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,18 +152,6 @@ def relative_key(prefix: str, key: str) -> str:
         return rest.lstrip("/")
     # The prefix ends inside a path component ("data/tr" for "data/train/a.csv"): keep the component.
     return prefix.rsplit("/", 1)[-1] + rest
-
-
-def make_tarball(directory: Path, dest: Path) -> None:
-    with tarfile.open(dest, "w:gz") as tar:
-        for path in sorted(directory.rglob("*")):
-            tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
-
-
-def extract_tarball(archive: Path, target: Path) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "r:*") as tar:
-        tar.extractall(target, filter="data")
 
 
 def has_files(directory: Path) -> bool:

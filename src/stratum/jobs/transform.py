@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stratum.jobs import process
-from stratum.jobs.s3io import JobDataError, extract_tarball, join_uri, relative_key, split_uri
+from stratum.jobs.s3io import JobDataError, join_uri, relative_key, split_uri
 from stratum.jobs.spec import RunResult
+from stratum.jobs.tarballs import extract_tarball
 
 if TYPE_CHECKING:
     from stratum.jobs.runner import Runner
