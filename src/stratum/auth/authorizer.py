@@ -29,6 +29,7 @@ from stratum.policy import (
 )
 from stratum.protocol.errors import ServiceError
 from stratum.server.listeners import VpcEndpoint, endpoint_index
+from stratum.services.iam.store import visible_policies
 from stratum.services.iam.tables import (
     iam_attachments,
     iam_inline_policies,
@@ -132,29 +133,31 @@ class Authorizer:
                 (iam_attachments.c.account_id == account_id)
                 & (iam_attachments.c.principal_type == principal_type)
                 & (iam_attachments.c.principal_name == name)))]
-            policies.extend(self._managed(conn, arns))
+            policies.extend(self._managed(conn, account_id, arns))
             table = iam_users if principal_type == "user" else iam_roles
             boundary_arn = conn.execute(select(table.c.permissions_boundary).where(
                 (table.c.account_id == account_id) & (table.c.name == name))).scalar()
             boundary = None
             if boundary_arn:
-                found = self._managed(conn, [boundary_arn], kind="boundary")
+                found = self._managed(conn, account_id, [boundary_arn], kind="boundary")
                 boundary = found[0] if found else None
         return tuple(policies), boundary
 
-    def _managed(self, conn: Any, arns: list[str], kind: str = "identity") -> list[Policy]:
+    def _managed(self, conn: Any, account_id: str, arns: list[str], kind: str = "identity") -> list[Policy]:
+        """The default versions of the managed policies ``account_id`` can use: its own and AWS's
+        (a stored reference to another account's policy grants nothing)."""
         if not arns:
             return []
         rows = conn.execute(
             select(iam_policies.c.arn, iam_policies.c.name, iam_policy_versions.c.document)
             .join(iam_policy_versions, (iam_policy_versions.c.policy_arn == iam_policies.c.arn)
                   & (iam_policy_versions.c.version_id == iam_policies.c.default_version))
-            .where(iam_policies.c.arn.in_(arns)))
+            .where(iam_policies.c.arn.in_(arns) & visible_policies(account_id)))
         return [cached_policy(r.document, kind, r.arn) for r in rows]
 
-    def managed_documents(self, arns: tuple[str, ...], kind: str) -> list[Policy]:
+    def managed_documents(self, account_id: str, arns: tuple[str, ...], kind: str) -> list[Policy]:
         with self.app.db.read() as conn:
-            return self._managed(conn, list(arns), kind)
+            return self._managed(conn, account_id, list(arns), kind)
 
     def policy_set(self, identity: Identity, resource_policy: Policy | None = None,
                    resource_policy_required: bool = False) -> PolicySet:
@@ -168,7 +171,7 @@ class Authorizer:
             if identity.session_policy:
                 session.append(cached_policy(identity.session_policy, "session", "session policy"))
             if identity.session_policy_arns:
-                session.extend(self.managed_documents(identity.session_policy_arns, "session"))
+                session.extend(self.managed_documents(identity.account_id, identity.session_policy_arns, "session"))
         return PolicySet(identity=identity_policies, resource=resource_policy, boundary=boundary,
                          session=tuple(session), resource_policy_required=resource_policy_required)
 

@@ -99,7 +99,7 @@ class IamProvider(Provider):
         ctx.authorize("iam:CreateUser", store.user_arn(ctx.account_id, name, store.normalize_path(params.get("Path"))))
         with self._write() as conn:
             boundary = params.get("PermissionsBoundary")
-            if boundary and not store.policy_exists(conn, boundary):
+            if boundary and not store.policy_exists(conn, boundary, ctx.account_id):
                 raise store.no_such_entity(f"Policy {boundary} does not exist or is not attachable.")
             row = store.create_user(conn, ctx.account_id, name, params.get("Path"), params.get("Tags"), boundary)
         return {"User": _user_out(row)}
@@ -152,7 +152,7 @@ class IamProvider(Provider):
         max_duration = int(params.get("MaxSessionDuration") or 3600)
         with self._write() as conn:
             boundary = params.get("PermissionsBoundary")
-            if boundary and not store.policy_exists(conn, boundary):
+            if boundary and not store.policy_exists(conn, boundary, ctx.account_id):
                 raise store.no_such_entity(f"Policy {boundary} does not exist or is not attachable.")
             row = store.create_role(conn, ctx.account_id, name, trust, path=params.get("Path"),
                                     description=params.get("Description"), max_session_duration=max_duration,
@@ -281,9 +281,12 @@ class IamProvider(Provider):
         return self._delete_inline(ctx, params, "role", "RoleName", "iam:DeleteRolePolicy")
 
     # --------------------------------------------------------------------------- managed policies
-    def _policy_out(self, conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    def _policy_out(self, conn: Connection, ctx: RequestContext, row: dict[str, Any]) -> dict[str, Any]:
+        # Attachments in the caller's account only: an AWS managed policy is shared by every
+        # account, and how many entities of other accounts use it is theirs to know.
         count = conn.execute(select(func.count()).select_from(iam_attachments)
-                             .where(iam_attachments.c.policy_arn == row["arn"])).scalar() or 0
+                             .where((iam_attachments.c.policy_arn == row["arn"])
+                                    & (iam_attachments.c.account_id == ctx.account_id))).scalar() or 0
         out = {"PolicyName": row["name"], "PolicyId": row["policy_id"], "Arn": row["arn"], "Path": row["path"],
                "DefaultVersionId": row["default_version"], "AttachmentCount": count,
                "PermissionsBoundaryUsageCount": 0, "IsAttachable": True, "CreateDate": row["created_at"],
@@ -294,12 +297,6 @@ class IamProvider(Provider):
             out["Tags"] = row["tags"]
         return out
 
-    def _get_policy_row(self, conn: Connection, arn: str) -> dict[str, Any]:
-        row = conn.execute(select(iam_policies).where(iam_policies.c.arn == arn)).mappings().first()
-        if row is None:
-            raise store.no_such_entity(f"Policy {arn} was not found.")
-        return dict(row)
-
     def create_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         path = store.normalize_path(params.get("Path"))
         arn = f"arn:aws:iam::{ctx.account_id}:policy{path}{params['PolicyName']}"
@@ -307,7 +304,7 @@ class IamProvider(Provider):
         _check_document(params["PolicyDocument"], "identity")
         ts = store.now()
         with self._write() as conn:
-            if store.policy_exists(conn, arn):
+            if store.policy_exists(conn, arn, ctx.account_id):
                 raise store.already_exists(f"A policy called {params['PolicyName']} already exists. "
                                            "Duplicate names are not allowed.")
             row = {"arn": arn, "account_id": ctx.account_id, "name": params["PolicyName"],
@@ -316,21 +313,21 @@ class IamProvider(Provider):
             conn.execute(insert(iam_policies).values(**row))
             conn.execute(insert(iam_policy_versions).values(policy_arn=arn, version_id="v1",
                                                             document=params["PolicyDocument"], created_at=ts))
-            return {"Policy": self._policy_out(conn, row)}
+            return {"Policy": self._policy_out(conn, ctx, row)}
 
     def get_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ctx.authorize("iam:GetPolicy", params["PolicyArn"])
         with self.app.db.read() as conn:
-            return {"Policy": self._policy_out(conn, self._get_policy_row(conn, params["PolicyArn"]))}
+            return {"Policy": self._policy_out(conn, ctx, store.get_policy(conn, ctx.account_id, params["PolicyArn"]))}
 
     def list_policies(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ctx.authorize("iam:ListPolicies", f"arn:aws:iam::{ctx.account_id}:policy/")
         scope = params.get("Scope") or "All"
-        owners = {"All": [ctx.account_id, "aws"], "AWS": ["aws"], "Local": [ctx.account_id]}[scope]
+        owners = {"All": [ctx.account_id, store.AWS_OWNER], "AWS": [store.AWS_OWNER], "Local": [ctx.account_id]}[scope]
         with self.app.db.read() as conn:
             rows = conn.execute(select(iam_policies).where(iam_policies.c.account_id.in_(owners))
                                 .order_by(iam_policies.c.name)).mappings().all()
-            items = [self._policy_out(conn, dict(r)) for r in rows
+            items = [self._policy_out(conn, ctx, dict(r)) for r in rows
                      if r["path"].startswith(params.get("PathPrefix") or "/")]
         if params.get("OnlyAttached"):
             items = [i for i in items if i["AttachmentCount"]]
@@ -339,7 +336,7 @@ class IamProvider(Provider):
     def get_policy_version(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ctx.authorize("iam:GetPolicyVersion", params["PolicyArn"])
         with self.app.db.read() as conn:
-            policy = self._get_policy_row(conn, params["PolicyArn"])
+            policy = store.get_policy(conn, ctx.account_id, params["PolicyArn"])
             row = conn.execute(select(iam_policy_versions).where(
                 (iam_policy_versions.c.policy_arn == params["PolicyArn"])
                 & (iam_policy_versions.c.version_id == params["VersionId"]))).mappings().first()
@@ -355,8 +352,8 @@ class IamProvider(Provider):
         _check_document(params["PolicyDocument"], "identity")
         ts = store.now()
         with self._write() as conn:
-            policy = self._get_policy_row(conn, arn)
-            if policy["account_id"] == "aws":
+            policy = store.get_policy(conn, ctx.account_id, arn)
+            if policy["account_id"] == store.AWS_OWNER:
                 raise ServiceError("AccessDenied", "AWS managed policies cannot be changed", 403)
             versions = [r.version_id for r in conn.execute(select(iam_policy_versions.c.version_id)
                                                            .where(iam_policy_versions.c.policy_arn == arn))]
@@ -375,7 +372,7 @@ class IamProvider(Provider):
         arn = params["PolicyArn"]
         ctx.authorize("iam:ListPolicyVersions", arn)
         with self.app.db.read() as conn:
-            policy = self._get_policy_row(conn, arn)
+            policy = store.get_policy(conn, ctx.account_id, arn)
             rows = conn.execute(select(iam_policy_versions).where(iam_policy_versions.c.policy_arn == arn)
                                 ).mappings().all()
         items = [{"VersionId": r["version_id"], "IsDefaultVersion": r["version_id"] == policy["default_version"],
@@ -386,8 +383,8 @@ class IamProvider(Provider):
         arn = params["PolicyArn"]
         ctx.authorize("iam:DeletePolicy", arn)
         with self._write() as conn:
-            policy = self._get_policy_row(conn, arn)
-            if policy["account_id"] == "aws":
+            policy = store.get_policy(conn, ctx.account_id, arn)
+            if policy["account_id"] == store.AWS_OWNER:
                 raise ServiceError("AccessDenied", "AWS managed policies cannot be deleted", 403)
             if conn.execute(select(func.count()).select_from(iam_attachments)
                             .where(iam_attachments.c.policy_arn == arn)).scalar():
@@ -446,7 +443,7 @@ class IamProvider(Provider):
         ctx.authorize(action, self._user_arn(ctx, name) if kind == "user" else self._role_arn(ctx, name))
         with self._write() as conn:
             (store.get_user if kind == "user" else store.get_role)(conn, ctx.account_id, name)
-            if arn and not store.policy_exists(conn, arn):
+            if arn and not store.policy_exists(conn, arn, ctx.account_id):
                 raise store.no_such_entity(f"Policy {arn} does not exist or is not attachable.")
             conn.execute(update(table).where((table.c.account_id == ctx.account_id) & (table.c.name == name))
                          .values(permissions_boundary=arn))

@@ -35,6 +35,7 @@ from stratum.policy import (
 )
 from stratum.policy.conditions import parse_date, parse_number
 from stratum.protocol.errors import ServiceError
+from stratum.services.iam import store
 from stratum.services.iam.tables import (
     iam_attachments,
     iam_inline_policies,
@@ -295,19 +296,19 @@ def principal_policies(conn: Connection, account_id: str, kind: str, name: str, 
     attached = [r.policy_arn for r in conn.execute(select(iam_attachments.c.policy_arn).where(
         (iam_attachments.c.account_id == account_id) & (iam_attachments.c.principal_type == kind)
         & (iam_attachments.c.principal_name == name)).order_by(iam_attachments.c.policy_arn))]
-    policies.extend(_managed(conn, attached, "identity"))
-    boundary = _managed(conn, [row.permissions_boundary], "boundary") if row.permissions_boundary else []
+    policies.extend(_managed(conn, account_id, attached, "identity"))
+    boundary = _managed(conn, account_id, [row.permissions_boundary], "boundary") if row.permissions_boundary else []
     return policies, boundary[0] if boundary else None
 
 
-def _managed(conn: Connection, arns: list[str], kind: str) -> list[SourcePolicy]:
+def _managed(conn: Connection, account_id: str, arns: list[str], kind: str) -> list[SourcePolicy]:
     if not arns:
         return []
     rows = conn.execute(
         select(iam_policies.c.arn, iam_policies.c.name, iam_policy_versions.c.document)
         .join(iam_policy_versions, (iam_policy_versions.c.policy_arn == iam_policies.c.arn)
               & (iam_policy_versions.c.version_id == iam_policies.c.default_version))
-        .where(iam_policies.c.arn.in_(arns)).order_by(iam_policies.c.arn))
+        .where(iam_policies.c.arn.in_(arns) & store.visible_policies(account_id)).order_by(iam_policies.c.arn))
     return [SourcePolicy(r.document, r.name, "aws-managed" if r.arn.startswith(AWS_MANAGED_PREFIX)
                          else "user-managed", kind, arn=r.arn) for r in rows]
 

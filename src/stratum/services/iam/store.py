@@ -23,6 +23,8 @@ from stratum.services.iam.tables import (
     iam_users,
 )
 
+AWS_OWNER = "aws"  # the account_id of AWS managed policies (arn:aws:iam::aws:policy/...)
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -49,14 +51,14 @@ def role_arn(account_id: str, name: str, path: str = "/") -> str:
 
 
 def ensure_aws_managed_policies(conn: Connection) -> None:
-    existing = {r.arn for r in conn.execute(select(iam_policies.c.arn).where(iam_policies.c.account_id == "aws"))}
+    existing = {r.arn for r in conn.execute(select(iam_policies.c.arn).where(iam_policies.c.account_id == AWS_OWNER))}
     ts = now()
     for name, (description, document) in AWS_MANAGED.items():
         arn = managed_policy_arn(name)
         if arn in existing:
             continue
         conn.execute(insert(iam_policies).values(
-            arn=arn, account_id="aws", name=name, policy_id=ids.unique_id("ANPA"), path="/",
+            arn=arn, account_id=AWS_OWNER, name=name, policy_id=ids.unique_id("ANPA"), path="/",
             description=description, default_version="v1", tags=[], created_at=ts, updated_at=ts))
         conn.execute(insert(iam_policy_versions).values(policy_arn=arn, version_id="v1", document=document,
                                                         created_at=ts))
@@ -108,12 +110,29 @@ def create_role(conn: Connection, account_id: str, name: str, trust_policy: str,
     return row
 
 
-def policy_exists(conn: Connection, arn: str) -> bool:
-    return conn.execute(select(iam_policies.c.arn).where(iam_policies.c.arn == arn)).first() is not None
+def visible_policies(account_id: str) -> Any:
+    """The managed policies an account can see and attach: its own and AWS's. Every lookup of a
+    policy by ARN goes through this, so another account's customer-managed policy is not found
+    (NoSuchEntity), as on AWS, whatever ARN the caller names."""
+    return iam_policies.c.account_id.in_((account_id, AWS_OWNER))
+
+
+def get_policy(conn: Connection, account_id: str, arn: str) -> dict[str, Any]:
+    row = conn.execute(select(iam_policies).where((iam_policies.c.arn == arn) & visible_policies(account_id))
+                       ).mappings().first()
+    if row is None:
+        raise no_such_entity(f"Policy {arn} was not found.")
+    return dict(row)
+
+
+def policy_exists(conn: Connection, arn: str, account_id: str) -> bool:
+    """Whether ``account_id`` can name the policy (its own or an AWS managed one)."""
+    return conn.execute(select(iam_policies.c.arn).where((iam_policies.c.arn == arn)
+                                                         & visible_policies(account_id))).first() is not None
 
 
 def attach_policy(conn: Connection, account_id: str, principal_type: str, principal_name: str, policy_arn: str) -> None:
-    if not policy_exists(conn, policy_arn):
+    if not policy_exists(conn, policy_arn, account_id):
         raise no_such_entity(f"Policy {policy_arn} does not exist or is not attachable.")
     already = conn.execute(select(iam_attachments.c.policy_arn).where(
         (iam_attachments.c.account_id == account_id) & (iam_attachments.c.principal_type == principal_type)

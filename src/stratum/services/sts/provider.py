@@ -76,7 +76,7 @@ class StsProvider(Provider):
         policy_arns = [p["arn"] for p in params.get("PolicyArns") or []]
         with ctx.app.db.read() as conn:
             for arn in policy_arns:
-                if not iam.policy_exists(conn, arn):
+                if not iam.policy_exists(conn, arn, account_id):
                     raise ServiceError("InvalidParameterValue", f"Policy {arn} does not exist or is not attachable.", 400)
         with ctx.app.db.begin() as conn:
             credentials = create_session(conn, role, session_name, duration, source_arn=ctx.identity.arn,
