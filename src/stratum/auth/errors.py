@@ -42,7 +42,8 @@ def auth_error(generic: str, protocol: str, message: str | None = None, status: 
     if protocol == "rest-xml":
         code = codes[2] if codes else generic
         msg = message or S3_MESSAGES.get(generic) or MESSAGES.get(generic, generic)
-        return ServiceError(code, msg, 400 if code == "AuthorizationHeaderMalformed" else 403)
+        # S3 answers a malformed header and an expired session token with 400, the rest with 403.
+        return ServiceError(code, msg, 400 if code in ("AuthorizationHeaderMalformed", "ExpiredToken") else 403)
     if protocol == "query":
         code = codes[1] if codes else generic
         return ServiceError(code, message or MESSAGES.get(generic, generic), 403)

@@ -44,6 +44,7 @@ __all__ = [
     "UNSIGNED_PAYLOAD",
     "SignedRequestInfo",
     "SigV4Error",
+    "check_clock",
     "credential_scope",
     "derive_signing_key",
     "parse_auth",
@@ -544,7 +545,9 @@ def _fmt_epoch(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _check_clock(info: SignedRequestInfo, now: float, s3: bool) -> None:
+def check_clock(info: SignedRequestInfo, now: float, s3: bool) -> None:
+    """The request time window: a header-signed request within 15 minutes of ``now``, a presigned
+    one from 15 minutes before its X-Amz-Date until X-Amz-Expires after it."""
     signed_at = _amz_date_epoch(info.amz_date)
     if info.presigned:
         assert info.expires is not None
@@ -597,15 +600,18 @@ def verify(
     *,
     now: datetime | None = None,
     s3: bool = False,
+    clock_checked: bool = False,
 ) -> bytes:
     """Check the request's signature, clock and body hash; return the derived signing key.
 
     ``s3`` selects S3 rules: path signed as sent, ``UNSIGNED-PAYLOAD`` for presigned URLs,
     S3 error codes.  When ``info.payload_hash`` starts with ``STREAMING-`` the body is not
     checked here: the caller must pass it through :func:`stratum.auth.chunked.decode_aws_chunked`
-    with the returned key.
+    with the returned key. ``clock_checked``: the caller has already applied :func:`check_clock`
+    (the server's authenticator does, with its other credential checks).
     """
-    _check_clock(info, _now_epoch(now), s3)
+    if not clock_checked:
+        check_clock(info, _now_epoch(now), s3)
 
     payload_hash = info.payload_hash
     body_digest: str | None = None
