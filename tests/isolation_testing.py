@@ -410,7 +410,7 @@ def _complete(service: str, operation: str, r: Resources) -> dict[str, Any] | No
                     "ActionNames": ["s3:GetObject"]}
         case ("iam", "UpdateAccessKey"):
             return {"AccessKeyId": ids["access_key"], "UserName": ids["user"], "Status": "Active"}
-        case ("iam", "GetPolicyVersion"):
+        case ("iam", "GetPolicyVersion") | ("iam", "SetDefaultPolicyVersion") | ("iam", "DeletePolicyVersion"):
             return {"PolicyArn": ids["policy_arn"], "VersionId": "v1"}
         case ("iam", "TagUser") | ("iam", "TagRole"):
             member = "UserName" if operation == "TagUser" else "RoleName"

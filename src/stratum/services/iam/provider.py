@@ -352,9 +352,7 @@ class IamProvider(Provider):
         _check_document(params["PolicyDocument"], "identity")
         ts = store.now()
         with self._write() as conn:
-            policy = store.get_policy(conn, ctx.account_id, arn)
-            if policy["account_id"] == store.AWS_OWNER:
-                raise ServiceError("AccessDenied", "AWS managed policies cannot be changed", 403)
+            self._own_policy(conn, ctx, arn)
             versions = [r.version_id for r in conn.execute(select(iam_policy_versions.c.version_id)
                                                            .where(iam_policy_versions.c.policy_arn == arn))]
             if len(versions) >= 5:
@@ -392,6 +390,98 @@ class IamProvider(Provider):
             conn.execute(delete(iam_policy_versions).where(iam_policy_versions.c.policy_arn == arn))
             conn.execute(delete(iam_policies).where(iam_policies.c.arn == arn))
         return {}
+
+    @staticmethod
+    def _own_policy(conn: Connection, ctx: RequestContext, arn: str) -> dict[str, Any]:
+        """A customer-managed policy of the caller's account, to change: another account's is not
+        found, an AWS managed one is read-only."""
+        policy = store.get_policy(conn, ctx.account_id, arn)
+        if policy["account_id"] == store.AWS_OWNER:
+            raise ServiceError("AccessDenied", "AWS managed policies cannot be changed", 403)
+        return policy
+
+    @staticmethod
+    def _version(conn: Connection, arn: str, version_id: str) -> None:
+        found = conn.execute(select(iam_policy_versions.c.version_id).where(
+            (iam_policy_versions.c.policy_arn == arn) & (iam_policy_versions.c.version_id == version_id))).first()
+        if found is None:
+            raise store.no_such_entity(f"Policy {arn} version {version_id} does not exist.")
+
+    def set_default_policy_version(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        arn, version = params["PolicyArn"], params["VersionId"]
+        ctx.authorize("iam:SetDefaultPolicyVersion", arn)
+        with self._write() as conn:
+            self._own_policy(conn, ctx, arn)
+            self._version(conn, arn, version)
+            conn.execute(update(iam_policies).where(iam_policies.c.arn == arn)
+                         .values(default_version=version, updated_at=store.now()))
+        return {}
+
+    def delete_policy_version(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        arn, version = params["PolicyArn"], params["VersionId"]
+        ctx.authorize("iam:DeletePolicyVersion", arn)
+        with self._write() as conn:
+            policy = self._own_policy(conn, ctx, arn)
+            self._version(conn, arn, version)
+            if policy["default_version"] == version:
+                raise ServiceError("DeleteConflict", "Cannot delete the default version of a policy.", 409)
+            conn.execute(delete(iam_policy_versions).where((iam_policy_versions.c.policy_arn == arn)
+                                                           & (iam_policy_versions.c.version_id == version)))
+        return {}
+
+    def _tag_policy(self, ctx: RequestContext, params: dict[str, Any], action: str,
+                    add: list[dict[str, str]] | None, remove: list[str] | None) -> dict[str, Any]:
+        arn = params["PolicyArn"]
+        ctx.authorize(action, arn)
+        with self._write() as conn:
+            tags = {t["Key"]: t["Value"] for t in self._own_policy(conn, ctx, arn)["tags"] or []}
+            for t in add or []:
+                tags[t["Key"]] = t["Value"]
+            for k in remove or []:
+                tags.pop(k, None)
+            conn.execute(update(iam_policies).where(iam_policies.c.arn == arn)
+                         .values(tags=[{"Key": k, "Value": v} for k, v in tags.items()]))
+        return {}
+
+    def tag_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return self._tag_policy(ctx, params, "iam:TagPolicy", params["Tags"], None)
+
+    def untag_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        return self._tag_policy(ctx, params, "iam:UntagPolicy", None, params["TagKeys"])
+
+    def list_policy_tags(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        ctx.authorize("iam:ListPolicyTags", params["PolicyArn"])
+        with self.app.db.read() as conn:
+            policy = store.get_policy(conn, ctx.account_id, params["PolicyArn"])
+        return _page(list(policy["tags"] or []), params, "Tags")
+
+    def list_entities_for_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """The caller's users and roles the policy is attached to (an AWS managed policy's
+        attachments in other accounts are theirs)."""
+        arn = params["PolicyArn"]
+        ctx.authorize("iam:ListEntitiesForPolicy", arn)
+        wanted = params.get("EntityFilter")
+        prefix = params.get("PathPrefix") or "/"
+        with self.app.db.read() as conn:
+            store.get_policy(conn, ctx.account_id, arn)
+            out: dict[str, list[dict[str, Any]]] = {"PolicyGroups": [], "PolicyUsers": [], "PolicyRoles": []}
+            for kind, table, key, prefix_key in (("user", iam_users, "PolicyUsers", "User"),
+                                                 ("role", iam_roles, "PolicyRoles", "Role")):
+                if wanted not in (None, "", "User" if kind == "user" else "Role", "LocalManagedPolicy",
+                                  "AWSManagedPolicy"):
+                    continue
+                rows = conn.execute(select(table.c.name, table.c.path, table.c[f"{kind}_id"]).join(
+                    iam_attachments, (iam_attachments.c.account_id == table.c.account_id)
+                    & (iam_attachments.c.principal_name == table.c.name)
+                    & (iam_attachments.c.principal_type == kind)).where(
+                    (table.c.account_id == ctx.account_id) & (iam_attachments.c.policy_arn == arn))
+                    .order_by(table.c.name)).all()
+                out[key] = [{f"{prefix_key}Name": r[0], f"{prefix_key}Id": r[2]} for r in rows
+                            if r[1].startswith(prefix)]
+        page = _page(out["PolicyUsers"] + out["PolicyRoles"], params, "_all")
+        return {"PolicyGroups": [], "PolicyUsers": [e for e in page["_all"] if "UserName" in e],
+                "PolicyRoles": [e for e in page["_all"] if "RoleName" in e], "IsTruncated": page["IsTruncated"],
+                **({"Marker": page["Marker"]} if "Marker" in page else {})}
 
     # -------------------------------------------------------------------------------- attachments
     def _attach(self, ctx: RequestContext, params: dict[str, Any], kind: str, name_key: str, action: str,
