@@ -131,6 +131,12 @@ def create_resources(server: StratumServer, account: str) -> Resources:
         PipelineDefinition=PIPELINE_DEFINITION)["PipelineArn"]
     ids["execution_arn"] = sm.start_pipeline_execution(PipelineName=ids["pipeline"],
                                                        ClientRequestToken=str(uuid.uuid4()))["PipelineExecutionArn"]
+    callback = sm.create_pipeline(PipelineName=f"{tag}-callback", RoleArn=ids["role_arn"],
+                                  ClientRequestToken=str(uuid.uuid4()), PipelineDefinition=CALLBACK_DEFINITION)
+    waiting = sm.start_pipeline_execution(PipelineName=callback["PipelineArn"],
+                                          ClientRequestToken=str(uuid.uuid4()))["PipelineExecutionArn"]
+    ids["callback_token"] = _callback_token(sm, waiting)
+    s3.put_object(Bucket=ids["bucket"], Key="definition.json", Body=PIPELINE_DEFINITION.encode())
     ids["model"] = f"{tag}-model"
     ids["model_arn"] = sm.create_model(ModelName=ids["model"], ExecutionRoleArn=ids["role_arn"],
                                        PrimaryContainer={"Image": UNKNOWN_IMAGE})["ModelArn"]
@@ -176,6 +182,26 @@ def add_invitations(server: StratumServer, *accounts: Resources) -> None:
 PIPELINE_DEFINITION = json.dumps({
     "Version": "2020-12-01", "Metadata": {}, "Parameters": [],
     "Steps": [{"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": "isolation"}}]})
+CALLBACK_DEFINITION = json.dumps({
+    "Version": "2020-12-01", "Metadata": {}, "Parameters": [],
+    "Steps": [{"Name": "Wait", "Type": "Callback", "Arguments": {},
+               "SqsQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/isolation",
+               "OutputParameters": [{"OutputName": "note", "OutputType": "String"}]}]})
+
+
+def _callback_token(sm: Any, execution_arn: str) -> str:
+    """The token of the execution's waiting Callback step, once it waits."""
+    deadline = time.monotonic() + 30
+    while True:
+        for step in sm.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)["PipelineExecutionSteps"]:
+            token = step.get("Metadata", {}).get("Callback", {}).get("CallbackToken")
+            if token and step["StepStatus"] == "Executing":
+                return str(token)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the Callback step of {execution_arn} never waited")
+        time.sleep(0.1)
+
+
 INFERENCE_SPEC = {"Containers": [{"Image": UNKNOWN_IMAGE}], "SupportedContentTypes": ["text/csv"],
                   "SupportedResponseMIMETypes": ["text/csv"]}
 
@@ -263,6 +289,7 @@ RESOURCE_MEMBERS: dict[tuple[str, str], Callable[[Resources], list[Any]]] = {
     ("sagemaker", "TransformJobName"): _ids("transform_job"),
     ("sagemaker", "HyperParameterTuningJobName"): _ids("tuning_job"),
     ("sagemaker", "ResourceArn"): _ids("pipeline_arn", "model_arn", "group_arn"),
+    ("sagemaker", "CallbackToken"): _ids("callback_token"),
     ("ram", "resourceShareArn"): _ids("share_arn"),
     ("ram", "resourceShareArns"): lambda r: [[r.ids["share_arn"]]],
     ("ram", "resourceArn"): _ids("pipeline_arn"),
@@ -450,7 +477,7 @@ class Call:
 
     def describe(self) -> str:
         shown = {k: (v if not isinstance(v, bytes) else "<bytes>") for k, v in self.params.items()
-                 if k in self.swapped}
+                 if k in {s.split(".")[0] for s in self.swapped}}
         return f"{self.service}:{self.operation} {json.dumps(shown, default=str)[:200]}"
 
 
@@ -531,6 +558,21 @@ _OPTIONAL_KEPT: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+# Resources named inside a structure member: (service, operation) -> (label, rewrite of the own
+# call so that it names the other account's resource there).
+NESTED: dict[tuple[str, str], list[tuple[str, Callable[[dict[str, Any], Resources], dict[str, Any]]]]] = {
+    ("sagemaker", "CreateHyperParameterTuningJob"): [
+        ("TrainingJobDefinition.RoleArn", lambda p, r: p | {"TrainingJobDefinition": p["TrainingJobDefinition"]
+                                                          | {"RoleArn": r.ids["role_arn"]}})],
+    ("sagemaker", "CreatePipeline"): [
+        ("PipelineDefinitionS3Location", lambda p, r: {k: v for k, v in p.items() if k != "PipelineDefinition"}
+         | {"PipelineDefinitionS3Location": {"Bucket": r.ids["bucket"], "ObjectKey": "definition.json"}})],
+    ("sagemaker", "UpdatePipeline"): [
+        ("PipelineDefinitionS3Location", lambda p, r: p | {"PipelineDefinitionS3Location": {
+            "Bucket": r.ids["bucket"], "ObjectKey": "definition.json"}})],
+}
+
+
 def swaps(service: str, operation: str, mine: Resources, theirs: Resources) -> list[Call]:
     """The calls of ``operation`` on ``mine``'s resources with one resource member (and the members
     that depend on it) naming ``theirs`` instead, once per way of naming it."""
@@ -549,6 +591,8 @@ def swaps(service: str, operation: str, mine: Resources, theirs: Resources) -> l
                     params[dep] = dep_value(theirs)
                     swapped.append(dep)
             calls.append(Call(service, operation, params, tuple(swapped)))
+    for label, rewrite in NESTED.get((service, operation), []):
+        calls.append(Call(service, operation, rewrite(dict(base), theirs), (label,)))
     return calls
 
 
