@@ -56,6 +56,14 @@ def operation_model(service: str, operation: str) -> OperationModel:
     return _BOTO.get_service_model(service).operation_model(operation)
 
 
+def operation_without_input(service: str) -> str:
+    """An operation of ``service`` that needs no input (DescribeOrganization, ListBuckets...)."""
+    model = _BOTO.get_service_model(service)
+    return next(op for op in model.operation_names
+                if model.operation_model(op).input_shape is None
+                or not model.operation_model(op).input_shape.required_members)
+
+
 def policy(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
