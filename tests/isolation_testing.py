@@ -345,7 +345,7 @@ def _dependent(service: str, member: str) -> Callable[[Resources], Any] | None:
     return None
 
 
-def _fresh_value(service: str, operation: str, member: str) -> str:
+def _fresh_value(member: str) -> str:
     return f"alias/{fresh()}" if member == "AliasName" else fresh()
 
 
@@ -389,9 +389,10 @@ def minimal(shape: Shape, name: str, depth: int = 0) -> Any:
         return datetime.now(UTC)
     if shape.enum:
         return shape.enum[0]
-    if name in ("Key", "TagKey") or name.endswith("Key") and depth:
+    if depth and name.endswith("Key"):  # tag keys and the like: short
         return "k"
-    return "isolation"[: max(int(shape.metadata.get("max", 9)), 1)].ljust(int(shape.metadata.get("min", 0)), "x")
+    text = "isolation"[: max(int(shape.metadata.get("max", 9)), 1)]
+    return text.ljust(int(shape.metadata.get("min", 0)), "x")
 
 
 # Operations whose inputs must hang together beyond what the model says: the complete request, for
@@ -522,13 +523,13 @@ def own_call(service: str, operation: str, r: Resources) -> dict[str, Any]:
     kept = _OPTIONAL_KEPT.get((service, operation), ())
     for member in shape.members:
         if member in created:
-            params[member] = _fresh_value(service, operation, member)
+            params[member] = _fresh_value(member)
         elif member in params or not (member in shape.required_members or member in kept):
             continue
         elif (service, member) in RESOURCE_MEMBERS:
             params[member] = resource_values(service, operation, member, r)[0]
-        elif _dependent(service, member) is not None:
-            params[member] = _dependent(service, member)(r)  # type: ignore[misc]
+        elif (dependent := _dependent(service, member)) is not None:
+            params[member] = dependent(r)
         elif member in _DOCUMENT_MEMBERS:
             params[member] = _document(service, operation, member, r)
         else:
