@@ -64,6 +64,18 @@ def test_versions_tags_and_entities_of_a_customer_policy(server: StratumServer) 
         assert _error(call, **params) == (404, "NoSuchEntity"), call
     assert iam.list_policy_tags(PolicyArn=arn)["Tags"] == [{"Key": "team", "Value": "platform"}]
 
+    # Deleted once nothing uses it and only its default version is left, as IAM requires.
+    iam.create_policy_version(PolicyArn=arn, PolicyDocument=_doc("s3:PutObject"))
+    assert _error(iam.delete_policy, PolicyArn=arn) == (409, "DeleteConflict")  # attached
+    iam.detach_user_policy(UserName=user, PolicyArn=arn)
+    iam.detach_role_policy(RoleName=role, PolicyArn=arn)
+    with pytest.raises(ClientError) as exc:
+        iam.delete_policy(PolicyArn=arn)
+    assert "more than one version" in exc.value.response["Error"]["Message"]
+    iam.delete_policy_version(PolicyArn=arn, VersionId="v3")
+    iam.delete_policy(PolicyArn=arn)
+    assert _error(iam.get_policy, PolicyArn=arn) == (404, "NoSuchEntity")
+
 
 def test_aws_managed_policies_are_read_only_and_their_entities_each_accounts_own(server: StratumServer) -> None:
     iam, other = server.client("iam", "prod"), server.client("iam", "shared-services")

@@ -387,6 +387,11 @@ class IamProvider(Provider):
             if conn.execute(select(func.count()).select_from(iam_attachments)
                             .where(iam_attachments.c.policy_arn == arn)).scalar():
                 raise ServiceError("DeleteConflict", "Cannot delete a policy attached to entities.", 409)
+            if conn.execute(select(func.count()).select_from(iam_policy_versions)
+                            .where(iam_policy_versions.c.policy_arn == arn)).scalar() > 1:
+                raise ServiceError("DeleteConflict", "This policy has more than one version. Before you delete a "
+                                   "policy, you must delete the policy's versions. The default version is deleted "
+                                   "with the policy.", 409)
             conn.execute(delete(iam_policy_versions).where(iam_policy_versions.c.policy_arn == arn))
             conn.execute(delete(iam_policies).where(iam_policies.c.arn == arn))
         return {}
