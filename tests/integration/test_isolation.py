@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ import pytest
 from authz_testing import client, limited_user
 from botocore.config import Config
 from isolation_testing import (
+    PIPELINE_DEFINITION,
     Outcome,
     Resources,
     add_invitations,
@@ -32,6 +34,7 @@ from isolation_testing import (
     served_operations,
     signed_chunked_put,
     swaps,
+    wait_until,
 )
 from sqlalchemy import update
 from stratum_testing import REGION, StratumServer
@@ -57,7 +60,7 @@ NOT_FOUND_MESSAGE = re.compile(r"could not find|can't find|not found|does not ex
 # are the only ways AWS lets another account in, each tested where it is built:
 CROSS_ACCOUNT_PATHS = {
     "RAM-shared pipelines (Describe*/List*/Search; Start/Stop/Retry with the execution permission)":
-        "test_cross_account_sharing.py, test_ram.py",
+        "test_a_ram_share_opens_exactly_its_permission (below), test_cross_account_sharing.py, test_ram.py",
     "bucket policies naming the other account": "test_s3.py::test_policy_conditions_and_explicit_deny",
     "KMS key policies naming the other account": "test_kms.py",
     "model package group resource policies (PutModelPackageGroupPolicy)": "test_model_registry.py",
@@ -415,3 +418,65 @@ def test_a_session_outlives_neither_its_role_nor_a_new_role_of_the_same_name(
     assert (status, error_code(body)) == (403, "InvalidAccessKeyId")
     outcome = call(client(server, "sts", creds), "GetCallerIdentity", {})
     assert (outcome.status, outcome.code) == (403, "InvalidClientTokenId")
+
+
+# ------------------------------------------------------------------------- a documented path
+PERMISSIONS = {
+    "AWSRAMDefaultPermissionSageMakerPipeline": {
+        "DescribePipeline", "DescribePipelineDefinitionForExecution", "DescribePipelineExecution",
+        "ListPipelineExecutions", "ListPipelineExecutionSteps", "ListPipelineParametersForExecution"},
+}
+PERMISSIONS["AWSRAMPermissionSageMakerPipelineAllowExecution"] = PERMISSIONS[
+    "AWSRAMDefaultPermissionSageMakerPipeline"] | {"StartPipelineExecution", "StopPipelineExecution",
+                                                   "RetryPipelineExecution"}
+PIPELINE_MEMBERS = {"PipelineName", "PipelineArn", "PipelineExecutionArn", "ResourceArn"}
+
+
+@pytest.mark.parametrize("permission", sorted(PERMISSIONS))
+def test_a_ram_share_opens_exactly_its_permission(server: StratumServer, accounts: tuple[Resources, Resources],
+                                                  permission: str) -> None:
+    """The first exception above, swept: once a pipeline is shared through RAM, the consumer's
+    calls naming it by ARN succeed for exactly the actions of the share's permission, and every
+    other SageMaker operation naming it is still refused."""
+    owner, other = accounts
+    sm = owner.client("sagemaker")
+    shared = Resources(server, owner.account, owner.tag, dict(owner.ids))
+    shared.ids["pipeline"] = f"{owner.tag}-shared-{permission[-8:].lower()}"
+    shared.ids["pipeline_arn"] = sm.create_pipeline(
+        PipelineName=shared.ids["pipeline"], RoleArn=owner.ids["role_arn"], ClientRequestToken=str(uuid.uuid4()),
+        PipelineDefinition=PIPELINE_DEFINITION)["PipelineArn"]
+    shared.ids["execution_arn"] = sm.start_pipeline_execution(
+        PipelineName=shared.ids["pipeline"], ClientRequestToken=str(uuid.uuid4()))["PipelineExecutionArn"]
+    wait_until(lambda: sm.describe_pipeline_execution(PipelineExecutionArn=shared.ids["execution_arn"])[
+        "PipelineExecutionStatus"] == "Failed")
+    owner.client("ram").create_resource_share(
+        name=f"{owner.tag}-share-{permission[-8:]}", resourceArns=[shared.ids["pipeline_arn"]],
+        principals=[other.account_id], permissionArns=[f"arn:aws:ram::aws:permission/{permission}"])
+    allowed = PERMISSIONS[permission]
+    failures: list[str] = []
+    opened: set[str] = set()
+    closed: set[str] = set()
+    c = other.client("sagemaker")
+    for operation in served_operations()["sagemaker"]:
+        for probe in swaps("sagemaker", operation, other, shared):
+            if not set(probe.swapped) & PIPELINE_MEMBERS:
+                continue
+            named = probe.params[probe.swapped[0]]
+            if probe.swapped[0] == "ResourceArn" and named != shared.ids["pipeline_arn"]:
+                continue
+            outcome = call(c, operation, probe.params)
+            # A shared pipeline is addressed by ARN; its bare name means the caller's own pipeline.
+            if operation in allowed and str(named).startswith("arn:"):
+                if refused(outcome):
+                    failures.append(f"{probe.describe()} shared with {permission} -> {_show(outcome)}")
+                opened.add(operation)
+            elif not refused(outcome):
+                failures.append(f"{probe.describe()} not in {permission} -> {_show(outcome)}")
+            else:
+                closed.add(operation)
+    assert not failures, "\n".join(failures)
+    assert opened == allowed
+    assert {"UpdatePipeline", "DeletePipeline", "ListPipelineVersions", "UpdatePipelineExecution",
+            "AddTags", "ListTags"} <= closed - allowed, closed
+    # What the consumer may do did not change what it owns: Update/Delete stay the owner's.
+    assert sm.describe_pipeline(PipelineName=shared.ids["pipeline"])["PipelineArn"] == shared.ids["pipeline_arn"]
