@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from authz_testing import client, limited_user
@@ -69,6 +70,18 @@ CROSS_ACCOUNT_PATHS = {
     "AWS managed policies (arn:aws:iam::aws:policy/...): readable and attachable by every account":
         "test_aws_managed_policies_are_shared_read_only (below)",
 }
+
+def test_every_documented_path_names_a_test_that_exists() -> None:
+    here = Path(__file__).parent
+    for path, where in CROSS_ACCOUNT_PATHS.items():
+        for ref in where.split(", "):
+            name = ref.split(" ")[0]
+            file, _, test = name.partition("::")
+            if not file.endswith(".py"):
+                file, test = Path(__file__).name, file
+            text = (here / file).read_text()
+            assert not test or f"def {test}(" in text, (path, ref)
+
 
 # Calls that succeed when they name another account's resource, and why that is no access to it.
 # Each must still leak nothing of it: the answer may not contain any of its names.
