@@ -582,6 +582,12 @@ NESTED: dict[tuple[str, str], list[tuple[str, Callable[[dict[str, Any], Resource
 }
 
 
+# Optional members the model documents as an alternative to another ("specify either
+# resourceShareArn or resourceArn, but not both"): (service, operation, member) -> the one it replaces.
+_INSTEAD_OF = {("ram", "TagResource", "resourceArn"): "resourceShareArn",
+               ("ram", "UntagResource", "resourceArn"): "resourceShareArn"}
+
+
 def swaps(service: str, operation: str, mine: Resources, theirs: Resources) -> list[Call]:
     """The calls of ``operation`` on ``mine``'s resources with one resource member (and the members
     that depend on it) naming ``theirs`` instead, once per way of naming it."""
@@ -600,6 +606,16 @@ def swaps(service: str, operation: str, mine: Resources, theirs: Resources) -> l
                     params[dep] = dep_value(theirs)
                     swapped.append(dep)
             calls.append(Call(service, operation, params, tuple(swapped)))
+    # Optional members that name a resource, added one at a time to the call (StartPipelineExecution
+    # RoleArn, Decrypt KeyId, ListAliases KeyId...).
+    shape = operation_model(service, operation).input_shape
+    for member in shape.members if shape is not None else ():
+        if member in base or member in created or (service, member) not in RESOURCE_MEMBERS:
+            continue
+        replaced = _INSTEAD_OF.get((service, operation, member))
+        for value in resource_values(service, operation, member, theirs):
+            params = {k: v for k, v in base.items() if k != replaced} | {member: value}
+            calls.append(Call(service, operation, params, (member,)))
     for label, rewrite in NESTED.get((service, operation), []):
         calls.append(Call(service, operation, rewrite(dict(base), theirs), (label,)))
     return calls

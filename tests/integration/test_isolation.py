@@ -51,7 +51,9 @@ REFUSALS = {"AccessDenied", "AccessDeniedException", "NoSuchEntity", "NoSuchBuck
             "NotFoundException", "ResourceNotFound", "ResourceNotFoundException", "UnknownResourceException",
             "ResourceShareInvitationArnNotFoundException", "403", "404",
             # RAM: sharing a resource the caller does not own ("The resource ... is not owned by ...").
-            "OperationNotPermittedException"}
+            "OperationNotPermittedException",
+            # KMS: the caller's own ciphertext with another account's key named as KeyId.
+            "IncorrectKeyException"}
 # SageMaker and STS word some not-found answers as a validation error (DescribeModel: "Could not
 # find model"; AssumeRole PolicyArns: "does not exist or is not attachable"), as on AWS.
 NOT_FOUND_MESSAGE = re.compile(r"could not find|can't find|not found|does not exist|cannot be found", re.I)
