@@ -32,6 +32,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.executor = args.executor
     if getattr(args, "ray_address", None):
         settings.ray_address = args.ray_address
+    if getattr(args, "ray_token_file", None):
+        settings.ray_token_file = Path(args.ray_token_file).resolve()
     if getattr(args, "network", None):
         settings.network_file = Path(args.network).resolve()
     if getattr(args, "vpc_endpoint", None):
@@ -202,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=["local", "ray"], help="where SageMaker jobs run (local)")
     p.add_argument("--ray-address", help="Ray cluster for --executor ray: auto, host:port or ray://host:port "
                                          "(default: start a local Ray instance)")
+    p.add_argument("--ray-token-file", help="token of a Ray cluster with token authentication "
+                                            "($STRATUM_RAY_TOKEN_FILE; default: the token Ray finds itself, "
+                                            "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("logs", help="print the log of a processing, training or transform job")

@@ -25,6 +25,9 @@ class Settings:
     # SageMaker jobs (stratum.jobs): where they run (local process pool or a Ray cluster) and how.
     executor: str = field(default_factory=lambda: os.environ.get("STRATUM_EXECUTOR", "local"))
     ray_address: str | None = field(default_factory=lambda: os.environ.get("STRATUM_RAY_ADDRESS") or None)
+    # The token of a Ray cluster with token authentication (stratum.jobs.executors.ray).
+    ray_token_file: Path | None = field(default_factory=lambda: (
+        Path(os.environ["STRATUM_RAY_TOKEN_FILE"]) if os.environ.get("STRATUM_RAY_TOKEN_FILE") else None))
     job_workers: int = field(default_factory=lambda: int(os.environ.get("STRATUM_JOB_WORKERS", "16")))
     job_isolation: str = field(default_factory=lambda: os.environ.get("STRATUM_JOB_ISOLATION", "auto"))
     job_images_file: Path | None = field(
