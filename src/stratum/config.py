@@ -13,7 +13,11 @@ DEFAULT_REGION = "us-east-1"
 
 @dataclass
 class Settings:
+    # Every command finds its data the same way: --data-dir, else $STRATUM_DATA_DIR, else ./stratum-data
+    # (made absolute at once). With SQLite the database is in it; with PostgreSQL it still holds the
+    # object store, the master key (unless set apart below) and job logs, so it must be given then.
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("STRATUM_DATA_DIR", "stratum-data")))
+    data_dir_given: bool = field(default_factory=lambda: bool(os.environ.get("STRATUM_DATA_DIR")))
     database_url: str | None = field(default_factory=lambda: os.environ.get("STRATUM_DATABASE_URL"))
     host: str = field(default_factory=lambda: os.environ.get("STRATUM_HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(os.environ.get("STRATUM_PORT", DEFAULT_PORT)))
@@ -75,3 +79,8 @@ class Settings:
     @property
     def master_key_path(self) -> Path:
         return Path(self.master_key_file).resolve() if self.master_key_file else self.data_dir / "master.key"
+
+    @property
+    def master_key_source(self) -> str:
+        """Where the master key comes from, as printed at start."""
+        return "$STRATUM_MASTER_KEY" if os.environ.get("STRATUM_MASTER_KEY") else str(self.master_key_path)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import uvicorn
 
-from stratum.bootstrap import bootstrap
+from stratum.bootstrap import bootstrap, record_endpoint
 from stratum.config import Settings
 from stratum.server import listeners
 from stratum.server.app_state import AppState
@@ -21,10 +22,11 @@ def prepare(settings: Settings) -> AppState:
     db = Database(settings.db_url)
     db.migrate()
     bootstrap(db, settings)
+    record_endpoint(settings)
     return AppState(settings, db)
 
 
-def serve(settings: Settings, *, on_ready: str | None = None) -> None:
+def serve(settings: Settings, *, on_ready: str | Callable[[], str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic announces every plugin it loads; the migrations it runs are what matters at start.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -35,6 +37,8 @@ def serve(settings: Settings, *, on_ready: str | None = None) -> None:
     except listeners.NetworkConfigError as exc:
         raise SystemExit(f"stratum: {exc}") from None
     routes = listeners.routes(bound)
+    if settings.port == 0:  # the port the system chose: the profiles and the banner name the real one
+        settings.port = int(bound[0][1].getsockname()[1])
     state = prepare(settings)
     app = StratumApp(state, routes.by_port, vpce_by_address=routes.by_address)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
@@ -42,5 +46,5 @@ def serve(settings: Settings, *, on_ready: str | None = None) -> None:
                             proxy_headers=False, server_header=False)
     server = uvicorn.Server(config)
     if on_ready:
-        print(on_ready, flush=True)
+        print(on_ready() if callable(on_ready) else on_ready, flush=True)
     server.run(sockets=[sock for _, sock in bound])
