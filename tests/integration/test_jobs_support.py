@@ -55,6 +55,19 @@ def bucket(server: StratumServer, account: str = "dev") -> str:
     return _buckets[key]
 
 
+LIST = {"processing": ("list_processing_jobs", "ProcessingJobSummaries"),
+        "training": ("list_training_jobs", "TrainingJobSummaries"),
+        "transform": ("list_transform_jobs", "TransformJobSummaries"),
+        "tuning": ("list_hyper_parameter_tuning_jobs", "HyperParameterTuningJobSummaries")}
+
+
+def listed(sm: Any, kind: str, **filters: Any) -> list[dict[str, Any]]:
+    """Every summary a List*Jobs gives for these filters, through the paginator (SageMaker filters
+    each page by name after cutting it, so one page is not the whole answer)."""
+    operation, member = LIST[kind]
+    return list(sm.get_paginator(operation).paginate(**filters).build_full_result()[member])
+
+
 def describe(sm: Any, kind: str, name: str) -> dict[str, Any]:
     if kind == "processing":
         return sm.describe_processing_job(ProcessingJobName=name)
