@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
@@ -26,6 +27,18 @@ def prepare(settings: Settings) -> AppState:
     return AppState(settings, db)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app's background services as soon as a shutdown signal comes."""
+
+    def __init__(self, config: uvicorn.Config, state: AppState) -> None:
+        super().__init__(config)
+        self.state = state
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.state.shutting_down.set()
+        super().handle_exit(sig, frame)
+
+
 def serve(settings: Settings, *, on_ready: str | Callable[[], str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic announces every plugin it loads; the migrations it runs are what matters at start.
@@ -44,7 +57,7 @@ def serve(settings: Settings, *, on_ready: str | Callable[[], str] | None = None
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                             lifespan="on", loop="auto", http=CoalescingHttpToolsProtocol, timeout_keep_alive=30,
                             proxy_headers=False, server_header=False)
-    server = uvicorn.Server(config)
+    server = _Server(config, state)
     if on_ready:
         print(on_ready() if callable(on_ready) else on_ready, flush=True)
     server.run(sockets=[sock for _, sock in bound])
