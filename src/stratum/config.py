@@ -17,7 +17,6 @@ class Settings:
     # (made absolute at once). With SQLite the database is in it; with PostgreSQL it still holds the
     # object store, the master key (unless set apart below) and job logs, so it must be given then.
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("STRATUM_DATA_DIR", "stratum-data")))
-    data_dir_given: bool = field(default_factory=lambda: bool(os.environ.get("STRATUM_DATA_DIR")))
     database_url: str | None = field(default_factory=lambda: os.environ.get("STRATUM_DATABASE_URL"))
     host: str = field(default_factory=lambda: os.environ.get("STRATUM_HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(os.environ.get("STRATUM_PORT", DEFAULT_PORT)))
@@ -75,6 +74,9 @@ class Settings:
     # (0600) on first start, at data_dir/master.key unless set; STRATUM_MASTER_KEY (base64) overrides it.
     master_key_file: Path | None = field(default_factory=lambda: Path(os.environ["STRATUM_MASTER_KEY_FILE"])
                                          if os.environ.get("STRATUM_MASTER_KEY_FILE") else None)
+
+    # Whether the data directory was chosen (--data-dir or STRATUM_DATA_DIR), not the ./stratum-data default.
+    data_dir_given: bool = field(default_factory=lambda: bool(os.environ.get("STRATUM_DATA_DIR")))
 
     @property
     def master_key_path(self) -> Path:
