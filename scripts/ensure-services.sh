@@ -2,6 +2,11 @@
 # Make sure the PostgreSQL server the integration suite runs against is up (it runs every
 # integration test on SQLite and on PostgreSQL).
 set -euo pipefail
+# A SQLite-only run (STRATUM_TEST_BACKENDS=sqlite) needs no PostgreSQL.
+case ",${STRATUM_TEST_BACKENDS:-sqlite,postgresql}," in
+  *,postgresql,*) ;;
+  *) exit 0 ;;
+esac
 host=${STRATUM_PG_HOST:-127.0.0.1}
 if pg_isready -q -h "$host" -p 5432 2>/dev/null; then
   exit 0

@@ -13,6 +13,9 @@ DEFAULT_REGION = "us-east-1"
 
 @dataclass
 class Settings:
+    # Every command finds its data the same way: --data-dir, else $STRATUM_DATA_DIR, else ./stratum-data
+    # (made absolute at once). With SQLite the database is in it; with PostgreSQL it still holds the
+    # object store, the master key (unless set apart below) and job logs, so it must be given then.
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("STRATUM_DATA_DIR", "stratum-data")))
     database_url: str | None = field(default_factory=lambda: os.environ.get("STRATUM_DATABASE_URL"))
     host: str = field(default_factory=lambda: os.environ.get("STRATUM_HOST", "127.0.0.1"))
@@ -25,6 +28,9 @@ class Settings:
     # SageMaker jobs (stratum.jobs): where they run (local process pool or a Ray cluster) and how.
     executor: str = field(default_factory=lambda: os.environ.get("STRATUM_EXECUTOR", "local"))
     ray_address: str | None = field(default_factory=lambda: os.environ.get("STRATUM_RAY_ADDRESS") or None)
+    # The token of a Ray cluster with token authentication (stratum.jobs.executors.ray).
+    ray_token_file: Path | None = field(default_factory=lambda: (
+        Path(os.environ["STRATUM_RAY_TOKEN_FILE"]) if os.environ.get("STRATUM_RAY_TOKEN_FILE") else None))
     job_workers: int = field(default_factory=lambda: int(os.environ.get("STRATUM_JOB_WORKERS", "16")))
     job_isolation: str = field(default_factory=lambda: os.environ.get("STRATUM_JOB_ISOLATION", "auto"))
     job_images_file: Path | None = field(
@@ -69,6 +75,14 @@ class Settings:
     master_key_file: Path | None = field(default_factory=lambda: Path(os.environ["STRATUM_MASTER_KEY_FILE"])
                                          if os.environ.get("STRATUM_MASTER_KEY_FILE") else None)
 
+    # Whether the data directory was chosen (--data-dir or STRATUM_DATA_DIR), not the ./stratum-data default.
+    data_dir_given: bool = field(default_factory=lambda: bool(os.environ.get("STRATUM_DATA_DIR")))
+
     @property
     def master_key_path(self) -> Path:
         return Path(self.master_key_file).resolve() if self.master_key_file else self.data_dir / "master.key"
+
+    @property
+    def master_key_source(self) -> str:
+        """Where the master key comes from, as printed at start."""
+        return "$STRATUM_MASTER_KEY" if os.environ.get("STRATUM_MASTER_KEY") else str(self.master_key_path)

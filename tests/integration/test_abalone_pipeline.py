@@ -36,12 +36,12 @@ try:  # the module-scoped local Ray cluster of the Ray executor tests
     from test_ray_executor import ray_cluster  # noqa: F401
 except pytest.skip.Exception:  # ray is not installed
     @pytest.fixture(scope="module")
-    def ray_cluster() -> Iterator[str]:
+    def ray_cluster() -> Iterator[Any]:
         pytest.skip("ray is not installed")
 
 # Keeps the SDK from sending usage telemetry to AWS (there is no network to AWS, only Stratum).
 SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
-DATASET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "abalone-dataset.csv"
+DATASET = Path(__file__).resolve().parents[1] / "data" / "abalone-dataset.csv"  # see tests/data/README.md
 CACHED_STEPS = (ab.PREPROCESS, ab.TRAIN)
 WAIT_ATTEMPTS = 150  # x 2 s
 
@@ -254,8 +254,8 @@ def test_mse_over_threshold_takes_the_fail_branch(abalone: Abalone, endpoint: St
 
 # --------------------------------------------------------------------------------- on the Ray executor
 @pytest.fixture(scope="module")
-def ray_server(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
-    srv = make_server(tmp_path_factory, BACKENDS[0], ["--executor", "ray", "--ray-address", ray_cluster])
+def ray_server(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
+    srv = make_server(tmp_path_factory, BACKENDS[0], ray_cluster.server_args())
     srv.start()
     yield srv
     close_server(srv)

@@ -64,8 +64,10 @@ def cli_error(server: StratumServer, account: str, *args: str) -> str:
     return out.stderr
 
 
-def search_names(sm: Any, name: str) -> list[str]:
-    results = sm.search(Resource="Pipeline", SearchExpression={
+def search_names(sm: Any, name: str, option: str = "CrossAccount") -> list[str]:
+    """Search for pipelines named ``name``: with CrossAccount only other accounts' shared ones, with
+    SameAccount only the caller's own."""
+    results = sm.search(Resource="Pipeline", CrossAccountFilterOption=option, SearchExpression={
         "Filters": [{"Name": "PipelineName", "Operator": "Equals", "Value": name}]})["Results"]
     return [r["Pipeline"]["PipelineArn"] for r in results]
 
@@ -127,6 +129,11 @@ def test_pipeline_shared_across_accounts(org: StratumServer) -> None:
     assert error_code(dev_sm.delete_pipeline, PipelineName=name) == "ResourceNotFound"
     assert error_code(dev_sm.describe_pipeline, PipelineName=name) == "ResourceNotFound"
     assert search_names(dev_sm, name) == [pipeline]
+    # A shared pipeline is found only when Search asks for other accounts' resources.
+    assert search_names(dev_sm, name, "SameAccount") == []
+    assert dev_sm.search(Resource="Pipeline", SearchExpression={"Filters": [
+        {"Name": "PipelineName", "Operator": "Equals", "Value": name}]})["Results"] == []
+    assert search_names(test_sm, name, "SameAccount") == [pipeline] and search_names(test_sm, name) == []
 
     # --- shared-services runs it by ARN, in the owner's account.
     first = ss_sm.start_pipeline_execution(PipelineName=pipeline,
@@ -144,7 +151,7 @@ def test_pipeline_shared_across_accounts(org: StratumServer) -> None:
     assert "Gate" in ss_sm.describe_pipeline_definition_for_execution(PipelineExecutionArn=first)[
         "PipelineDefinition"]
     assert "PipelineExecutionSteps" in ss_sm.list_pipeline_execution_steps(PipelineExecutionArn=first)
-    found = ss_sm.search(Resource="PipelineExecution", SearchExpression={
+    found = ss_sm.search(Resource="PipelineExecution", CrossAccountFilterOption="CrossAccount", SearchExpression={
         "Filters": [{"Name": "PipelineArn", "Operator": "Equals", "Value": pipeline}]})["Results"]
     assert {r["PipelineExecution"]["PipelineExecutionArn"] for r in found} == {first, second}
     _stop(ss_sm, second)

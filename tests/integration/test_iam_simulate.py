@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from authz_testing import client
+from authz_testing import client, limited_user
 from botocore.exceptions import ClientError
 from stratum_testing import StratumServer
 
@@ -255,3 +255,59 @@ def test_aws_cli_simulate_custom_policy(server: StratumServer) -> None:
     result = json.loads(out.stdout)["EvaluationResults"][0]
     assert result["EvalDecision"] == "allowed"
     assert result["MatchedStatements"][0]["StartPosition"] == {"Line": 1, "Column": 38}
+
+
+def test_simulation_answers_what_the_server_decides(server: StratumServer) -> None:
+    """Each simulated decision is checked against the real request the server answers."""
+    admin_iam = client(server, "iam")
+    account = server.account_id("dev")
+    creds, user_arn = limited_user(
+        server, {"Effect": "Allow", "Action": ["kms:*", "sts:AssumeRole"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "sts:*", "NotResource": "arn:aws:iam::*:role/*"})
+
+    def simulated(action: str, resource: str | None = None) -> str:
+        kwargs: dict[str, Any] = {"ResourceArns": [resource]} if resource else {}
+        result = admin_iam.simulate_principal_policy(PolicySourceArn=user_arn, ActionNames=[action], **kwargs)
+        return str(result["EvaluationResults"][0]["EvalDecision"])
+
+    # sts:GetCallerIdentity: answered whatever the policies say (here an explicit deny of sts:*).
+    assert client(server, "sts", creds).get_caller_identity()["Arn"] == user_arn
+    assert simulated("sts:GetCallerIdentity") == "allowed"
+
+    # KMS: the key policy must allow. The default one delegates to the account's IAM policies ...
+    kms_admin, kms_user = client(server, "kms"), client(server, "kms", creds)
+    open_key = kms_admin.create_key()["KeyMetadata"]["Arn"]
+    assert kms_user.encrypt(KeyId=open_key, Plaintext=b"x")["KeyId"] == open_key
+    assert simulated("kms:Encrypt", open_key) == "allowed"
+    # ... one that names only the administrator does not, whatever the user's own policy says.
+    admin_arn = f"arn:aws:iam::{account}:user/admin"
+    closed_key = kms_admin.create_key(Policy=_doc(
+        {"Effect": "Allow", "Principal": {"AWS": admin_arn}, "Action": "kms:*", "Resource": "*"}),
+        BypassPolicyLockoutSafetyCheck=True)["KeyMetadata"]["Arn"]
+    with pytest.raises(ClientError) as denied:
+        kms_user.encrypt(KeyId=closed_key, Plaintext=b"x")
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert simulated("kms:Encrypt", closed_key) == "implicitDeny"
+    # The key policy given as ResourcePolicy is used instead of the stored one.
+    given = admin_iam.simulate_principal_policy(
+        PolicySourceArn=user_arn, ActionNames=["kms:Encrypt"], ResourceArns=[closed_key],
+        ResourcePolicy=_doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                             "Action": "kms:*", "Resource": "*"}))["EvaluationResults"][0]
+    assert given["EvalDecision"] == "allowed"
+
+    # Assuming a role: its trust policy must allow the caller, not only the caller's policy.
+    trusted = _uid("trusts-account")
+    trusted_arn = admin_iam.create_role(RoleName=trusted, AssumeRolePolicyDocument=_doc(
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}))[
+        "Role"]["Arn"]
+    service_only = _uid("trusts-sagemaker")
+    service_arn = admin_iam.create_role(RoleName=service_only, AssumeRolePolicyDocument=_doc(
+        {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}))[
+        "Role"]["Arn"]
+    sts_user = client(server, "sts", creds)
+    assert sts_user.assume_role(RoleArn=trusted_arn, RoleSessionName="sim")["AssumedRoleUser"]["Arn"]
+    assert simulated("sts:AssumeRole", trusted_arn) == "allowed"
+    with pytest.raises(ClientError) as refused:
+        sts_user.assume_role(RoleArn=service_arn, RoleSessionName="sim")
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert simulated("sts:AssumeRole", service_arn) == "implicitDeny"

@@ -14,6 +14,7 @@ from test_jobs_support import (
     SKLEARN_IMAGE,
     bucket,
     get,
+    listed,
     processing_request,
     put,
     sagemaker_role,
@@ -70,9 +71,9 @@ def test_processing_job_inputs_outputs_and_role_identity(server: StratumServer) 
     assert identity["arn"] == f"arn:aws:sts::{server.account_id('dev')}:assumed-role/{role_name}/SageMaker"
     assert f"inputs/{name}/numbers.csv" in identity["keys"]
 
-    listed = sm.list_processing_jobs(NameContains=name)["ProcessingJobSummaries"]
-    assert [(j["ProcessingJobName"], j["ProcessingJobStatus"]) for j in listed] == [(name, "Completed")]
-    assert sm.list_processing_jobs(NameContains=name, StatusEquals="Failed")["ProcessingJobSummaries"] == []
+    found = listed(sm, "processing", NameContains=name)
+    assert [(j["ProcessingJobName"], j["ProcessingJobStatus"]) for j in found] == [(name, "Completed")]
+    assert listed(sm, "processing", NameContains=name, StatusEquals="Failed") == []
 
     # stratum logs prints what the script printed.
     logs = subprocess.run([sys.executable, "-m", "stratum.cli", "logs", name, "--data-dir", str(server.data_dir),
@@ -93,7 +94,7 @@ def test_failing_processing_job_reports_failure_file(server: StratumServer) -> N
     assert d["ProcessingJobStatus"] == "Failed"
     assert "bad input: column x is missing" in d["FailureReason"]
     assert d["ExitMessage"] == "exiting early"
-    summary = sm.list_processing_jobs(NameContains=name)["ProcessingJobSummaries"][0]
+    summary = listed(sm, "processing", NameContains=name)[0]
     assert summary["ProcessingJobStatus"] == "Failed" and "column x" in summary["FailureReason"]
 
     plain = uid("proc-crash")

@@ -31,3 +31,29 @@ def test_crash_fails_running_jobs_and_kills_orphans(fresh_server: StratumServer)
     assert d["SecondaryStatusTransitions"][-1]["Status"] == "Failed"
     assert not any(_alive(p) for p in pids)
     assert sm.describe_processing_job(ProcessingJobName=done)["ProcessingJobStatus"] == "Completed"
+
+
+def test_sigterm_while_jobs_start_is_a_clean_shutdown(fresh_server: StratumServer) -> None:
+    """SIGTERM just after jobs were created (their supervisors are still starting them): the server
+    exits 0 without an error in its log, and every job ends in a final state across the restart."""
+    server = fresh_server
+    sm = server.client("sagemaker")
+    names = [uid("term") for _ in range(4)]
+    requests = [script_training_request(server, name, {"train.py": "import time\ntime.sleep(300)\n"})
+                for name in names]
+    for request in requests:
+        sm.create_training_job(**request)
+    assert server.proc is not None
+    proc = server.proc
+    server.stop()  # SIGTERM, at once
+    assert proc.returncode in (0, -15)  # uvicorn re-raises the signal it handled once it has shut down
+    log = (server.data_dir / "server.log").read_text()
+    assert "Traceback" not in log and "closed database" not in log, log[-3000:]
+
+    server.start()
+    sm = server.client("sagemaker")
+    for name in names:
+        d = sm.describe_training_job(TrainingJobName=name)
+        assert d["TrainingJobStatus"] == "Failed", d["TrainingJobStatus"]
+        assert d["FailureReason"] in ("Stratum stopped while the job was running",
+                                      "Stratum restarted while the job was running")

@@ -16,7 +16,8 @@ from stratum_testing import StratumServer
 
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-ABALONE = Path(__file__).resolve().parents[3] / "shared" / "data" / "abalone-dataset.csv"
+# The UCI abalone data set, kept in the repository (tests/data/README.md: source and licence).
+ABALONE = Path(__file__).resolve().parents[1] / "data" / "abalone-dataset.csv"
 FINAL = ("Completed", "Failed", "Stopped")
 STATUS_KEY = {"processing": "ProcessingJobStatus", "training": "TrainingJobStatus", "transform": "TransformJobStatus",
               "tuning": "HyperParameterTuningJobStatus"}
@@ -52,6 +53,19 @@ def bucket(server: StratumServer, account: str = "dev") -> str:
         server.client("s3", account).create_bucket(Bucket=name)
         _buckets[key] = name
     return _buckets[key]
+
+
+LIST = {"processing": ("list_processing_jobs", "ProcessingJobSummaries"),
+        "training": ("list_training_jobs", "TrainingJobSummaries"),
+        "transform": ("list_transform_jobs", "TransformJobSummaries"),
+        "tuning": ("list_hyper_parameter_tuning_jobs", "HyperParameterTuningJobSummaries")}
+
+
+def listed(sm: Any, kind: str, **filters: Any) -> list[dict[str, Any]]:
+    """Every summary a List*Jobs gives for these filters, through the paginator (SageMaker filters
+    each page by name after cutting it, so one page is not the whole answer)."""
+    operation, member = LIST[kind]
+    return list(sm.get_paginator(operation).paginate(**filters).build_full_result()[member])
 
 
 def describe(sm: Any, kind: str, name: str) -> dict[str, Any]:

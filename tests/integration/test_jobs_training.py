@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from stratum_testing import REGION, StratumServer
 from test_jobs_support import (
     XGBOOST_IMAGE,
     get,
+    listed,
+    processing_request,
     put,
     sagemaker_role,
     script_training_request,
@@ -87,7 +90,7 @@ def test_builtin_xgboost_on_abalone(server: StratumServer) -> None:
 
     logs = _logs(server, name)
     assert re.search(r"^\[19\]#011train-rmse:[\d.]+#011train-mae:[\d.]+#011validation-rmse:[\d.]+", logs, re.M)
-    summary = sm.list_training_jobs(NameContains=name)["TrainingJobSummaries"]
+    summary = listed(sm, "training", NameContains=name)
     assert [(s["TrainingJobName"], s["TrainingJobStatus"], s["SecondaryStatus"]) for s in summary] == [
         (name, "Completed", "Completed")]
 
@@ -249,3 +252,45 @@ def test_environment_is_not_leaked(server: StratumServer) -> None:
     assert env["AWS_SESSION_TOKEN"] and env["AWS_DEFAULT_REGION"] == REGION
     assert not any(k.startswith("STRATUM_") and k != "STRATUM_OPT_ML" for k in env if k != "STRATUM_JOB_MARKER")
     assert os.environ.get("STRATUM_DEV_CREATE_ALL") is None or "STRATUM_DEV_CREATE_ALL" not in env
+
+
+def test_list_jobs_cut_the_page_before_filtering_by_name_and_status(server: StratumServer) -> None:
+    """As SageMaker: MaxResults cuts the page first, NameContains (and, for ListTrainingJobs,
+    StatusEquals) filter that page, so a page can be short or empty and still carry a NextToken."""
+    region = "eu-south-2"  # no other test lists jobs here: the listing holds only this test's jobs
+    ak, sk = server.creds("dev")
+    sm = boto3.client("sagemaker", endpoint_url=server.endpoint_url, region_name=region,
+                      aws_access_key_id=ak, aws_secret_access_key=sk)
+    rnd = uid("page")
+    names = [f"{rnd}-a-match", f"{rnd}-b-other", f"{rnd}-c-match"]
+    for name in names:  # an image Stratum does not know: each job fails at once, nothing runs
+        request = script_training_request(server, name, {"train.py": "print('never')\n"},
+                                          image="111111111111.dkr.ecr.eu-south-2.amazonaws.com/none:1")
+        sm.create_training_job(**request)
+        proc = processing_request(server, name, "print('never')\n",
+                                  image="111111111111.dkr.ecr.eu-south-2.amazonaws.com/none:1")
+        sm.create_processing_job(**proc)
+    for name in names:
+        assert wait_job(sm, "training", name)["TrainingJobStatus"] == "Failed"
+        assert wait_job(sm, "processing", name)["ProcessingJobStatus"] == "Failed"
+
+    for operation, member, key in (("list_training_jobs", "TrainingJobSummaries", "TrainingJobName"),
+                                   ("list_processing_jobs", "ProcessingJobSummaries", "ProcessingJobName")):
+        pages, token = [], None
+        while True:
+            page = getattr(sm, operation)(NameContains="match", MaxResults=1, SortBy="Name", SortOrder="Ascending",
+                                          **({"NextToken": token} if token else {}))
+            pages.append([s[key] for s in page[member]])
+            token = page.get("NextToken")
+            if not token:
+                break
+        assert pages == [[names[0]], [], [names[2]]], operation
+        full = sm.get_paginator(operation).paginate(NameContains="match", SortBy="Name").build_full_result()
+        assert sorted(s[key] for s in full[member]) == [names[0], names[2]]
+
+    # ListTrainingJobs: StatusEquals filters the page too ("first retrieved ignoring StatusEquals").
+    first = sm.list_training_jobs(StatusEquals="Completed", MaxResults=2, SortBy="Name")
+    assert first["TrainingJobSummaries"] == [] and "NextToken" in first
+    second = sm.list_training_jobs(StatusEquals="Completed", MaxResults=2, SortBy="Name",
+                                   NextToken=first["NextToken"])
+    assert second["TrainingJobSummaries"] == [] and "NextToken" not in second

@@ -13,6 +13,7 @@ from test_jobs_support import (
     bucket,
     csv_text,
     get,
+    listed,
     put,
     sagemaker_role,
     tarball,
@@ -112,7 +113,7 @@ def test_transform_with_inference_script(server: StratumServer) -> None:
     assert d["Environment"] == {"EXTRA": "1"}
     assert get(server, f"{output}/a.csv.out").decode() == "21.5\n43.5\n65.5\n"
     assert get(server, f"{output}/sub/b.csv.out").decode() == "10.5\n"
-    assert sm.list_transform_jobs(NameContains=name)["TransformJobSummaries"][0]["TransformJobStatus"] == "Completed"
+    assert listed(sm, "transform", NameContains=name)[0]["TransformJobStatus"] == "Completed"
 
     # A model whose script is broken fails the job with the server's error.
     broken = uid("broken-tr")

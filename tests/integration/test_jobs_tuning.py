@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from stratum_testing import StratumServer
-from test_jobs_support import SKLEARN_IMAGE, bucket, put, sagemaker_role, uid, wait_job
+from test_jobs_support import SKLEARN_IMAGE, bucket, listed, put, sagemaker_role, uid, wait_job
 
 # The "loss" is a known function of the hyperparameters, so the best job is predictable.
 OBJECTIVE_SCRIPT = r"""
@@ -98,8 +98,8 @@ def test_grid_and_random_tuning_pick_the_best_job(server: StratumServer) -> None
         assert 0.01 <= float(s["TunedHyperParameters"]["rate"]) <= 1
     scores = {s["TrainingJobName"]: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for s in summaries}
     assert d["BestTrainingJob"]["TrainingJobName"] == min(scores, key=scores.__getitem__)
-    listed = sm.list_hyper_parameter_tuning_jobs(NameContains=rnd)["HyperParameterTuningJobSummaries"]
-    assert [(t["HyperParameterTuningJobName"], t["Strategy"], t["HyperParameterTuningJobStatus"]) for t in listed] == [
+    found = listed(sm, "tuning", NameContains=rnd)
+    assert [(t["HyperParameterTuningJobName"], t["Strategy"], t["HyperParameterTuningJobStatus"]) for t in found] == [
         (rnd, "Random", "Completed")]
 
 

@@ -54,7 +54,7 @@ def create_pipeline(server: StratumServer, account: str) -> str:
 def standalone_account(server: StratumServer) -> dict[str, str]:
     """A new account outside the organization, made with `stratum accounts create --standalone`."""
     cmd = [sys.executable, "-m", "stratum.cli", "accounts", "create", "--standalone", "--name", _uid("ext"),
-           "--data-dir", str(server.data_dir), "--port", str(server.port)]
+           "--data-dir", str(server.data_dir)]
     if server.database_url:
         cmd += ["--database-url", server.database_url]
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout)

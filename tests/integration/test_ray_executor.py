@@ -1,6 +1,7 @@
-"""The Ray executor: a local Ray cluster started by the test (``ray start --head``), a server
-with ``--executor ray --ray-address``, and the same processing and training jobs as on the local
-executor, plus a stop that reaches the job's process through the cluster."""
+"""The Ray executor: a local Ray cluster started by the test (``ray start --head``, with token
+authentication when the installed Ray has it), a server with ``--executor ray --ray-address``
+(and ``--ray-token-file``), and the same processing and training jobs as on the local executor,
+plus a stop that reaches the job's process through the cluster."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,21 +36,48 @@ from test_jobs_support import (
 pytest.importorskip("ray")
 
 
+def _token_auth_supported() -> bool:
+    try:
+        from ray._raylet import AuthenticationTokenLoader  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass
+class RayCluster:
+    address: str
+    token_file: Path | None  # None: a Ray without token authentication
+
+    def server_args(self) -> list[str]:
+        """`stratum serve` arguments that run jobs on this cluster."""
+        args = ["--executor", "ray", "--ray-address", self.address]
+        if self.token_file is not None:
+            args += ["--ray-token-file", str(self.token_file)]
+        return args
+
+
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[str]:
+def ray_cluster() -> Iterator[RayCluster]:
     ray = Path(sys.executable).parent / "ray"
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
     port = free_port()
+    # The cluster's own settings only: none inherited from the user's RAY_* nor from ~/.ray.
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    token_file = None
+    if _token_auth_supported():
+        token_file = Path(temp) / "auth_token"
+        token_file.write_text(uuid.uuid4().hex)
+        env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)})
     log = open(Path(temp) / "ray-start.log", "wb")
     proc = subprocess.Popen([str(ray), "start", "--head", "--block", "--num-cpus", "2", "--port", str(port),
                              "--disable-usage-stats", "--include-dashboard", "false", "--temp-dir", temp],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     address = f"127.0.0.1:{port}"
     try:
-        _wait_for_cluster(address, proc, temp)
-        yield address
+        _wait_for_cluster(address, proc, temp, env)
+        yield RayCluster(address, token_file)
     finally:
         # The cluster's processes are all in the session `ray start` leads.
         try:
@@ -62,14 +92,14 @@ def ray_cluster() -> Iterator[str]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _wait_for_cluster(address: str, proc: subprocess.Popen[bytes], temp: str) -> None:
+def _wait_for_cluster(address: str, proc: subprocess.Popen[bytes], temp: str, env: dict[str, str]) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError((Path(temp) / "ray-start.log").read_text()[-3000:])
         check = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address={address!r}); "
                                 "print(ray.cluster_resources().get('CPU'))"],
-                               capture_output=True, text=True, timeout=60)
+                               capture_output=True, text=True, timeout=60, env=env)
         if check.returncode == 0 and check.stdout.strip().endswith("2.0"):
             return
         time.sleep(1)
@@ -77,8 +107,8 @@ def _wait_for_cluster(address: str, proc: subprocess.Popen[bytes], temp: str) ->
 
 
 @pytest.fixture(scope="module")
-def ray_server(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
-    srv = make_server(tmp_path_factory, BACKENDS[0], ["--executor", "ray", "--ray-address", ray_cluster])
+def ray_server(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
+    srv = make_server(tmp_path_factory, BACKENDS[0], ray_cluster.server_args())
     srv.start()
     yield srv
     close_server(srv)

@@ -35,7 +35,8 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None],
                open_db: Callable[[argparse.Namespace], Any]) -> None:
     p = sub.add_parser("lambda", help="register local functions for pipeline Lambda steps")
     common(p)
-    p.add_argument("action", choices=["register", "list", "delete", "load"])
+    p.add_argument("action", choices=["register", "list", "delete", "load"],
+                   help="register, list or delete a function, or load the functions of a YAML file")
     p.add_argument("file", nargs="?", help="functions YAML file (load)")
     p.add_argument("--account", help="account name or id")
     p.add_argument("--name", help="function name (the last part of its ARN)")

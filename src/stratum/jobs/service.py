@@ -116,6 +116,7 @@ class JobService:
         self._tuners: dict[str, Any] = {}
         self._recovered = False
         self._closed = False
+        self._supervisors: set[threading.Thread] = set()
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -123,11 +124,14 @@ class JobService:
         self.executor()
 
     def stop(self) -> None:
-        """Server shutdown: kill what runs here; the next start records those jobs as failed."""
-        self._closed = True
+        """Server shutdown: kill what runs here; the next start records those jobs as failed.
+        Supervisors still starting a job give up; all are waited for, so none touches the
+        database after the server closes it."""
         with self._lock:
+            self._closed = True
             handles = list(self._handles.values())
             tuners = list(self._tuners.values())
+            supervisors = list(self._supervisors)
         for tuner in tuners:
             tuner.abandon()
         for handle in handles:
@@ -135,8 +139,16 @@ class JobService:
         deadline = time.monotonic() + 10
         for handle in handles:
             handle.wait(max(0.0, deadline - time.monotonic()))
+        for thread in supervisors:
+            thread.join(max(0.0, deadline + 5 - time.monotonic()))
         if self._executor is not None:
             self._executor.shutdown()
+
+    def _shutting_down(self) -> bool:
+        """Set from the signal on (before requests drain), so a job the server's going away makes
+        fail is not recorded with that failure: it is left for the next start's recovery."""
+        started = getattr(self.app, "shutting_down", None)
+        return self._closed or (started is not None and started.is_set())
 
     def executor(self) -> Executor:
         with self._executor_lock:
@@ -208,24 +220,36 @@ class JobService:
                 self._tuners[row.job_id] = tuner
             tuner.start()
             return
-        threading.Thread(target=self._supervise, args=(row,), name=f"job-{row.name}", daemon=True).start()
+        thread = threading.Thread(target=self._supervise, args=(row,), name=f"job-{row.name}", daemon=True)
+        with self._lock:
+            if self._closed:
+                return  # shutting down: the row stays InProgress and the next start fails it
+            self._supervisors.add(thread)
+        thread.start()
 
     # ----------------------------------------------------------------------------- supervising
     def _supervise(self, row: Row[Any]) -> None:
         try:
-            result = self._run(row)
-        except Exception as exc:
-            log.exception("supervising job %s failed", row.name)
-            result = RunResult(status="Failed", failure_reason=f"InternalServerError: {type(exc).__name__}: {exc}")
+            try:
+                result = self._run(row)
+            except Exception as exc:
+                log.exception("supervising job %s failed", row.name)
+                result = RunResult(status="Failed",
+                                   failure_reason=f"InternalServerError: {type(exc).__name__}: {exc}")
+            finally:
+                with self._lock:
+                    self._handles.pop(row.job_id, None)
+            if result is not None and (result.status == "Completed" or not self._shutting_down()):
+                self._finish(row.job_id, result)
         finally:
             with self._lock:
-                self._handles.pop(row.job_id, None)
-        try:
-            self._finish(row.job_id, result)
-        finally:
+                self._supervisors.discard(threading.current_thread())
             self._signal_done(row.job_id)
 
-    def _run(self, row: Row[Any]) -> RunResult:
+    def _run(self, row: Row[Any]) -> RunResult | None:
+        """The job's result, or None when the server shuts down before the job could start."""
+        if self._shutting_down():
+            return None
         if self._stop_requested(row.job_id):
             return RunResult(status="Stopped", secondary_status="Stopped" if row.kind == "training" else None)
         image = _image_of(row)
@@ -252,12 +276,15 @@ class JobService:
             credentials={k: credentials[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")},
             max_runtime=_max_runtime(row), isolation=getattr(self.settings, "job_isolation", "auto") or "auto",
             keep_job_dir=bool(getattr(self.settings, "keep_job_dirs", False)), context=row.context or {})
+        if self._shutting_down():
+            return None
         with self.db.begin() as conn:
             store.update_job(conn, row.job_id, started_at=store.now())
         handle = self.executor().submit(spec, _DbReporter(self, row.job_id, row.kind))
         with self._lock:
             self._handles[row.job_id] = handle
-            stop_now = row.job_id in self._stopping
+            # stop() may have taken its list of handles just before this one joined it.
+            stop_now = row.job_id in self._stopping or self._closed
         if stop_now:
             handle.kill()
         result = handle.wait()

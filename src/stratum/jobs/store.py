@@ -63,17 +63,21 @@ def _scope(kind: str, owner: tuple[str, ...], params: dict[str, Any]) -> dict[st
     return {"k": kind, "o": owner, **{k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}}
 
 
+# SageMaker cuts the page (MaxResults, NextToken) out of the listing before it applies NameContains
+# to it, and for ListTrainingJobs StatusEquals too (as its documentation says): a page may be short,
+# even empty, and still carry a NextToken. The other filters select the listing itself.
+_PAGE_FILTERS = {"training": ("NameContains", "StatusEquals")}
+
+
 def list_jobs(conn: Connection, account: str, region: str, kind: str, params: dict[str, Any],
               default_order: str = "Ascending", default_sort: str = "CreationTime"
               ) -> tuple[list[Row[Any]], str | None]:
     scope = _scope(kind, (account, region), params)
     offset, limit = page_window(params, scope)
     c = jobs_t.c
+    page_filters = _PAGE_FILTERS.get(kind, ("NameContains",))
     query = select(jobs_t).where((c.account_id == account) & (c.region == region) & (c.kind == kind))
-    if params.get("NameContains"):
-        # Names are [a-zA-Z0-9-] only, so the value cannot carry LIKE wildcards.
-        query = query.where(c.name_key.contains(params["NameContains"].lower()))
-    if params.get("StatusEquals"):
+    if params.get("StatusEquals") and "StatusEquals" not in page_filters:
         query = query.where(c.status == params["StatusEquals"])
     for member, column, op in (("CreationTimeAfter", c.created_at, "gt"), ("CreationTimeBefore", c.created_at, "lt"),
                                ("LastModifiedTimeAfter", c.last_modified_at, "gt"),
@@ -84,7 +88,10 @@ def list_jobs(conn: Connection, account: str, region: str, kind: str, params: di
     descending = (params.get("SortOrder") or default_order) == "Descending"
     keys = [sort, c.job_id]
     query = query.order_by(*[k.desc() if descending else k.asc() for k in keys]).limit(limit + 1).offset(offset)
-    return sql_page(list(conn.execute(query)), offset, limit, scope)
+    rows, token = sql_page(list(conn.execute(query)), offset, limit, scope)
+    contains = (params.get("NameContains") or "").lower()
+    status = params.get("StatusEquals") if "StatusEquals" in page_filters else None
+    return [r for r in rows if contains in r.name_key and (not status or r.status == status)], token
 
 
 # ------------------------------------------------------------------------------------------ models

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Protocol
 
 from stratum.config import Settings
@@ -38,6 +39,8 @@ class AppState:
         self.authenticator: Authenticator = Authenticator(self)
         self.authorizer: Authorizer = Authorizer(self)
         self.background: list[BackgroundService] = []
+        # Set when a shutdown signal arrives, before requests drain and background services stop.
+        self.shutting_down = threading.Event()
         self.providers: dict[str, Provider] = build_providers(self)
 
     def add_background(self, service: BackgroundService) -> None:

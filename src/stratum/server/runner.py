@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
-from stratum.bootstrap import bootstrap
+from stratum.bootstrap import bootstrap, record_endpoint
 from stratum.config import Settings
 from stratum.server import listeners
 from stratum.server.app_state import AppState
@@ -21,10 +23,23 @@ def prepare(settings: Settings) -> AppState:
     db = Database(settings.db_url)
     db.migrate()
     bootstrap(db, settings)
+    record_endpoint(settings)
     return AppState(settings, db)
 
 
-def serve(settings: Settings, *, on_ready: str | None = None) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app's background services as soon as a shutdown signal comes."""
+
+    def __init__(self, config: uvicorn.Config, state: AppState) -> None:
+        super().__init__(config)
+        self.state = state
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.state.shutting_down.set()
+        super().handle_exit(sig, frame)
+
+
+def serve(settings: Settings, *, on_ready: str | Callable[[], str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic announces every plugin it loads; the migrations it runs are what matters at start.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
@@ -35,12 +50,14 @@ def serve(settings: Settings, *, on_ready: str | None = None) -> None:
     except listeners.NetworkConfigError as exc:
         raise SystemExit(f"stratum: {exc}") from None
     routes = listeners.routes(bound)
+    if settings.port == 0:  # the port the system chose: the profiles and the banner name the real one
+        settings.port = int(bound[0][1].getsockname()[1])
     state = prepare(settings)
     app = StratumApp(state, routes.by_port, vpce_by_address=routes.by_address)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                             lifespan="on", loop="auto", http=CoalescingHttpToolsProtocol, timeout_keep_alive=30,
                             proxy_headers=False, server_header=False)
-    server = uvicorn.Server(config)
+    server = _Server(config, state)
     if on_ready:
-        print(on_ready, flush=True)
+        print(on_ready() if callable(on_ready) else on_ready, flush=True)
     server.run(sockets=[sock for _, sock in bound])

@@ -14,7 +14,7 @@ def build_executor(settings: Settings) -> Executor:
     if kind == "ray":
         from stratum.jobs.executors.ray import RayExecutor
 
-        return RayExecutor(getattr(settings, "ray_address", None))
+        return RayExecutor(getattr(settings, "ray_address", None), getattr(settings, "ray_token_file", None))
     if kind != "local":
         raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")
     from stratum.jobs.executors.local import LocalExecutor

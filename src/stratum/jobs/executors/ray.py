@@ -6,6 +6,14 @@ Stopped result, exactly as on the local executor) and live progress (transitions
 Tasks reach the Stratum server at the endpoint in their JobSpec. The job directory and log are
 written at the server's paths when the worker can (a local cluster or a shared data directory);
 otherwise the task works in its own temporary directory and ships the log back with its result.
+
+Token authentication (Ray >= 2.52): a cluster started with ``RAY_AUTH_MODE=token``, or by
+``ray start`` on a machine that has a token (``~/.ray/auth_token``), refuses a driver that does not
+present its token. ``ray.init(address=HOST:PORT)`` never turns token mode on by itself (only
+``auto`` does), so the executor does it the way Ray's own CLI does: with ``--ray-token-file`` (or
+``STRATUM_RAY_TOKEN_FILE``) it uses that token file; otherwise, when ``RAY_AUTH_MODE`` is unset and
+Ray finds a token (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``), it
+connects in token mode. A cluster without authentication accepts a driver that sends a token.
 """
 
 from __future__ import annotations
@@ -164,11 +172,37 @@ class RayHandle(JobHandle):
         self.kill_deadline = time.monotonic() + self.spec.stop_grace + 30
 
 
+def _token_auth_environment(token_file: Path | None) -> None:
+    """Set Ray's token-auth environment for this driver (and what it starts) before ray.init."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:
+        AuthenticationTokenLoader = Config = None  # a Ray without token authentication
+    if token_file is not None:
+        path = Path(token_file).expanduser().resolve()
+        if not path.is_file() or not path.read_text().strip():
+            raise RuntimeError(f"the Ray token file {path} is missing or empty")
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+        os.environ.pop("RAY_AUTH_TOKEN", None)  # Ray prefers the variable over the file
+    elif os.environ.get("RAY_AUTH_MODE") is not None or AuthenticationTokenLoader is None:
+        return  # chosen explicitly (Ray honours it as it is), or nothing to choose
+    elif AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+        os.environ["RAY_AUTH_MODE"] = "token"
+    else:
+        return
+    if AuthenticationTokenLoader is not None:
+        # Ray caches its config and the token it loaded: make both see the environment just set.
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+
+
 class RayExecutor(Executor):
     name = "ray"
 
-    def __init__(self, address: str | None = None) -> None:
+    def __init__(self, address: str | None = None, token_file: Path | None = None) -> None:
         self.address = address
+        self.token_file = token_file
         self.control: Any = None
         self._remote: Any = None
 
@@ -182,6 +216,7 @@ class RayExecutor(Executor):
             if threading.current_thread() is threading.main_thread():
                 saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
             try:
+                _token_auth_environment(self.token_file)
                 ray.init(address=self.address or None, ignore_reinit_error=True, include_dashboard=False,
                          log_to_driver=False, configure_logging=False)
             finally:

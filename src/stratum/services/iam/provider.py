@@ -669,8 +669,11 @@ class IamProvider(Provider):
             raise simulation.invalid("PermissionsBoundaryPolicyInputList can contain only one policy.")
         return boundaries[0] if boundaries else None
 
-    @staticmethod
-    def _simulate(params: dict[str, Any], sim: simulation.Simulation) -> dict[str, Any]:
+    def _simulate(self, params: dict[str, Any], sim: simulation.Simulation) -> dict[str, Any]:
+        if not params.get("ResourcePolicy"):  # the key and trust policies the server would use
+            with self.app.db.read() as conn:
+                sim.stored = simulation.stored_resource_policies(conn, list(params["ActionNames"]),
+                                                                 params.get("ResourceArns"))
         if params.get("ResourcePolicy"):
             sim.resource_policy = simulation.SourcePolicy(params["ResourcePolicy"], "ResourcePolicy", "resource",
                                                           "resource")

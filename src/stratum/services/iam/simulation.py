@@ -6,6 +6,11 @@ from the caller or the clock, and a key a relevant statement needs but nobody su
 in MissingContextValues. Matched statements point at their place in the policy text (StartPosition /
 EndPosition: 1-based line, and the 1-based column just past the statement's opening and closing
 braces, as AWS reports them).
+
+The answer is what the server would decide for the same request: sts:GetCallerIdentity is always
+allowed (AWS answers it whatever the policies say), and an action the server authorizes against a
+resource policy that must allow it — a KMS key's key policy, a role's trust policy for
+sts:AssumeRole — is simulated with that policy (the stored one, unless ResourcePolicy gives it).
 """
 
 from __future__ import annotations
@@ -103,6 +108,9 @@ class Simulation:
     scps: list[list[SourcePolicy]] = field(default_factory=list)  # SCP levels, root first
     resource_owner: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    # Resource ARN -> (its stored resource policy, owner account), for the resources whose actions
+    # need one (required_resource_policy) when the request gives no ResourcePolicy.
+    stored: dict[str, tuple[SourcePolicy, str]] = field(default_factory=dict)
 
     def sources(self) -> Iterable[SourcePolicy]:
         yield from self.identity
@@ -111,6 +119,44 @@ class Simulation:
                 yield extra
         for level in self.scps:
             yield from level
+        for policy, _owner in self.stored.values():
+            yield policy
+
+
+_ALWAYS_ALLOWED = frozenset({"sts:getcalleridentity"})
+_TRUST_ACTIONS = frozenset({"sts:assumerole", "sts:assumerolewithsaml", "sts:assumerolewithwebidentity"})
+
+
+def required_resource_policy(action: str, resource: str) -> bool:
+    """Whether the server authorizes ``action`` on ``resource`` only if the resource's own policy
+    allows it: KMS key operations (key policy) and assuming a role (trust policy)."""
+    parts = resource.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn":
+        return False
+    lowered = action.lower()
+    if parts[2] == "kms" and parts[5].startswith("key/"):
+        return lowered.startswith("kms:")
+    return parts[2] == "iam" and parts[5].startswith("role/") and lowered in _TRUST_ACTIONS
+
+
+def stored_resource_policies(conn: Connection, actions: list[str], resources: list[str] | None
+                             ) -> dict[str, tuple[SourcePolicy, str]]:
+    """The stored key and trust policies of the resources the simulated actions need them for."""
+    from stratum.services.kms.tables import kms_keys
+
+    found: dict[str, tuple[SourcePolicy, str]] = {}
+    for resource in resources or []:
+        if resource in found or not any(required_resource_policy(a, resource) for a in actions):
+            continue
+        owner = resource.split(":")[4]
+        if resource.split(":")[2] == "kms":
+            text = conn.execute(select(kms_keys.c.policy).where(kms_keys.c.arn == resource)).scalar()
+        else:
+            text = conn.execute(select(iam_roles.c.assume_role_policy).where(
+                (iam_roles.c.account_id == owner) & (iam_roles.c.arn == resource))).scalar()
+        if text is not None:
+            found[resource] = (SourcePolicy(str(text), resource, "resource", "resource"), owner)
+    return found
 
 
 # --------------------------------------------------------------------------------- the simulation
@@ -142,12 +188,18 @@ def simulate(sim: Simulation, actions: list[str], resources: list[str] | None) -
 
 
 def _decide(sim: Simulation, action: str, resource: str) -> tuple[Decision, bool | None, bool | None]:
+    if action.lower() in _ALWAYS_ALLOWED:
+        return Decision(allowed=True, decision=ALLOWED), None, None
+    resource_policy, owner = sim.resource_policy, sim.resource_owner
+    required = required_resource_policy(action, resource)
+    if required and resource_policy is None and resource in sim.stored:
+        resource_policy, owner = sim.stored[resource]
     request = AuthzRequest(caller=sim.caller, action=action, resource=resource,
-                           resource_account=sim.resource_owner, context=sim.context)
+                           resource_account=owner, context=sim.context)
     policies = PolicySet(identity=tuple(s.policy for s in sim.identity),
-                         resource=sim.resource_policy.policy if sim.resource_policy else None,
+                         resource=resource_policy.policy if resource_policy else None,
                          boundary=sim.boundary.policy if sim.boundary else None,
-                         scps=_levels(sim))
+                         scps=_levels(sim), resource_policy_required=required)
     decision = evaluate(request, policies)
     # The per-layer details: would this layer alone let an otherwise all-powerful caller through?
     root = Caller(arn=f"arn:aws:iam::{sim.caller.account}:root", account=sim.caller.account, kind="root")

@@ -31,7 +31,7 @@ from stratum.services.sagemaker.paging import page_window, slice_page
 from stratum.services.sagemaker.registry_api import RegistryApi
 from stratum.services.sagemaker.s3source import read_definition
 from stratum.services.sagemaker.search import compile_expression, sort_records
-from stratum.services.sagemaker.search_sources import SOURCES, schema
+from stratum.services.sagemaker.search_sources import SHARED_SOURCES, SOURCES, schema
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
@@ -396,6 +396,9 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
             # A resource type Stratum does not keep yet: there is nothing of it to find.
             return {"Results": [], "TotalHits": {"Value": 0, "Relation": "EqualTo"}}
         record_member, loader = source
+        if params.get("CrossAccountFilterOption") == "CrossAccount":
+            shared = SHARED_SOURCES.get(resource)
+            loader = shared if shared is not None else (lambda conn, account, region: [])
         resource_schema = schema(resource)
         predicate = compile_expression(params.get("SearchExpression"), resource_schema)
         scope = {"k": "search", "o": (ctx.account_id, ctx.region),

@@ -27,44 +27,51 @@ Loader = Callable[[Connection, str, str], list[dict[str, Any]]]
 
 
 def _shared_pipeline_arns(conn: Connection, account: str, region: str) -> list[str]:
-    """Pipelines of other accounts that AWS RAM shares with ``account`` with sagemaker:Search allowed:
-    Search in the consumer account finds them (and their executions) next to its own."""
+    """Pipelines of other accounts that AWS RAM shares with ``account`` with sagemaker:Search allowed."""
     return ram_access.shared_resource_arns(conn, account, region, "sagemaker:Pipeline", "sagemaker:Search")
 
 
-def _pipelines_with_shared(conn: Connection, account: str, region: str) -> list[Row[Any]]:
-    rows = list(listing.pipeline_rows(conn, account, region))
+def _shared_pipelines(conn: Connection, account: str, region: str) -> list[Row[Any]]:
     refs = [ref for ref in (parse_pipeline_ref(arn, "", "") for arn in _shared_pipeline_arns(conn, account, region))
             if ref is not None]
-    if refs:
-        rows += conn.execute(select(*PIPELINE_COLUMNS).where((pipelines_t.c.region == region) & or_(*[
-            (pipelines_t.c.account_id == ref.account_id) & (pipelines_t.c.name_key == ref.name_key)
-            for ref in refs]))).all()
-    return rows
+    if not refs:
+        return []
+    return list(conn.execute(select(*PIPELINE_COLUMNS).where((pipelines_t.c.region == region) & or_(*[
+        (pipelines_t.c.account_id == ref.account_id) & (pipelines_t.c.name_key == ref.name_key)
+        for ref in refs]))).all())
 
 
-def _executions_with_shared(conn: Connection, account: str, region: str) -> list[Row[Any]]:
-    rows = list(listing.execution_rows(conn, account, region))
+def _shared_executions(conn: Connection, account: str, region: str) -> list[Row[Any]]:
     arns = _shared_pipeline_arns(conn, account, region)
-    if arns:
-        owners = sorted({arn.split(":")[4] for arn in arns})
-        rows += conn.execute(
-            select(executions_t, versions_t.c.display_name.label("version_display_name"))
-            .outerjoin(versions_t, (versions_t.c.pipeline_id == executions_t.c.pipeline_id)
-                       & (versions_t.c.version_id == executions_t.c.pipeline_version_id))
-            .where(executions_t.c.account_id.in_(owners) & (executions_t.c.region == region)
-                   & executions_t.c.pipeline_arn.in_(arns))).all()
-    return rows
+    if not arns:
+        return []
+    owners = sorted({arn.split(":")[4] for arn in arns})
+    return list(conn.execute(
+        select(executions_t, versions_t.c.display_name.label("version_display_name"))
+        .outerjoin(versions_t, (versions_t.c.pipeline_id == executions_t.c.pipeline_id)
+                   & (versions_t.c.version_id == executions_t.c.pipeline_version_id))
+        .where(executions_t.c.account_id.in_(owners) & (executions_t.c.region == region)
+               & executions_t.c.pipeline_arn.in_(arns))).all())
 
 
-# Resource -> (SearchRecord member and model shape name, loader)
+# Resource -> (SearchRecord member and model shape name, loader of the account's own records)
 SOURCES: dict[str, tuple[str, Loader]] = {
     "Pipeline": ("Pipeline", lambda conn, account, region: [
-        views.pipeline_record(r) for r in _pipelines_with_shared(conn, account, region)]),
+        views.pipeline_record(r) for r in listing.pipeline_rows(conn, account, region)]),
     "PipelineExecution": ("PipelineExecution", lambda conn, account, region: [
-        views.execution_record(r) for r in _executions_with_shared(conn, account, region)]),
+        views.execution_record(r) for r in listing.execution_rows(conn, account, region)]),
     "PipelineVersion": ("PipelineVersion", lambda conn, account, region: [
         views.version_record(r) for r in listing.version_rows(conn, account, region)]),
+}
+
+# Resource -> loader of what other accounts make discoverable to the account (RAM shares). As in
+# SageMaker, Search returns these only with CrossAccountFilterOption=CrossAccount, and then only
+# these; SameAccount (or no option) is the account's own records.
+SHARED_SOURCES: dict[str, Loader] = {
+    "Pipeline": lambda conn, account, region: [
+        views.pipeline_record(r) for r in _shared_pipelines(conn, account, region)],
+    "PipelineExecution": lambda conn, account, region: [
+        views.execution_record(r) for r in _shared_executions(conn, account, region)],
 }
 
 
