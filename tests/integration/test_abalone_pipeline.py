@@ -41,7 +41,7 @@ except pytest.skip.Exception:  # ray is not installed
 
 # Keeps the SDK from sending usage telemetry to AWS (there is no network to AWS, only Stratum).
 SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
-DATASET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "abalone-dataset.csv"
+DATASET = Path(__file__).resolve().parents[1] / "data" / "abalone-dataset.csv"  # see tests/data/README.md
 CACHED_STEPS = (ab.PREPROCESS, ab.TRAIN)
 WAIT_ATTEMPTS = 150  # x 2 s
 

@@ -16,7 +16,8 @@ from stratum_testing import StratumServer
 
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-ABALONE = Path(__file__).resolve().parents[3] / "shared" / "data" / "abalone-dataset.csv"
+# The UCI abalone data set, kept in the repository (tests/data/README.md: source and licence).
+ABALONE = Path(__file__).resolve().parents[1] / "data" / "abalone-dataset.csv"
 FINAL = ("Completed", "Failed", "Stopped")
 STATUS_KEY = {"processing": "ProcessingJobStatus", "training": "TrainingJobStatus", "transform": "TransformJobStatus",
               "tuning": "HyperParameterTuningJobStatus"}

@@ -200,6 +200,9 @@ def write_training_config(layout: Layout, request: dict[str, Any]) -> None:
     (layout.input_config / "hyperparameters.json").write_text(json.dumps(hps))
     (layout.input_config / "inputdataconfig.json").write_text(json.dumps(input_data_config(request)))
     (layout.input_config / "resourceconfig.json").write_text(json.dumps(resource_config(request)))
+    # SageMaker also hands the container its whole CreateTrainingJob request (the built-in
+    # algorithms read their image's version from it).
+    (layout.input_config / "trainingjobconfig.json").write_text(json.dumps(request, default=str))
 
 
 def write_processing_config(layout: Layout, request: dict[str, Any], job_name: str, arn: str) -> None:
