@@ -195,6 +195,14 @@ def training_environment(layout: Layout, request: dict[str, Any], job_name: str,
     return env
 
 
+def output_kms_key(kind: str, request: dict[str, Any]) -> str | None:
+    """The KmsKeyId a job's outputs are encrypted with: OutputDataConfig (training),
+    ProcessingOutputConfig (processing) or TransformOutput (transform)."""
+    section = {"training": "OutputDataConfig", "processing": "ProcessingOutputConfig",
+               "transform": "TransformOutput"}.get(kind)
+    return (request.get(section) or {}).get("KmsKeyId") if section else None
+
+
 def write_training_config(layout: Layout, request: dict[str, Any]) -> None:
     hps = {k: str(v) for k, v in (request.get("HyperParameters") or {}).items()}
     (layout.input_config / "hyperparameters.json").write_text(json.dumps(hps))
