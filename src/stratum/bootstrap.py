@@ -16,6 +16,7 @@ from stratum import ids
 from stratum.config import Settings
 from stratum.services.iam.store import ensure_aws_managed_policies
 from stratum.services.organizations import accounts as acct
+from stratum.services.organizations import structure
 from stratum.services.organizations.tables import organizations
 from stratum.store.db import Database
 
@@ -66,6 +67,7 @@ def bootstrap(db: Database, settings: Settings) -> list[acct.AdminKey]:
             acct.create_account(conn, first["name"], management_id, first.get("email"), org_id)
             for entry in rest:
                 acct.create_account(conn, entry["name"], entry.get("id"), entry.get("email"), org_id)
+            structure.place_declared(conn, spec.accounts)  # each account's optional `ou: A/B`
         keys = acct.admin_keys(conn)
     write_aws_profiles(settings, keys)
     return keys
