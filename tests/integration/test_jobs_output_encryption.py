@@ -1,7 +1,8 @@
 """Job outputs honour KmsKeyId: a bucket that denies uploads not encrypted with a shared KMS key
 (the secure-deployment bucket policy) accepts a training job's model and a processing job's
-outputs when the job names that key, as SSE-KMS objects made with it by the job's role; without
-the key the job fails with the denied upload. VolumeKmsKeyId is accepted."""
+outputs and a transform job's results when the job names that key, as SSE-KMS objects made with it
+by the job's role; without the key the job fails with the denied upload. VolumeKmsKeyId is
+accepted."""
 
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ from typing import Any
 
 import pytest
 from stratum_testing import StratumServer
-from test_jobs_support import bucket, processing_request, script_training_request, uid, wait_job
+from test_jobs_support import (
+    SKLEARN_IMAGE,
+    bucket,
+    processing_request,
+    put,
+    script_training_request,
+    tarball,
+    uid,
+    wait_job,
+)
+from test_jobs_transform import INFERENCE, transform_request
 
 TRAIN = "import os\nopen(os.path.join(os.environ['SM_MODEL_DIR'], 'model.txt'), 'w').write('weights')\n"
 PROCESS = ("import os\nos.makedirs('/opt/ml/processing/out', exist_ok=True)\n"
@@ -119,3 +130,30 @@ def test_output_key_the_role_may_not_use_fails_the_upload(server: StratumServer,
     assert d["TrainingJobStatus"] == "Failed"
     assert d["FailureReason"].startswith("ClientError: uploading to "), d["FailureReason"]
     assert "AccessDenied" in d["FailureReason"]
+
+
+def test_transform_output_encrypted_with_the_jobs_key(server: StratumServer, shared_key: dict[str, Any]) -> None:
+    sm = server.client("sagemaker")
+    s3 = server.client("s3")
+    model = uid("kms-model")
+    artifacts = put(server, f"models/{model}/model.tar.gz", tarball({
+        "weights.json": '{"w": [1, 10], "b": 0.5}', "code/inference.py": INFERENCE}))
+    sm.create_model(ModelName=model, ExecutionRoleArn=shared_key["role"], PrimaryContainer={
+        "Image": SKLEARN_IMAGE, "ModelDataUrl": artifacts, "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
+    source = put(server, f"batch/{model}/in/a.csv", "1,2\n").rsplit("/", 1)[0]
+    results = {}
+    for kms in (True, False):
+        name = uid("kms-tr")
+        output = f"s3://{shared_key['bucket']}/batch/{name}"
+        request = transform_request(name, model, source, output)
+        if kms:
+            request["TransformOutput"]["KmsKeyId"] = shared_key["arn"]  # type: ignore[index]
+            request["TransformResources"]["VolumeKmsKeyId"] = shared_key["arn"]  # type: ignore[index]
+        sm.create_transform_job(**request)
+        results[kms] = (name, wait_job(sm, "transform", name))
+    name, d = results[True]
+    assert d["TransformJobStatus"] == "Completed", d.get("FailureReason")
+    head = s3.head_object(Bucket=shared_key["bucket"], Key=f"batch/{name}/a.csv.out")
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", shared_key["arn"])
+    _, d = results[False]
+    assert d["TransformJobStatus"] == "Failed" and "AccessDenied" in d["FailureReason"], d.get("FailureReason")
