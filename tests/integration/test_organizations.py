@@ -262,3 +262,36 @@ def test_ram_share_to_the_organization_read_by_a_member(org_server: StratumServe
     while not _can_describe(org_server, "hub", arn) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _can_describe(org_server, "hub", arn) and _can_describe(org_server, "prod", arn)
+
+
+def test_delegated_administrator_reads_the_organization(org_server: StratumServer) -> None:
+    management = orgs(org_server)
+    hub = orgs(org_server, "hub")
+    assert error_of(hub.list_accounts) == ("AccessDeniedException", DENIED)
+    assert error_of(management.register_delegated_administrator, AccountId="111111111111",
+                    ServicePrincipal="sagemaker.amazonaws.com")[0] == "ConstraintViolationException"
+    assert error_of(hub.register_delegated_administrator, AccountId="444444444444",
+                    ServicePrincipal="sagemaker.amazonaws.com") == ("AccessDeniedException", DENIED)
+    management.register_delegated_administrator(AccountId="444444444444", ServicePrincipal="sagemaker.amazonaws.com")
+    try:
+        assert error_of(management.register_delegated_administrator, AccountId="444444444444",
+                        ServicePrincipal="sagemaker.amazonaws.com")[0] == "AccountAlreadyRegisteredException"
+        admins = management.list_delegated_administrators()["DelegatedAdministrators"]
+        assert [(a["Id"], a["Name"]) for a in admins] == [("444444444444", "hub")] and admins[0]["DelegationEnabledDate"]
+        services = hub.list_delegated_services_for_account(AccountId="444444444444")["DelegatedServices"]
+        assert [s["ServicePrincipal"] for s in services] == ["sagemaker.amazonaws.com"]
+        # Reads are the delegated administrator's too; changes stay the management account's.
+        assert len(hub.list_accounts()["Accounts"]) >= 4
+        root = _root(hub)
+        assert _unit(hub, root["Id"], "Workloads")["Name"] == "Workloads"
+        assert hub.describe_account(AccountId="333333333333")["Account"]["Name"] == "prod"
+        assert error_of(hub.create_organizational_unit, ParentId=root["Id"], Name="Mine") == \
+            ("AccessDeniedException", DENIED)
+        assert error_of(hub.move_account, AccountId="444444444444", SourceParentId=root["Id"],
+                        DestinationParentId=root["Id"]) == ("AccessDeniedException", DENIED)
+    finally:
+        management.deregister_delegated_administrator(AccountId="444444444444",
+                                                      ServicePrincipal="sagemaker.amazonaws.com")
+    assert error_of(hub.list_accounts) == ("AccessDeniedException", DENIED)
+    assert error_of(management.list_delegated_services_for_account, AccountId="444444444444")[0] == \
+        "AccountNotRegisteredException"

@@ -2,8 +2,9 @@
 
 Authority is AWS's: DescribeOrganization answers any member account; every other operation is the
 management account's (a member gets AccessDeniedException "You don't have permissions to access
-this resource."; delegated administrators are not modelled); an account outside any organization
-gets AWSOrganizationsNotInUseException. Each handler first asks IAM for ``organizations:<Operation>``.
+this resource."); an account outside any organization gets AWSOrganizationsNotInUseException. A member registered as a delegated administrator (for any
+service) may also call the read operations (Describe*/List*). Each handler first asks IAM for
+``organizations:<Operation>``.
 
 Organizations is a global service (the SDK signs for us-east-1 whatever the client's region):
 its state is the same from every region.
@@ -27,7 +28,7 @@ from stratum.server.context import Provider, RequestContext
 from stratum.services.iam import store as iam
 from stratum.services.iam.managed_policies import managed_policy_arn
 from stratum.services.organizations import accounts as account_store
-from stratum.services.organizations import structure
+from stratum.services.organizations import delegation, structure
 from stratum.services.organizations.structure import Organization
 from stratum.services.organizations.tables import (
     accounts,
@@ -39,6 +40,7 @@ from stratum.services.organizations.tables import (
 ACTION = "organizations:"
 RAM_PRINCIPAL = "ram.amazonaws.com"
 DEFAULT_ACCESS_ROLE = "OrganizationAccountAccessRole"
+MEMBER, READ, MANAGEMENT = "member", "read", "management"
 _EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
 _SERVICE_PRINCIPAL = re.compile(r"^[\w+=,.@-]*$")
 _OU_ID = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
@@ -124,21 +126,24 @@ class OrganizationsProvider(Provider):
             yield conn
 
     def _org(self, ctx: RequestContext, conn: Connection, operation: str,
-             resource: Callable[[Organization], str] | None = None, *, management: bool = True) -> Organization:
+             resource: Callable[[Organization], str] | None = None, *, access: str = MANAGEMENT) -> Organization:
         """Authorize ``operation`` (on the ARN ``resource`` gives, else "*") for the caller, then
-        find its organization (the management account's only, unless ``management`` is False)."""
+        find its organization: any member may call a MEMBER operation, the management account and
+        delegated administrators a READ one, only the management account the others."""
         org = structure.organization_of(conn, ctx.account_id)
         ctx.authorize(ACTION + operation, resource(org) if resource is not None and org is not None else "*")
         if org is None:
             raise not_in_use()
-        if management and ctx.account_id != org.management_account_id:
-            raise access_denied()
-        return org
+        if access == MEMBER or ctx.account_id == org.management_account_id:
+            return org
+        if access == READ and delegation.is_delegated_administrator(conn, org, ctx.account_id):
+            return org
+        raise access_denied()
 
     # ---------------------------------------------------------------------------- organization
     def describe_organization(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         with self._read() as conn:
-            org = self._org(ctx, conn, "DescribeOrganization", lambda o: o.arn, management=False)
+            org = self._org(ctx, conn, "DescribeOrganization", lambda o: o.arn, access=MEMBER)
             management = structure.member(conn, org, org.management_account_id) or {}
         return {"Organization": {
             "Id": org.id, "Arn": org.arn, "FeatureSet": org.feature_set,
@@ -148,7 +153,7 @@ class OrganizationsProvider(Provider):
 
     def list_roots(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         with self._read() as conn:
-            org = self._org(ctx, conn, "ListRoots")
+            org = self._org(ctx, conn, "ListRoots", access=READ)
         roots = [{"Id": org.root_id, "Arn": org.root_arn, "Name": structure.ROOT_NAME, "PolicyTypes": []}]
         items, token = _page(roots, params, "ListRoots")
         return {"Roots": items, "NextToken": token}
@@ -156,7 +161,7 @@ class OrganizationsProvider(Provider):
     # -------------------------------------------------------------------------------- accounts
     def list_accounts(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         with self._read() as conn:
-            org = self._org(ctx, conn, "ListAccounts")
+            org = self._org(ctx, conn, "ListAccounts", access=READ)
             found = [account_view(org, a) for a in structure.members(conn, org)]
         items, token = _page(found, params, "ListAccounts")
         return {"Accounts": items, "NextToken": token}
@@ -164,7 +169,7 @@ class OrganizationsProvider(Provider):
     def describe_account(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         account_id = params["AccountId"]
         with self._read() as conn:
-            org = self._org(ctx, conn, "DescribeAccount", lambda o: o.account_arn(account_id))
+            org = self._org(ctx, conn, "DescribeAccount", lambda o: o.account_arn(account_id), access=READ)
             row = structure.member(conn, org, account_id)
         if row is None:
             raise _error("AccountNotFoundException",
@@ -174,7 +179,7 @@ class OrganizationsProvider(Provider):
     def list_accounts_for_parent(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         parent_id = params["ParentId"]
         with self._read() as conn:
-            org = self._org(ctx, conn, "ListAccountsForParent")
+            org = self._org(ctx, conn, "ListAccountsForParent", access=READ)
             if not structure.is_parent(conn, org, parent_id):
                 raise _parent_not_found()
             found = [account_view(org, a) for a in structure.accounts_under(conn, org, parent_id)]
@@ -247,7 +252,7 @@ class OrganizationsProvider(Provider):
     def describe_create_account_status(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         request_id = params["CreateAccountRequestId"]
         with self._read() as conn:
-            org = self._org(ctx, conn, "DescribeCreateAccountStatus")
+            org = self._org(ctx, conn, "DescribeCreateAccountStatus", access=READ)
             row = conn.execute(select(organization_create_account_requests).where(
                 (organization_create_account_requests.c.id == request_id)
                 & (organization_create_account_requests.c.organization_id == org.id))).mappings().first()
@@ -260,7 +265,7 @@ class OrganizationsProvider(Provider):
     def list_create_account_status(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         states = set(params.get("States") or [])
         with self._read() as conn:
-            org = self._org(ctx, conn, "ListCreateAccountStatus")
+            org = self._org(ctx, conn, "ListCreateAccountStatus", access=READ)
             rows = [dict(r) for r in conn.execute(select(organization_create_account_requests).where(
                 organization_create_account_requests.c.organization_id == org.id)
                 .order_by(organization_create_account_requests.c.requested_at)).mappings()]
@@ -294,7 +299,7 @@ class OrganizationsProvider(Provider):
     def describe_organizational_unit(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ou_id = params["OrganizationalUnitId"]
         with self._read() as conn:
-            org = self._org(ctx, conn, "DescribeOrganizationalUnit", lambda o: o.ou_arn(ou_id))
+            org = self._org(ctx, conn, "DescribeOrganizationalUnit", lambda o: o.ou_arn(ou_id), access=READ)
             return {"OrganizationalUnit": unit_view(conn, org, self._unit(conn, org, ou_id))}
 
     def update_organizational_unit(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +329,7 @@ class OrganizationsProvider(Provider):
     def list_organizational_units_for_parent(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         parent_id = params["ParentId"]
         with self._read() as conn:
-            org = self._org(ctx, conn, "ListOrganizationalUnitsForParent")
+            org = self._org(ctx, conn, "ListOrganizationalUnitsForParent", access=READ)
             if not structure.is_parent(conn, org, parent_id):
                 raise _parent_not_found()
             found = [unit_view(conn, org, u) for u in structure.units_under(conn, org, parent_id)]
@@ -334,7 +339,7 @@ class OrganizationsProvider(Provider):
     def list_children(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         parent_id, child_type = params["ParentId"], params["ChildType"]
         with self._read() as conn:
-            org = self._org(ctx, conn, "ListChildren")
+            org = self._org(ctx, conn, "ListChildren", access=READ)
             if not structure.is_parent(conn, org, parent_id):
                 raise _parent_not_found()
             if child_type == "ACCOUNT":
@@ -348,7 +353,7 @@ class OrganizationsProvider(Provider):
     def list_parents(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         child_id = params["ChildId"]
         with self._read() as conn:
-            org = self._org(ctx, conn, "ListParents")
+            org = self._org(ctx, conn, "ListParents", access=READ)
             if _ACCOUNT_ID.match(child_id) and structure.member(conn, org, child_id) is not None:
                 parent = structure.parent_of_account(conn, org, child_id)
             elif _OU_ID.match(child_id) and structure.unit(conn, org, child_id) is not None:
@@ -365,7 +370,7 @@ class OrganizationsProvider(Provider):
     def list_aws_service_access_for_organization(self, ctx: RequestContext,
                                                  params: dict[str, Any]) -> dict[str, Any]:
         with self._read() as conn:
-            org = self._org(ctx, conn, "ListAWSServiceAccessForOrganization")
+            org = self._org(ctx, conn, "ListAWSServiceAccessForOrganization", access=READ)
             found = self._service_access(conn, org)
         items, token = _page(found, params, "ListAWSServiceAccessForOrganization")
         return {"EnabledServicePrincipals": items, "NextToken": token}
@@ -413,3 +418,59 @@ class OrganizationsProvider(Provider):
                 conn.execute(organizations.update().where(organizations.c.id == org.id)
                              .values(ram_sharing_enabled=False))
         return {}
+
+    # ------------------------------------------------------------------ delegated administrators
+    def register_delegated_administrator(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        account_id, principal = params["AccountId"], params["ServicePrincipal"]
+        with self._write() as conn:
+            org = self._org(ctx, conn, "RegisterDelegatedAdministrator", lambda o: o.account_arn(account_id))
+            if structure.member(conn, org, account_id) is None:
+                raise _error("AccountNotFoundException", "You specified an account that doesn't exist.")
+            if account_id == org.management_account_id:
+                raise ServiceError("ConstraintViolationException", "You cannot register the management account of "
+                                   "the organization as a delegated administrator.", 400,
+                                   fields={"Reason": "CANNOT_REGISTER_MASTER_AS_DELEGATED_ADMINISTRATOR"})
+            if not delegation.register(conn, org, account_id, principal):
+                raise _error("AccountAlreadyRegisteredException",
+                             "The provided account is already a delegated administrator for your organization.")
+        return {}
+
+    def deregister_delegated_administrator(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        account_id, principal = params["AccountId"], params["ServicePrincipal"]
+        with self._write() as conn:
+            org = self._org(ctx, conn, "DeregisterDelegatedAdministrator", lambda o: o.account_arn(account_id))
+            if structure.member(conn, org, account_id) is None:
+                raise _error("AccountNotFoundException", "You specified an account that doesn't exist.")
+            if not delegation.deregister(conn, account_id, principal):
+                raise _not_registered()
+        return {}
+
+    def list_delegated_administrators(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        with self._read() as conn:
+            org = self._org(ctx, conn, "ListDelegatedAdministrators", access=READ)
+            found = []
+            for account_id, since in delegation.administrators(conn, org, params.get("ServicePrincipal")):
+                row = structure.member(conn, org, account_id)
+                if row is not None:
+                    found.append({**account_view(org, row), "DelegationEnabledDate": since})
+        items, token = _page(found, params, "ListDelegatedAdministrators")
+        return {"DelegatedAdministrators": items, "NextToken": token}
+
+    def list_delegated_services_for_account(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        account_id = params["AccountId"]
+        with self._read() as conn:
+            org = self._org(ctx, conn, "ListDelegatedServicesForAccount", lambda o: o.account_arn(account_id),
+                            access=READ)
+            if structure.member(conn, org, account_id) is None:
+                raise _error("AccountNotFoundException", "You specified an account that doesn't exist.")
+            found = [{"ServicePrincipal": p, "DelegationEnabledDate": at}
+                     for p, at in delegation.services_of(conn, account_id)]
+        if not found:
+            raise _not_registered()
+        items, token = _page(found, params, "ListDelegatedServicesForAccount")
+        return {"DelegatedServices": items, "NextToken": token}
+
+
+def _not_registered() -> ServiceError:
+    return _error("AccountNotRegisteredException",
+                  "The provided account is not a registered delegated administrator for your organization.")

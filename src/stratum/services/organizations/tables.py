@@ -63,3 +63,13 @@ organization_create_account_requests = Table(
     Column("requested_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime, nullable=True),
 )
+
+# Member accounts registered as delegated administrators for a service: they may call the
+# Organizations read operations (Describe*/List*) that are otherwise the management account's.
+organization_delegated_administrators = Table(
+    "organization_delegated_administrators", metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("service_principal", String(128), primary_key=True),
+    Column("organization_id", String(34), nullable=False),
+    Column("delegated_at", UtcDateTime, nullable=False),
+)
