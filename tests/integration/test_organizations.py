@@ -84,6 +84,9 @@ def test_management_account_reads_the_organization(org_server: StratumServer) ->
     assert [len(p["Accounts"]) for p in pages] == [3, 1]
     # A client in another region reaches the same (global) organization.
     assert orgs(org_server, region="eu-west-1").describe_organization()["Organization"]["Id"] == org["Id"]
+    # The AWS CLI, with the account's environment.
+    out = json.loads(org_server.aws_cli("organizations", "list-roots", "--output", "json", account="management").stdout)
+    assert out["Roots"][0]["Id"] == root["Id"]
 
 
 def test_bootstrap_file_places_accounts_in_units(org_server: StratumServer) -> None:
