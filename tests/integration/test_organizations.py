@@ -79,6 +79,7 @@ def test_management_account_reads_the_organization(org_server: StratumServer) ->
     assert dev["Arn"] == f"arn:aws:organizations::111111111111:account/{org['Id']}/222222222222"
     assert (dev["Status"], dev["State"], dev["Email"]) == ("ACTIVE", "ACTIVE", "dev@stratum.local")
     assert error_of(client.describe_account, AccountId="999999999999")[0] == "AccountNotFoundException"
+    assert error_of(client.describe_account, AccountId="not-an-id")[0] == "InvalidInputException"
     # Pages of MaxResults with a NextToken, as the SDK's paginator walks them.
     pages = list(client.get_paginator("list_accounts").paginate(PaginationConfig={"PageSize": 3}))
     assert [len(p["Accounts"]) for p in pages] == [3, 1]
