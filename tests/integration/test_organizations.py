@@ -185,6 +185,10 @@ def test_create_account_and_its_access_role(org_server: StratumServer) -> None:
     again = client.create_account(Email=f"{name}@example.com", AccountName=f"{name}-2")["CreateAccountStatus"]
     failed = client.describe_create_account_status(CreateAccountRequestId=again["Id"])["CreateAccountStatus"]
     assert (failed["State"], failed["FailureReason"]) == ("FAILED", "EMAIL_ALREADY_EXISTS")
+    taken = client.create_account(Email=f"other-{name}@example.com", AccountName=name)["CreateAccountStatus"]
+    assert client.describe_create_account_status(CreateAccountRequestId=taken["Id"])["CreateAccountStatus"][
+        "State"] == "FAILED"
+    assert error_of(client.create_account, Email="not-an-email", AccountName="x")[0] == "InvalidInputException"
     listed = client.list_create_account_status(States=["FAILED"])["CreateAccountStatuses"]
     assert again["Id"] in [s["Id"] for s in listed] and status["Id"] not in [s["Id"] for s in listed]
     assert error_of(client.describe_create_account_status, CreateAccountRequestId="car-" + "0" * 32)[0] == \

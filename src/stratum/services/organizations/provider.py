@@ -61,7 +61,7 @@ def access_denied() -> ServiceError:
     return _error("AccessDeniedException", "You don't have permissions to access this resource.")
 
 
-def invalid_input(message: str, reason: str = "INVALID_INPUT") -> ServiceError:
+def invalid_input(message: str, reason: str) -> ServiceError:
     return ServiceError("InvalidInputException", message, 400, fields={"Reason": reason})
 
 
@@ -225,7 +225,10 @@ class OrganizationsProvider(Provider):
             taken = conn.execute(select(accounts.c.id).where((accounts.c.email == email)
                                                              | (accounts.c.name == name))).first()
             if taken is not None:
-                state, failure = "FAILED", "EMAIL_ALREADY_EXISTS" if self._email_taken(conn, email) else "INVALID_INPUT"
+                # Stratum keeps account names unique (they name the CLI profiles); AWS has no such
+                # rule, so a taken name fails the request the way an unexpected failure does.
+                state, failure = "FAILED", ("EMAIL_ALREADY_EXISTS" if self._email_taken(conn, email)
+                                            else "INTERNAL_FAILURE")
             else:
                 key = account_store.create_account(conn, name, None, email, org.id)
                 account_id = key.account_id
@@ -392,8 +395,8 @@ class OrganizationsProvider(Provider):
     def enable_aws_service_access(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         principal = params["ServicePrincipal"]
         if not _SERVICE_PRINCIPAL.match(principal) or not principal.endswith(".amazonaws.com"):
-            raise invalid_input(f"You specified an invalid value for the service principal {principal}.",
-                                "INVALID_SERVICE_PRINCIPAL")
+            raise invalid_input(f"You specified an unrecognized service principal {principal}.",
+                                "UNRECOGNIZED_SERVICE_PRINCIPAL")
         with self._write() as conn:
             org = self._org(ctx, conn, "EnableAWSServiceAccess")
             present = conn.execute(select(organization_service_access.c.service_principal).where(
