@@ -3,8 +3,10 @@ unmodified SageMaker Python SDK 2.x: preprocess (SKLearnProcessor) -> train (bui
 evaluate (ScriptProcessor on the XGBoost image) -> condition on the test MSE read with JsonGet ->
 register the model (ModelStep over Model.register) or fail (FailStep with a Join message).
 
-The scripts the processing steps run live in tests/abalone/. Only the instance types, the quick
-training (num_round) and the MseThreshold parameter differ from the template.
+The scripts the processing steps run live in tests/abalone/; evaluate.py is the template's own,
+unchanged (tests/abalone/SOURCE.md): it unpickles the model as the template's XGBoost 1.0-1 image
+writes it. Only the instance types, the quick training (num_round) and the MseThreshold parameter
+differ from the template.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
 
 SCRIPTS = Path(__file__).resolve().parent / "abalone"
-XGBOOST_VERSION = "1.7-1"
+XGBOOST_VERSION = "1.0-1"  # the template's: its container pickles the booster
 
 # Step names (the template's).
 PREPROCESS = "PreprocessAbaloneData"

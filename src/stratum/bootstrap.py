@@ -25,6 +25,7 @@ from stratum.config import Settings
 from stratum.protocol.errors import ServiceError
 from stratum.services.iam.store import ensure_aws_managed_policies
 from stratum.services.organizations import accounts as acct
+from stratum.services.organizations import structure
 from stratum.services.organizations.tables import organizations
 from stratum.store.db import Database
 
@@ -98,8 +99,10 @@ def bootstrap(db: Database, settings: Settings) -> list[acct.AdminKey]:
                     acct.create_account(conn, entry["name"], entry.get("id"), entry.get("email"), org_id)
             elif settings.bootstrap_file is not None:
                 _apply_to_existing(conn, spec, settings.bootstrap_file)
-        except ServiceError as exc:  # an invalid name or id in the file
-            raise BootstrapError(f"{settings.bootstrap_file or 'bootstrap'}: {exc.message}") from None
+            structure.place_declared(conn, spec.accounts)  # each account's optional `ou: A/B`
+        except (ServiceError, ValueError) as exc:  # an invalid name, id or OU path in the file
+            message = exc.message if isinstance(exc, ServiceError) else str(exc)
+            raise BootstrapError(f"{settings.bootstrap_file or 'bootstrap'}: {message}") from None
         keys = acct.admin_keys(conn)
     write_aws_profiles(settings, keys)
     return keys

@@ -71,7 +71,7 @@ def processing(name: str, **extra: Any) -> dict[str, Any]:
         "ProcessingOutputConfig": {"Outputs": [{"OutputName": "train", "S3Output": {
             "S3Uri": {"Std:Join": {"On": "/", "Values": ["s3://bucket", {"Get": "Execution.PipelineExecutionId"},
                                                          "train"]}}}}]},
-        "Env": {"JOB": {"Get": "Execution.ProcessingJobName"}}}, **extra}
+        "Environment": {"JOB": {"Get": "Execution.ProcessingJobName"}}}, **extra}
 
 
 def describe_like(run: StepRun) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def test_handler_gets_resolved_arguments_and_its_properties_feed_later_steps(
     row = wait(app, key)
     (run,) = seen
     assert run.extra["job_name"].startswith(f"pipelines-{key.execution_id}-Prep-")
-    assert run.arguments["Env"] == {"JOB": run.extra["job_name"]}
+    assert run.arguments["Environment"] == {"JOB": run.extra["job_name"]}
     assert run.extra["resume"] is False and run.attempt == 1 and run.account_id == ACCOUNT
     assert run.role_arn == f"arn:aws:iam::{ACCOUNT}:role/r"
     # The Condition compared against a literal "{}": false, so the Fail step shows the resolved URI.

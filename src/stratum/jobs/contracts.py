@@ -195,11 +195,22 @@ def training_environment(layout: Layout, request: dict[str, Any], job_name: str,
     return env
 
 
+def output_kms_key(kind: str, request: dict[str, Any]) -> str | None:
+    """The KmsKeyId a job's outputs are encrypted with: OutputDataConfig (training),
+    ProcessingOutputConfig (processing) or TransformOutput (transform)."""
+    section = {"training": "OutputDataConfig", "processing": "ProcessingOutputConfig",
+               "transform": "TransformOutput"}.get(kind)
+    return (request.get(section) or {}).get("KmsKeyId") if section else None
+
+
 def write_training_config(layout: Layout, request: dict[str, Any]) -> None:
     hps = {k: str(v) for k, v in (request.get("HyperParameters") or {}).items()}
     (layout.input_config / "hyperparameters.json").write_text(json.dumps(hps))
     (layout.input_config / "inputdataconfig.json").write_text(json.dumps(input_data_config(request)))
     (layout.input_config / "resourceconfig.json").write_text(json.dumps(resource_config(request)))
+    # SageMaker also hands the container its whole CreateTrainingJob request (the built-in
+    # algorithms read their image's version from it).
+    (layout.input_config / "trainingjobconfig.json").write_text(json.dumps(request, default=str))
 
 
 def write_processing_config(layout: Layout, request: dict[str, Any], job_name: str, arn: str) -> None:

@@ -42,7 +42,8 @@ class Runner:
         self.reporter = reporter
         self.cancel = cancel
         self.layout = Layout(spec.job_dir)
-        self.s3 = S3(spec.endpoint_url, spec.region, spec.credentials)
+        self.s3 = S3(spec.endpoint_url, spec.region, spec.credentials,
+                     contracts.output_kms_key(spec.kind, spec.request))
         self.transitions: list[Transition] = []
         self.deadline = time.monotonic() + spec.max_runtime if spec.max_runtime else None
         self.isolation = process.resolve_isolation(spec.isolation)

@@ -50,11 +50,16 @@ def _botocore_session() -> Any:
 
 
 class S3:
-    """A lazily created S3 client with the job's role session."""
+    """A lazily created S3 client with the job's role session. With ``kms_key_id`` (the job's output
+    KmsKeyId) every upload is SSE-KMS with that key, as SageMaker writes a job's outputs: the key
+    is used as the role, and bucket policies on the encryption headers see it."""
 
-    def __init__(self, endpoint_url: str, region: str, credentials: dict[str, str]) -> None:
+    def __init__(self, endpoint_url: str, region: str, credentials: dict[str, str],
+                 kms_key_id: str | None = None) -> None:
         self._args = {"endpoint_url": endpoint_url, "region": region, "credentials": credentials}
         self._client: Any = None
+        self._encryption: dict[str, str] = (
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {})
 
     @property
     def client(self) -> Any:
@@ -124,14 +129,17 @@ class S3:
     def upload_file(self, path: Path, uri: str) -> None:
         bucket, key = split_uri(uri)
         if path.stat().st_size > MULTIPART_THRESHOLD:
-            self._call(f"uploading to {uri}", self.client.upload_file, Filename=str(path), Bucket=bucket, Key=key)
+            self._call(f"uploading to {uri}", self.client.upload_file, Filename=str(path), Bucket=bucket, Key=key,
+                       ExtraArgs=dict(self._encryption) or None)
             return
         with open(path, "rb") as body:
-            self._call(f"uploading to {uri}", self.client.put_object, Bucket=bucket, Key=key, Body=body)
+            self._call(f"uploading to {uri}", self.client.put_object, Bucket=bucket, Key=key, Body=body,
+                       **self._encryption)
 
     def put_bytes(self, data: bytes, uri: str, content_type: str | None = None) -> None:
         bucket, key = split_uri(uri)
         extra = {"ContentType": content_type} if content_type else {}
+        extra.update(self._encryption)
         self._call(f"uploading to {uri}", self.client.put_object, Bucket=bucket, Key=key, Body=data, **extra)
 
     def upload_dir(self, directory: Path, uri: str) -> int:

@@ -20,7 +20,7 @@ from stratum.server.routing import route_service
 log = logging.getLogger("stratum.request")
 
 VALIDATION_CODES = {"iam": "ValidationError", "sts": "ValidationError", "s3": "InvalidArgument",
-                    "ram": "InvalidParameterException"}
+                    "ram": "InvalidParameterException", "organizations": "InvalidInputException"}
 
 
 async def handle(app: AppState, request: HttpRequest) -> HttpResponse:

@@ -18,6 +18,7 @@ PROVIDERS = {
     "sagemaker": "stratum.services.sagemaker.provider:SageMakerProvider",
     "ram": "stratum.services.ram.provider:RamProvider",
     "events": "stratum.services.events.provider:EventsProvider",
+    "organizations": "stratum.services.organizations.provider:OrganizationsProvider",
 }
 
 

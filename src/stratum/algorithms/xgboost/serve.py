@@ -6,31 +6,21 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from stratum.algorithms.xgboost import model_file
 from stratum.algorithms.xgboost.data import CSV, content_format, parse_payload
 
 
 def load_boosters(model_dir: Path) -> list[Any]:
-    import xgboost as xgb
-
     boosters = []
     for path in sorted(p for p in model_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
-        raw = path.read_bytes()
-        try:
-            booster = pickle.loads(raw)  # the 1.0-1.2 containers pickled the booster
-            if not isinstance(booster, xgb.Booster):
-                continue
-        except Exception:
-            booster = xgb.Booster()
-            try:
-                booster.load_model(bytearray(raw))
-            except xgb.core.XGBoostError:
-                continue
+        booster = model_file.load(path.read_bytes())
+        if booster is None:
+            continue
         booster.set_param("nthread", 1)
         boosters.append(booster)
     if not boosters:

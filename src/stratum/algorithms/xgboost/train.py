@@ -1,8 +1,8 @@
 """Built-in XGBoost training (algorithm mode), run as ``python -m stratum.algorithms.xgboost.train``
 inside a training job: reads /opt/ml/input/config/*.json and the train/validation channels,
 prints evaluation lines as the container does ("[3]#011train-rmse:1.2#011validation-rmse:1.4",
-CloudWatch's rendering of a tab), writes the booster to model/xgboost-model, and on error writes
-the reason to output/failure."""
+CloudWatch's rendering of a tab), writes the booster to model/xgboost-model in the format of the
+image's container version (see model_file), and on error writes the reason to output/failure."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stratum.algorithms.xgboost import model_file
 from stratum.algorithms.xgboost.data import CSV, content_format, load_training
 
 # Hyperparameters the container consumes itself rather than passing to xgboost.train's params.
@@ -88,8 +89,16 @@ def train(input_dir: Path, model_dir: Path) -> None:
                             early_stopping_rounds=early if len(evals) > 1 else None, callbacks=[PrintEval()])
     except xgb.core.XGBoostError as exc:
         raise ClientError(f"XGBoost training failed: {str(exc).splitlines()[0]}") from None
-    model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / "xgboost-model").write_bytes(bytes(booster.save_raw(raw_format="ubj")))
+    model_file.save(booster, model_dir, _training_image(config))
+
+
+def _training_image(config: Path) -> str | None:
+    """The job's image, from the request SageMaker writes to input/config/trainingjobconfig.json:
+    its version decides the model file's format, as each container version has its own."""
+    path = config / "trainingjobconfig.json"
+    if not path.is_file():
+        return None
+    return (json.loads(path.read_text()).get("AlgorithmSpecification") or {}).get("TrainingImage")
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from stratum.services.organizations.structure import account_ou_arns
 from stratum.services.ram.membership import membership
 from stratum.services.ram.permissions import RESOURCE_TYPES, actions_of
 from stratum.services.ram.tables import ram_resource_shares as shares_t
@@ -52,12 +53,13 @@ _GRANTS = (
 
 
 def principal_keys(conn: Connection, consumer: str) -> list[str]:
-    """The principal values that name ``consumer``: its account id, and its organization while that
-    organization shares through RAM."""
+    """The principal values that name ``consumer``: its account id, and its organization and every
+    OU that holds it while that organization shares through RAM."""
     member = membership(conn, consumer)
     keys = [consumer]
     if member.organization_arn and member.sharing_enabled:
         keys.append(member.organization_arn)
+        keys.extend(account_ou_arns(conn, consumer))
     return keys
 
 

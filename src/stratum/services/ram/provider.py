@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
-from stratum.services.ram import client_tokens, errors, invitations, queries, shares
+from stratum.services.ram import associations, client_tokens, errors, invitations, queries, shares
 from stratum.services.ram.membership import enable_sharing, membership
 from stratum.services.ram.paging import page
 from stratum.services.ram.permissions import PERMISSIONS, RESOURCE_TYPES, find_resource_type, resource_type_of
@@ -323,6 +323,30 @@ class RamProvider(Provider):
         ctx.authorize(ACTION + "GetPermission", arn)
         permission = shares.find_permission(arn, params.get("permissionVersion"))
         return {"permission": permission_detail(permission)}
+
+    def list_permission_versions(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        arn = params["permissionArn"]
+        ctx.authorize(ACTION + "ListPermissionVersions", arn)
+        permission = shares.find_permission(arn)  # every managed permission Stratum has is at version 1
+        items, token = page([permission], params, ctx.account_id, "ListPermissionVersions")
+        return {"permissions": [permission_summary(p) for p in items], "nextToken": token}
+
+    def list_permission_associations(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        ctx.authorize(ACTION + "ListPermissionAssociations", "*")
+        if params.get("permissionArn"):
+            shares.find_permission(params["permissionArn"])
+        with self._read() as conn:
+            found = associations.permission_associations(conn, ctx.account_id, ctx.region, params)
+        items, token = page(found, params, ctx.account_id, "ListPermissionAssociations")
+        return {"permissions": items, "nextToken": token}
+
+    def get_resource_policies(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        ctx.authorize(ACTION + "GetResourcePolicies", "*")
+        with self._read() as conn:
+            found = associations.resource_policies(conn, ctx.account_id, ctx.region, list(params["resourceArns"]),
+                                                   params.get("principal"))
+        items, token = page(found, params, ctx.account_id, "GetResourcePolicies")
+        return {"policies": items, "nextToken": token}
 
     def list_resource_types(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ctx.authorize(ACTION + "ListResourceTypes", "*")

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from stratum.services.organizations.tables import organizational_units
 from stratum.services.ram import errors, invitations
 from stratum.services.ram.membership import Membership, membership
 from stratum.services.ram.permissions import PERMISSIONS, ManagedPermission, default_permission
@@ -24,7 +25,7 @@ from stratum.services.ram.tables import ram_share_resources as resources_t
 SHARE_ARN = re.compile(r"arn:aws[a-z-]*:ram:([a-z0-9-]+):([0-9]{12}):resource-share/([0-9a-fA-F-]{36})")
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _ORGANIZATION = re.compile(r"arn:aws[a-z-]*:organizations::([0-9]{12}):organization/(o-[a-z0-9]{10,32})")
-_OU = re.compile(r"arn:aws[a-z-]*:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}")
+_OU = re.compile(r"arn:aws[a-z-]*:organizations::([0-9]{12}):ou/(o-[a-z0-9]{10,32})/(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32})")
 _IAM_OR_SERVICE = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+|[a-z0-9.-]+\.amazonaws\.com")
 MAX_TAGS = 50
 
@@ -178,8 +179,15 @@ def remove_resources(conn: Connection, share: dict[str, Any], arns: list[str], n
 
 
 # --------------------------------------------------------------------------------------- principals
-def _check_principal(principal: str, owner: Membership) -> str:
-    """Validate one principal value; returns its kind ("account" or "organization")."""
+def _ou_exists(conn: Connection, owner: Membership, ou_id: str) -> bool:
+    return conn.execute(select(organizational_units.c.id).where(
+        (organizational_units.c.id == ou_id)
+        & (organizational_units.c.organization_id == owner.organization_id))).first() is not None
+
+
+def _check_principal(conn: Connection, principal: str, owner: Membership) -> str:
+    """Validate one principal value; returns its kind ("account", or "organization" for the
+    organization or one of its OUs)."""
     if _ACCOUNT.fullmatch(principal):
         if principal == owner.account_id:
             raise errors.invalid_parameter(f"The principal {principal} is the owner of the resource share; "
@@ -193,8 +201,15 @@ def _check_principal(principal: str, owner: Membership) -> str:
             raise errors.not_permitted("Sharing with your organization is not enabled. Call "
                                        "EnableSharingWithAwsOrganization from the management account first.")
         return "organization"
-    if _OU.fullmatch(principal):
-        raise errors.unknown_resource(f"OrganizationalUnit {principal.rpartition('/')[2]} could not be found.")
+    m = _OU.fullmatch(principal)
+    if m is not None:
+        if owner.organization_id != m.group(2) or owner.management_account_id != m.group(1) or not _ou_exists(
+                conn, owner, m.group(3)):
+            raise errors.unknown_resource(f"OrganizationalUnit {m.group(3)} could not be found.")
+        if not owner.sharing_enabled:
+            raise errors.not_permitted("Sharing with your organization is not enabled. Call "
+                                       "EnableSharingWithAwsOrganization from the management account first.")
+        return "organization"
     if _IAM_OR_SERVICE.fullmatch(principal):
         raise errors.invalid_parameter(f"The principal {principal} is not supported for resource type "
                                        "sagemaker:Pipeline: share with AWS account IDs or your organization.")
@@ -208,7 +223,7 @@ def add_principals(conn: Connection, share: dict[str, Any], principals: list[str
     owner = membership(conn, share["account_id"])
     out: list[dict[str, Any]] = []
     for principal in dict.fromkeys(principals):
-        kind = _check_principal(principal, owner)
+        kind = _check_principal(conn, principal, owner)
         consumer = membership(conn, principal) if kind == "account" else owner
         external = kind == "account" and not owner.same_organization(consumer)
         if external and not share["allow_external_principals"]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from stratum.services.sagemaker import step_arguments
 from stratum.services.sagemaker.dag import CycleError
 from stratum.services.sagemaker.dag import topological_order as _topological_order
 from stratum.services.sagemaker.parameters import (
@@ -203,6 +204,7 @@ def parse_definition(text: str | bytes) -> PipelineDefinition:
         raise DefinitionError("Pipeline definition 'Steps' must be a list")
     steps: dict[str, StepSpec] = {}
     _collect_steps(doc["Steps"], "Steps", None, steps)
+    step_arguments.check_steps(steps.values())
 
     dag: dict[str, set[str]] = {}
     for step in steps.values():
