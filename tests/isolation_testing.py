@@ -172,7 +172,7 @@ def add_invitations(server: StratumServer, *accounts: Resources) -> None:
     """A pending RAM invitation received by each account: one from an account outside the
     organization (made with ``stratum accounts create --standalone``), whose shares need one."""
     cmd = [sys.executable, "-m", "stratum.cli", "accounts", "create", "--standalone", "--name", fresh("iso-ext"),
-           "--data-dir", str(server.data_dir), "--port", str(server.port)]
+           "--data-dir", str(server.data_dir)]
     if server.database_url:
         cmd += ["--database-url", server.database_url]
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout)
