@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from stratum.config import Settings
+from stratum.sdkconfig import sdk_env
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -57,7 +58,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     aws = settings.aws_config_dir
     banner = (f"Stratum listening on {settings.endpoint_url}  (data: {settings.data_dir})\n"
               f"Use it with the generated profiles (one per account):\n"
-              f"  export AWS_CONFIG_FILE={aws / 'config'} AWS_SHARED_CREDENTIALS_FILE={aws / 'credentials'}\n"
+              f"  export AWS_CONFIG_FILE={aws / 'config'} AWS_SHARED_CREDENTIALS_FILE={aws / 'credentials'} "
+              f"{sdk_env(aws)}\n"
               f"  aws --profile dev sagemaker list-pipelines\n"
               f"  python -c \"import boto3; print(boto3.Session(profile_name='dev').client('sts')"
               f".get_caller_identity()['Arn'])\"")
@@ -141,7 +143,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     settings, db = _open(args)
     with db.read() as conn:
         config, creds = write_aws_profiles(settings, acct.admin_keys(conn))
-    print(f"export AWS_CONFIG_FILE={config} AWS_SHARED_CREDENTIALS_FILE={creds}")
+    print(f"export AWS_CONFIG_FILE={config} AWS_SHARED_CREDENTIALS_FILE={creds} {sdk_env(config.parent)}")
     return 0
 
 
