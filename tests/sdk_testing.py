@@ -74,3 +74,14 @@ def user_environment(server_log: Path, home: Path, **extra: str) -> Iterator[dic
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+# What logging prints when a handler writes to a stream pytest's capture has closed (an SDK logger
+# keeps the sys.stderr of the test that configured it): the harness's, not the SDK's.
+_CLOSED_CAPTURE = re.compile(r"--- Logging error ---\n.*?I/O operation on closed file\..*?\nArguments: [^\n]*\n",
+                             re.DOTALL)
+
+
+def has_traceback(output: str) -> bool:
+    """Whether the SDK printed a traceback (the telemetry's is the one users met)."""
+    return "Traceback" in _CLOSED_CAPTURE.sub("", output)

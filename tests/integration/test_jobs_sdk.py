@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sdk_testing import loopback_only, user_environment
+from sdk_testing import has_traceback, loopback_only, user_environment
 from stratum_testing import REGION, StratumServer
 from test_jobs_support import abalone_rows, csv_text, sagemaker_role
 
@@ -51,7 +51,7 @@ def sdk_session(server: StratumServer, tmp_path: Path, capfd: pytest.CaptureFixt
         yield Session()
     out, err = capfd.readouterr()
     assert attempts == [], f"requests left the machine for {attempts}"
-    assert "Traceback" not in out + err, out + err
+    assert not has_traceback(out + err), out + err
 
 
 @pytest.mark.slow

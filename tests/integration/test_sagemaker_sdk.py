@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sdk_testing import loopback_only, user_environment
+from sdk_testing import has_traceback, loopback_only, user_environment
 from stratum_testing import REGION, StratumServer
 
 sagemaker = pytest.importorskip("sagemaker")
@@ -38,7 +38,7 @@ def user(server: StratumServer, tmp_path: Path, capfd: pytest.CaptureFixture[str
         yield server
     out, err = capfd.readouterr()
     assert attempts == [], f"requests left the machine for {attempts}"
-    assert "Traceback" not in out + err, out + err
+    assert not has_traceback(out + err), out + err
 
 
 @pytest.fixture
