@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def create(directory: Path, python: str | None = None) -> Path:
     interp = interpreter(python)
     major, minor, micro = interp.version
     directory = Path(directory)
+    shutil.rmtree(directory, ignore_errors=True)  # a job run again after a restart starts afresh
     bin_dir = directory / "bin"
     packages = directory / "lib" / f"python{major}.{minor}" / "site-packages"
     bin_dir.mkdir(parents=True, exist_ok=True)
