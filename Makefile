@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The SageMaker Python SDK 3.x beside the 2.x of the test extra, for tests/sdk3 (run by the main
+# pytest through tests/integration/test_sagemaker_sdk3.py).
+SDK3_VENV ?= .venv-sdk3
 
 .PHONY: install install-test run test lint bench
 
@@ -27,13 +30,19 @@ install: $(BIN)/.installed
 
 install-test: $(BIN)/.installed-test
 
+$(SDK3_VENV)/.installed: tests/sdk3/requirements.txt
+	$(PYTHON) -m venv $(SDK3_VENV)
+	$(SDK3_VENV)/bin/pip install --quiet --upgrade pip
+	$(SDK3_VENV)/bin/pip install --quiet -r tests/sdk3/requirements.txt
+	touch $@
+
 run: install
 	$(BIN)/stratum serve $(ARGS)
 
 lint: install-test
 	$(BIN)/ruff check src tests bench tools
 
-test: install-test
+test: install-test $(SDK3_VENV)/.installed
 	bash scripts/ensure-services.sh
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/pytest -q -n auto $(PYTEST_ARGS)

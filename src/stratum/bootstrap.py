@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select, update
 from stratum import ids
 from stratum.config import Settings
 from stratum.protocol.errors import ServiceError
+from stratum.sdkconfig import write_sdk_configs
 from stratum.services.iam.store import ensure_aws_managed_policies
 from stratum.services.organizations import accounts as acct
 from stratum.services.organizations import structure
@@ -159,15 +160,18 @@ def recorded_endpoint(settings: Settings) -> str | None:
 def write_aws_profiles(settings: Settings, keys: list[acct.AdminKey], endpoint_url: str | None = None
                        ) -> tuple[Path, Path]:
     """Write config + credentials files with a profile per account (endpoint_url included): the
-    serving endpoint (settings) unless another is given (`stratum profiles` with a recorded one)."""
+    serving endpoint (settings) unless another is given (`stratum profiles` with a recorded one);
+    and a SageMaker SDK defaults file per profile."""
     endpoint_url = endpoint_url or settings.endpoint_url
     target = settings.aws_config_dir
     target.mkdir(parents=True, exist_ok=True)
     config = configparser.ConfigParser()
     creds = configparser.ConfigParser()
+    sdk_profiles: list[tuple[str, str]] = []
     for i, key in enumerate(keys):
         names = [key.account_name] + (["default"] if i == 0 else [])
         for name in names:
+            sdk_profiles.append((name, key.account_id))
             section = "default" if name == "default" else f"profile {name}"
             config[section] = {"region": settings.region, "endpoint_url": endpoint_url, "output": "json"}
             creds[name] = {"aws_access_key_id": key.access_key_id, "aws_secret_access_key": key.secret_access_key}
@@ -177,4 +181,6 @@ def write_aws_profiles(settings: Settings, keys: list[acct.AdminKey], endpoint_u
     fd = os.open(creds_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         creds.write(fh)
+    # The SageMaker SDK's defaults beside them (default bucket, telemetry off): see sdkconfig.
+    write_sdk_configs(target, settings.region, sdk_profiles)
     return config_path, creds_path

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from stratum.config import Settings
+from stratum.sdkconfig import sdk_env
 
 
 class CliError(Exception):
@@ -111,7 +112,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 f"  database: {shown(settings.db_url)}\n"
                 f"  objects: {settings.objects_dir}  master key: {settings.master_key_source}\n"
                 f"Use it with the generated profiles (one per account):\n"
-                f"  export AWS_CONFIG_FILE={aws / 'config'} AWS_SHARED_CREDENTIALS_FILE={aws / 'credentials'}\n"
+                f"  export AWS_CONFIG_FILE={aws / 'config'} AWS_SHARED_CREDENTIALS_FILE={aws / 'credentials'} "
+                f"{sdk_env(aws)}\n"
                 f"  aws --profile dev sagemaker list-pipelines\n"
                 f"  python -c \"import boto3; print(boto3.Session(profile_name='dev').client('sts')"
                 f".get_caller_identity()['Arn'])\"")
@@ -189,7 +191,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
                        "give --endpoint-url http://HOST:PORT", 2)
     with db.read() as conn:
         config, creds = write_aws_profiles(settings, acct.admin_keys(conn), endpoint_url=endpoint)
-    print(f"export AWS_CONFIG_FILE={config} AWS_SHARED_CREDENTIALS_FILE={creds}")
+    print(f"export AWS_CONFIG_FILE={config} AWS_SHARED_CREDENTIALS_FILE={creds} {sdk_env(config.parent)}")
     return 0
 
 

@@ -13,15 +13,16 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import WaiterError
 from conftest import BACKENDS, close_server, make_server
-from stratum_testing import REGION, StratumServer
+from sdk_testing import loopback_only, user_environment
+from stratum_testing import StratumServer
 
 sagemaker = pytest.importorskip("sagemaker")
 pytest.importorskip("xgboost")
@@ -39,8 +40,6 @@ except pytest.skip.Exception:  # ray is not installed
     def ray_cluster() -> Iterator[Any]:
         pytest.skip("ray is not installed")
 
-# Keeps the SDK from sending usage telemetry to AWS (there is no network to AWS, only Stratum).
-SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 DATASET = Path(__file__).resolve().parents[1] / "data" / "abalone-dataset.csv"  # see tests/data/README.md
 CACHED_STEPS = (ab.PREPROCESS, ab.TRAIN)
 WAIT_ATTEMPTS = 150  # x 2 s
@@ -60,10 +59,10 @@ class Abalone:
     first_seconds: float = 0.0
 
 
-def _execution_role(server: StratumServer, bucket: str) -> str:
-    """The role the pipeline and its jobs run as: trusts SageMaker, has AmazonSageMakerFullAccess
-    (SageMaker APIs, but S3 objects only in buckets named *sagemaker*) and object access to the
-    project's bucket (the jobs read their inputs and code and write their outputs there)."""
+def _execution_role(server: StratumServer) -> str:
+    """The role the pipeline and its jobs run as: trusts SageMaker and has AmazonSageMakerFullAccess
+    (SageMaker APIs, S3 objects in buckets named *sagemaker*: the default bucket, where the data
+    set, the code and every output are)."""
     iam = server.client("iam")
     name = f"AbaloneExecution-{uuid.uuid4().hex[:8]}"
     arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
@@ -71,34 +70,22 @@ def _execution_role(server: StratumServer, bucket: str) -> str:
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
                        "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
     iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess")
-    iam.put_role_policy(RoleName=name, PolicyName="abalone-bucket", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-             "Resource": f"arn:aws:s3:::{bucket}"},
-            {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-             "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
-    return arn
+    return str(arn)
 
 
 def _deploy(server: StratumServer, *, cache: bool) -> Abalone:
-    """Upload the data set, build the pipeline with the SDK and upsert it (the SDK uploads the
-    processing scripts to the bucket while it compiles the definition)."""
+    """Upload the data set to the default bucket, build the pipeline with the SDK and upsert it (the
+    SDK uploads the processing scripts to the bucket while it compiles the definition). Runs in the
+    user's environment (as_user): PipelineSession() with the SDK's defaults."""
     assert DATASET.is_file(), f"the abalone data set is missing: {DATASET}"
     suffix = uuid.uuid4().hex[:8]
-    bucket = f"abalone-{suffix}"
-    s3 = server.client("s3")
-    s3.create_bucket(Bucket=bucket)
-    s3.upload_file(str(DATASET), bucket, "dataset/abalone-dataset.csv")
-    role = _execution_role(server, bucket)
-    ak, sk = server.creds("dev")
-    boto_session = boto3.Session(aws_access_key_id=ak, aws_secret_access_key=sk, region_name=REGION)
-    session = PipelineSession(boto_session=boto_session, sagemaker_client=server.client("sagemaker"),
-                              default_bucket=bucket, sagemaker_config=SDK_CONFIG)
+    session = PipelineSession()
+    bucket = session.default_bucket()
+    data = session.upload_data(str(DATASET), key_prefix=f"abalone-{suffix}/dataset")
+    role = _execution_role(server)
     group = f"AbalonePackageGroup-{suffix}"
     pipeline = ab.get_pipeline(session, role=role, pipeline_name=f"AbalonePipeline-{suffix}",
-                               model_package_group_name=group,
-                               input_data_url=f"s3://{bucket}/dataset/abalone-dataset.csv",
+                               model_package_group_name=group, input_data_url=data,
                                cache_config=CacheConfig(enable_caching=True, expire_after="PT1H") if cache else None)
     pipeline.upsert(role_arn=role, description="abalone model build")
     return Abalone(server=server, session=session, pipeline=pipeline, bucket=bucket, role=role, group=group)
@@ -177,27 +164,30 @@ def _assert_registered_run(ab_env: Abalone, execution: _PipelineExecution,
 
 
 # --------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(autouse=True)
-def _sdk_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+@contextmanager
+def as_user(server: StratumServer, home: Path) -> Iterator[None]:
+    """The user's shell: only the environment the server printed at start (see sdk_testing); a
+    connection off the machine fails the test."""
+    with user_environment(server.data_dir / "server.log", home, SAGEMAKER_SUPPRESS_V2_WARNING="1"), \
+            loopback_only() as attempts:
+        yield
+    assert attempts == [], f"requests left the machine for {attempts}"
 
 
 @pytest.fixture(scope="module")
-def abalone(server: StratumServer) -> Iterator[Abalone]:
+def abalone(server: StratumServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Abalone]:
     """A deployed pipeline (caching on the processing and training steps) and its first run."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
-        mp.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    with as_user(server, tmp_path_factory.mktemp("home")):
         env = _deploy(server, cache=True)
         env.first, env.first_seconds = _run(env.pipeline)
     yield env
 
 
 @pytest.fixture
-def endpoint(server: StratumServer, monkeypatch: pytest.MonkeyPatch) -> StratumServer:
-    """The server, with every client the SDK builds on its own (S3, STS) pointed at it."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
-    return server
+def endpoint(server: StratumServer, tmp_path: Path) -> Iterator[StratumServer]:
+    """The server, with the test in the user's shell."""
+    with as_user(server, tmp_path / "home"):
+        yield server
 
 
 # ------------------------------------------------------------------------------------------ tests
@@ -262,9 +252,9 @@ def ray_server(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.mark.slow
-def test_abalone_pipeline_on_ray(ray_server: StratumServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", ray_server.endpoint_url)
-    env = _deploy(ray_server, cache=False)
-    execution, seconds = _run(env.pipeline)
-    mse = _assert_registered_run(env, execution)
+def test_abalone_pipeline_on_ray(ray_server: StratumServer, tmp_path: Path) -> None:
+    with as_user(ray_server, tmp_path / "home"):
+        env = _deploy(ray_server, cache=False)
+        execution, seconds = _run(env.pipeline)
+        mse = _assert_registered_run(env, execution)
     print(f"\n[ray] abalone pipeline: {seconds:.1f}s, test MSE {mse:.4f}")

@@ -1,22 +1,24 @@
-"""Jobs driven by the unmodified SageMaker Python SDK 2.x: SKLearnProcessor (code uploaded by the
-SDK, ScriptProcessor layout), a scikit-learn estimator in script mode (sourcedir.tar.gz built by
-the SDK) and the built-in XGBoost estimator followed by a batch transform."""
+"""Jobs driven by the unmodified SageMaker Python SDK 2.x with its defaults (sagemaker.Session()
+from the environment the server prints, the account's default bucket, no request leaving the
+machine): SKLearnProcessor (code uploaded by the SDK, ScriptProcessor layout), a scikit-learn
+estimator in script mode (sourcedir.tar.gz built by the SDK) and the built-in XGBoost estimator
+with default arguments but logs=False (CloudWatch Logs is not served), then a batch transform."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
+from sdk_testing import has_traceback, loopback_only, user_environment
 from stratum_testing import REGION, StratumServer
 from test_jobs_support import abalone_rows, csv_text, sagemaker_role
 
 sagemaker = pytest.importorskip("sagemaker")
 
 from sagemaker.session import Session  # noqa: E402
-
-SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 PREPROCESS = """
 import os
@@ -41,13 +43,15 @@ joblib.dump(model, os.path.join(os.environ["SM_MODEL_DIR"], "model.joblib"))
 
 
 @pytest.fixture
-def sdk_session(server: StratumServer, monkeypatch: pytest.MonkeyPatch) -> Session:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
-    monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    access_key, secret_key = server.creds("dev")
-    boto_session = boto3.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=REGION)
-    return Session(boto_session=boto_session, sagemaker_client=server.client("sagemaker"),
-                   default_bucket=f"sdk-jobs-{uuid.uuid4().hex[:10]}", sagemaker_config=SDK_CONFIG)
+def sdk_session(server: StratumServer, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> Iterator[Session]:
+    """sagemaker.Session() in the user's shell (see sdk_testing): an off-machine connection or a
+    traceback on the output fails the test."""
+    with user_environment(server.data_dir / "server.log", tmp_path / "home",
+                          SAGEMAKER_SUPPRESS_V2_WARNING="1"), loopback_only() as attempts:
+        yield Session()
+    out, err = capfd.readouterr()
+    assert attempts == [], f"requests left the machine for {attempts}"
+    assert not has_traceback(out + err), out + err
 
 
 @pytest.mark.slow
@@ -58,14 +62,16 @@ def test_sdk_processor_and_sklearn_estimator(server: StratumServer, sdk_session:
 
     role = sagemaker_role(server)
     bucket = sdk_session.default_bucket()
-    data = sdk_session.upload_string_as_file_body(csv_text(abalone_rows()[:500]), bucket, "sdk/raw/data.csv")
+    assert bucket == f"sagemaker-{REGION}-{server.account_id('dev')}"
+    prefix = f"sdk-{uuid.uuid4().hex[:8]}"
+    data = sdk_session.upload_string_as_file_body(csv_text(abalone_rows()[:500]), bucket, f"{prefix}/raw/data.csv")
     (tmp_path / "preprocess.py").write_text(PREPROCESS)
     processor = SKLearnProcessor(framework_version="1.2-1", role=role, instance_type="ml.m5.large", instance_count=1,
                                  sagemaker_session=sdk_session, base_job_name="sdk-proc")
     processor.run(code=str(tmp_path / "preprocess.py"),
                   inputs=[ProcessingInput(source=data, destination="/opt/ml/processing/input")],
                   outputs=[ProcessingOutput(output_name="train", source="/opt/ml/processing/train",
-                                            destination=f"s3://{bucket}/sdk/train")],
+                                            destination=f"s3://{bucket}/{prefix}/train")],
                   wait=True, logs=False)
     job = processor.latest_job.describe()
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
@@ -77,7 +83,7 @@ def test_sdk_processor_and_sklearn_estimator(server: StratumServer, sdk_session:
                         instance_type="ml.m5.large", role=role, sagemaker_session=sdk_session,
                         hyperparameters={"fit-intercept": True},
                         metric_definitions=[{"Name": "train:r2", "Regex": "r2=([0-9.]+)"}])
-    estimator.fit({"train": f"s3://{bucket}/sdk/train"}, wait=True, logs="None")
+    estimator.fit({"train": f"s3://{bucket}/{prefix}/train"}, logs=False)
     description = estimator.latest_training_job.describe()
     assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
     assert 0 < description["FinalMetricDataList"][0]["Value"] <= 1
@@ -85,31 +91,39 @@ def test_sdk_processor_and_sklearn_estimator(server: StratumServer, sdk_session:
 
 
 @pytest.mark.slow
-def test_sdk_builtin_xgboost_and_transformer(server: StratumServer, sdk_session: Session) -> None:
+def test_sdk_builtin_xgboost_and_transformer(server: StratumServer, sdk_session: Session, tmp_path: Path) -> None:
     from sagemaker import image_uris
     from sagemaker.estimator import Estimator
     from sagemaker.inputs import TrainingInput
 
     role = sagemaker_role(server)
-    bucket = sdk_session.default_bucket()
     rows = abalone_rows()
-    train = sdk_session.upload_string_as_file_body(csv_text(rows[:2000]), bucket, "xgb/train/train.csv")
-    validation = sdk_session.upload_string_as_file_body(csv_text(rows[2000:2400]), bucket, "xgb/val/val.csv")
-    sdk_session.upload_string_as_file_body(csv_text([r[1:] for r in rows[2400:2410]]), bucket, "xgb/test/test.csv")
+    prefix = f"xgb-{uuid.uuid4().hex[:8]}"
+    for name, part in (("train", rows[:2000]), ("validation", rows[2000:2400]),
+                       ("test", [r[1:] for r in rows[2400:2410]])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.csv").write_text(csv_text(part))
+    # upload_data with its defaults: the session's default bucket.
+    train, validation, test = (sdk_session.upload_data(str(tmp_path / n), key_prefix=f"{prefix}/{n}")
+                               for n in ("train", "validation", "test"))
+    assert train == f"s3://sagemaker-{REGION}-{server.account_id('dev')}/{prefix}/train"
     image = image_uris.retrieve("xgboost", region=REGION, version="1.7-1")
-    estimator = Estimator(image_uri=image, role=role, instance_count=1, instance_type="ml.m5.xlarge",
-                          output_path=f"s3://{bucket}/xgb/model", sagemaker_session=sdk_session)
+    started = time.monotonic()
+    estimator = Estimator(image_uri=image, role=role, instance_count=1, instance_type="ml.m5.xlarge")
     estimator.set_hyperparameters(objective="reg:squarederror", num_round=10, max_depth=4, eta=0.3)
-    estimator.fit({"train": TrainingInput(train.rsplit("/", 1)[0], content_type="text/csv"),
-                   "validation": TrainingInput(validation.rsplit("/", 1)[0], content_type="text/csv")},
-                  wait=True, logs="None")
+    estimator.fit({"train": TrainingInput(train, content_type="text/csv"),
+                   "validation": TrainingInput(validation, content_type="text/csv")}, logs=False)
     description = estimator.latest_training_job.describe()
     assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
     assert {m["MetricName"] for m in description["FinalMetricDataList"]} == {"train:rmse", "validation:rmse"}
+    # The default output path: the default bucket, under the job's name.
+    assert estimator.model_data == (f"s3://{sdk_session.default_bucket()}/{estimator.latest_training_job.name}"
+                                    "/output/model.tar.gz")
+    print(f"\n[{server.backend}] Estimator.fit with defaults: {time.monotonic() - started:.1f}s")
 
     transformer = estimator.transformer(instance_count=1, instance_type="ml.m5.large", strategy="MultiRecord",
-                                        assemble_with="Line", output_path=f"s3://{bucket}/xgb/out")
-    transformer.transform(f"s3://{bucket}/xgb/test", content_type="text/csv", split_type="Line", wait=True,
-                          logs=False)
-    body = sdk_session.read_s3_file(bucket, "xgb/out/test.csv.out")
+                                        assemble_with="Line", output_path=f"s3://{sdk_session.default_bucket()}/"
+                                                                          f"{prefix}/out")
+    transformer.transform(test, content_type="text/csv", split_type="Line", wait=True, logs=False)
+    body = sdk_session.read_s3_file(sdk_session.default_bucket(), f"{prefix}/out/test.csv.out")
     assert len([float(v) for v in body.split()]) == 10

@@ -1,15 +1,20 @@
-"""The SageMaker Python SDK 2.x pipeline workflow against Stratum, unmodified: upsert (create, then
-update to version 2), describe, start with parameters, describe the execution, list executions."""
+"""The SageMaker Python SDK 2.x against Stratum, unmodified and with its defaults: only the
+environment the server prints at start, nothing passed to the SDK (sagemaker.Session()), no
+request leaving the machine and no telemetry traceback. The pipeline workflow: upsert (create,
+then update to version 2), describe, start with parameters, describe the execution, list
+executions; the default bucket; function steps (@step) whose results come back."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
+from sdk_testing import has_traceback, loopback_only, user_environment
 from stratum_testing import REGION, StratumServer
 
 sagemaker = pytest.importorskip("sagemaker")
@@ -22,20 +27,23 @@ from sagemaker.workflow.functions import Join  # noqa: E402
 from sagemaker.workflow.parameters import ParameterInteger, ParameterString  # noqa: E402
 from sagemaker.workflow.pipeline import Pipeline  # noqa: E402
 
-# Keeps the SDK from sending usage telemetry to AWS (there is no network to AWS, only Stratum).
-SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+@pytest.fixture
+def user(server: StratumServer, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> Iterator[StratumServer]:
+    """The user's shell: the printed environment only; every off-machine connection is refused
+    and fails the test, and so does a traceback on the output (the SDK's telemetry prints one when
+    its request to AWS fails)."""
+    with user_environment(server.data_dir / "server.log", tmp_path / "home",
+                          SAGEMAKER_SUPPRESS_V2_WARNING="1"), loopback_only() as attempts:
+        yield server
+    out, err = capfd.readouterr()
+    assert attempts == [], f"requests left the machine for {attempts}"
+    assert not has_traceback(out + err), out + err
 
 
 @pytest.fixture
-def sdk_session(server: StratumServer, monkeypatch: pytest.MonkeyPatch) -> Session:
-    # Any client the SDK builds on its own (STS, S3) must also go to Stratum.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
-    monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    access_key, secret_key = server.creds("dev")
-    boto_session = boto3.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                                 region_name=REGION)
-    return Session(boto_session=boto_session, sagemaker_client=server.client("sagemaker"),
-                   default_bucket=f"sdk-{uuid.uuid4().hex[:12]}", sagemaker_config=SDK_CONFIG)
+def sdk_session(user: StratumServer) -> Session:
+    return Session()
 
 
 def build_pipeline(name: str, session: Session, message_default: str) -> Pipeline:
@@ -103,3 +111,80 @@ def test_sdk_pipeline_upsert_start_and_describe(server: StratumServer, sdk_sessi
     pipeline.delete()
     with pytest.raises(Exception, match="does not exist"):
         pipeline.describe()
+
+
+def test_default_bucket_is_the_accounts_and_made_on_the_machine(user: StratumServer) -> None:
+    started = time.monotonic()
+    session = Session()
+    bucket = session.default_bucket()
+    account = user.account_id("dev")  # the first account: the default profile
+    assert bucket == f"sagemaker-{REGION}-{account}"
+    # Created through the profile's endpoint, in the caller's account, and usable at once.
+    s3 = user.client("s3")
+    s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
+    uri = session.upload_string_as_file_body("hello", bucket, f"sdk/{uuid.uuid4().hex}.txt")
+    assert session.read_s3_file(bucket, uri.split("/", 3)[3]) == "hello"
+    assert Session().default_bucket() == bucket  # a second session: the bucket exists already
+    print(f"\n[{user.backend}] default_bucket: {time.monotonic() - started:.2f}s")
+
+
+def test_another_profile_gets_its_own_accounts_bucket(server: StratumServer, tmp_path: Path) -> None:
+    aws = server.data_dir / "aws"
+    with user_environment(server.data_dir / "server.log", tmp_path / "home", AWS_PROFILE="test",
+                          SAGEMAKER_ADMIN_CONFIG_OVERRIDE=str(aws / "sagemaker" / "test.yaml"),
+                          SAGEMAKER_SUPPRESS_V2_WARNING="1"), loopback_only() as attempts:
+        session = Session()
+        assert session.default_bucket() == f"sagemaker-{REGION}-{server.account_id('test')}"
+    assert attempts == []
+    server.client("s3", "test").head_bucket(Bucket=f"sagemaker-{REGION}-{server.account_id('test')}")
+
+
+FUNCTION_IMAGE = "236514542706.dkr.ecr.us-east-1.amazonaws.com/sagemaker-base-python-310:1.0"
+
+
+def _function_role(server: StratumServer) -> str:
+    iam = server.client("iam")
+    name = f"FunctionStepRole-{uuid.uuid4().hex[:8]}"
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess")
+    return str(arn)
+
+
+@pytest.mark.slow
+def test_function_steps_run_in_a_pipeline_and_return_their_results(user: StratumServer) -> None:
+    from sagemaker.workflow.function_step import step
+
+    role = _function_role(user)
+    threshold = ParameterInteger(name="Threshold", default_value=10)
+
+    # image_uri: the SDK's own default for a Python 3.10 client (on 3.11 it has none and asks for one).
+    @step(name="squares", image_uri=FUNCTION_IMAGE, instance_type="ml.m5.large", role=role)
+    def squares(n: int) -> list[int]:
+        return [i * i for i in range(n)]
+
+    @step(name="summary", image_uri=FUNCTION_IMAGE, instance_type="ml.m5.large", role=role)
+    def summary(values: list[int], threshold: int) -> dict[str, Any]:
+        import sys
+
+        return {"total": sum(values), "above": [v for v in values if v > threshold],
+                "python": f"{sys.version_info[0]}.{sys.version_info[1]}"}
+
+    name = f"functions-{uuid.uuid4().hex[:8]}"
+    pipeline = Pipeline(name=name, parameters=[threshold], steps=[summary(squares(6), threshold)])
+    pipeline.upsert(role_arn=role)
+    started = time.monotonic()
+    execution = pipeline.start(parameters={"Threshold": 5})
+    execution.wait(delay=2, max_attempts=150)
+    seconds = time.monotonic() - started
+    steps = {s["StepName"]: s for s in execution.list_steps()}
+    assert {n: s["StepStatus"] for n, s in steps.items()} == {"squares": "Succeeded", "summary": "Succeeded"}, steps
+    # The SDK reads each step's result from S3 where its job driver wrote it.
+    assert execution.result(step_name="squares") == [0, 1, 4, 9, 16, 25]
+    assert execution.result(step_name="summary") == {"total": 55, "above": [9, 16, 25], "python": "3.11"}
+    job = user.client("sagemaker").describe_training_job(
+        TrainingJobName=steps["summary"]["Metadata"]["TrainingJob"]["Arn"].rsplit("/", 1)[1])
+    assert job["AlgorithmSpecification"]["TrainingImage"] == FUNCTION_IMAGE
+    print(f"\n[{user.backend}] two function steps: {seconds:.1f}s")

@@ -15,6 +15,10 @@ are tried first::
     images:
       - match: "123456789012.dkr.ecr.*.amazonaws.com/team/trainer:*"   # fnmatch on the whole URI
         runtime: python
+        python: /opt/envs/trainer/bin/python   # optional: the image's interpreter (default: the server's)
+
+A job of a ``python`` image runs in a virtualenv of its own layered over that interpreter's
+packages (stratum.jobs.pyenv), with its ``python``/``pip`` first on PATH.
 """
 
 from __future__ import annotations
@@ -34,8 +38,14 @@ BUILTIN_REPOSITORIES: dict[str, str] = {
     "sagemaker-xgboost": "xgboost",
     "xgboost": "xgboost",  # the pre-1.0 built-in algorithm image
     "sagemaker-scikit-learn": "python",
+    # The SDK's remote functions (@remote, @step) default to the base Python image of the client's
+    # Python version ("sagemaker-base-python-310", "-38"); SageMaker Studio's image is the
+    # SageMaker Distribution ("sagemaker-distribution-prod").
     "sagemaker-base-python": "python",
+    "sagemaker-base-python-310": "python",
+    "sagemaker-base-python-38": "python",
     "sagemaker-distribution": "python",
+    "sagemaker-distribution-prod": "python",
     "sagemaker-pytorch": "python",
     "pytorch-training": "python",
     "pytorch-inference": "python",
@@ -57,6 +67,7 @@ class Runtime:
     kind: str  # one of RUNTIMES
     image: str
     repository: str
+    python: str | None = None  # the image's interpreter when not the server's
 
 
 class UnsupportedImage(Exception):
@@ -76,14 +87,17 @@ def repository_of(image: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def _user_entries(path: str, mtime: float) -> tuple[tuple[str, str], ...]:
+def _user_entries(path: str, mtime: float) -> tuple[tuple[str, str, str | None], ...]:
     del mtime  # part of the cache key: an edited file is read again
     data = yaml.safe_load(Path(path).read_text()) or {}
     entries = []
     for entry in data.get("images") or []:
         if not isinstance(entry, dict) or "match" not in entry or entry.get("runtime") not in RUNTIMES:
             raise ValueError(f"{path}: every image entry needs 'match' and a 'runtime' in {RUNTIMES}")
-        entries.append((str(entry["match"]), str(entry["runtime"])))
+        python = entry.get("python")
+        if python is not None and not isinstance(python, str):
+            raise ValueError(f"{path}: 'python' must be the path of an interpreter")
+        entries.append((str(entry["match"]), str(entry["runtime"]), python))
     return tuple(entries)
 
 
@@ -91,9 +105,9 @@ def resolve(image: str, images_file: Path | None = None) -> Runtime:
     """The runtime for ``image``; raises UnsupportedImage."""
     repository = repository_of(image)
     if images_file is not None and Path(images_file).is_file():
-        for pattern, kind in _user_entries(str(images_file), Path(images_file).stat().st_mtime):
+        for pattern, kind, python in _user_entries(str(images_file), Path(images_file).stat().st_mtime):
             if fnmatch.fnmatchcase(image, pattern):
-                return Runtime(kind, image, repository)
+                return Runtime(kind, image, repository, python)
     kind = BUILTIN_REPOSITORIES.get(repository)
     if kind is None:
         raise UnsupportedImage(image)

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Protocol
 
-from stratum.jobs import contracts, process
+from stratum.jobs import contracts, process, pyenv
 from stratum.jobs.contracts import Layout
 from stratum.jobs.metrics import parse_metrics
 from stratum.jobs.s3io import S3, JobDataError, has_files, join_uri, split_uri
@@ -48,6 +48,8 @@ class Runner:
         self.deadline = time.monotonic() + spec.max_runtime if spec.max_runtime else None
         self.isolation = process.resolve_isolation(spec.isolation)
         self.started_at = time.time()
+        self.python = sys.executable  # the image's `python`: the job's own virtualenv once run() made it
+        self.bin_dir: str | None = None
 
     # ------------------------------------------------------------------------------------ plumbing
     def log(self, message: str) -> None:
@@ -72,11 +74,15 @@ class Runner:
         """The container command on this host: /opt/ml paths remapped, python is the server's Python."""
         argv = [self.layout.remap(a) for a in argv]
         if self.spec.runtime != "host" and argv and _PYTHON.match(os.path.basename(argv[0])):
-            argv = [sys.executable, *argv[1:]]
+            argv = [self.python, *argv[1:]]
         return argv
 
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = contracts.base_environment(self.spec.region, self.spec.endpoint_url, self.spec.credentials)
+        if self.bin_dir:
+            # The image's `python`/`python3`/`pip` come first: container scripts that find them on
+            # PATH (the SDK's job drivers: `python -m ...`, `command -v python3`) run the job's.
+            env["PATH"] = os.pathsep.join(p for p in (self.bin_dir, env.get("PATH")) if p)
         for key, value in (extra or {}).items():
             env[key] = self.layout.remap(str(value))
         return env
@@ -114,6 +120,8 @@ class Runner:
         Path(self.spec.job_dir).mkdir(parents=True, exist_ok=True)
         Path(self.spec.log_path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.spec.runtime != "host":
+                self.make_python_environment()
             if self.spec.kind == "training":
                 return self.training()
             if self.spec.kind == "processing":
@@ -137,6 +145,13 @@ class Runner:
         finally:
             if not self.spec.keep_job_dir:
                 shutil.rmtree(self.spec.job_dir, ignore_errors=True)
+
+    def make_python_environment(self) -> None:
+        try:
+            bin_dir = pyenv.create(Path(self.spec.job_dir) / "python", self.spec.python)
+        except (pyenv.PythonEnvironmentError, OSError) as exc:
+            raise JobDataError(f"ClientError: {exc}") from exc
+        self.bin_dir, self.python = str(bin_dir), str(bin_dir / "python")
 
     def failed(self, reason: str, exit_message: str | None = None) -> RunResult:
         if self.spec.kind == "training":
@@ -204,7 +219,7 @@ class Runner:
             if not script.is_file():
                 raise JobDataError(f"AlgorithmError: the entry point {program} is not in the source directory "
                                    "(sagemaker_submit_directory)")
-            interpreter = ["/bin/sh"] if program.endswith(".sh") else [sys.executable]
+            interpreter = ["/bin/sh"] if program.endswith(".sh") else [self.python]
             return [*interpreter, str(script), *contracts.user_args(hps)], self.layout.code
         if self.spec.runtime == "xgboost":
             return [sys.executable, "-m", "stratum.algorithms.xgboost.train"], self.layout.ml

@@ -275,7 +275,8 @@ class JobService:
             endpoint_url=self.settings.endpoint_url,
             credentials={k: credentials[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")},
             max_runtime=_max_runtime(row), isolation=getattr(self.settings, "job_isolation", "auto") or "auto",
-            keep_job_dir=bool(getattr(self.settings, "keep_job_dirs", False)), context=row.context or {})
+            keep_job_dir=bool(getattr(self.settings, "keep_job_dirs", False)), context=row.context or {},
+            python=runtime.python)
         if self._shutting_down():
             return None
         with self.db.begin() as conn:

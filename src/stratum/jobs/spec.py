@@ -27,6 +27,7 @@ class JobSpec:
     isolation: str = "auto"  # how /opt/ml paths are remapped: auto | mountns | pathpatch
     stop_grace: float = 5.0  # seconds between SIGTERM and SIGKILL when stopping
     keep_job_dir: bool = False
+    python: str | None = None  # the image's interpreter when not the server's (images.Runtime.python)
     context: dict[str, Any] = field(default_factory=dict)  # e.g. the Model of a transform job
 
 

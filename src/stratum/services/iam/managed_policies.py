@@ -41,7 +41,22 @@ AWS_MANAGED: dict[str, tuple[str, str]] = {
                                             "s3:ListAllMyBuckets", "s3:GetBucketCors", "s3:PutBucketCors"],
               "Resource": "*"},
              {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "arn:aws:iam::*:role/*",
-              "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}})),
+              "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}},
+             # What a job's role needs of services Stratum does not serve, as in AWS's document: the
+             # SageMaker SDK 3.x simulates them (SimulatePrincipalPolicy) before it starts a job.
+             {"Effect": "Allow", "Action": [
+                 "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData",
+                 "cloudwatch:GetMetricStatistics", "cloudwatch:ListMetrics", "cloudwatch:PutMetricAlarm",
+                 "cloudwatch:PutMetricData", "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                 "ec2:CreateVpcEndpoint", "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
+                 "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables",
+                 "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcs",
+                 "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:CreateRepository", "ecr:Describe*",
+                 "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "ecr:StartImageScan",
+                 "logs:CreateLogDelivery", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:DeleteLogDelivery",
+                 "logs:Describe*", "logs:GetLogDelivery", "logs:GetLogEvents", "logs:ListLogDeliveries",
+                 "logs:PutLogEvents", "logs:PutResourcePolicy", "logs:UpdateLogDelivery"],
+              "Resource": "*"})),
     "AmazonSageMakerReadOnly": ("Provides read only access to Amazon SageMaker.",
                                 _doc({"Effect": "Allow",
                                       "Action": ["sagemaker:Describe*", "sagemaker:List*", "sagemaker:Search",

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from stratum import ids
 from stratum.protocol.errors import ServiceError
@@ -56,6 +56,10 @@ def ensure_aws_managed_policies(conn: Connection) -> None:
     for name, (description, document) in AWS_MANAGED.items():
         arn = managed_policy_arn(name)
         if arn in existing:
+            # A data directory made by an earlier release gets the document this release ships.
+            conn.execute(update(iam_policy_versions).where(
+                (iam_policy_versions.c.policy_arn == arn) & (iam_policy_versions.c.version_id == "v1")
+                & (iam_policy_versions.c.document != document)).values(document=document))
             continue
         conn.execute(insert(iam_policies).values(
             arn=arn, account_id=AWS_OWNER, name=name, policy_id=ids.unique_id("ANPA"), path="/",
