@@ -73,7 +73,8 @@ def test_cli_creates_accounts_and_keys_the_server_accepts(server: StratumServer)
     assert f"[{name}]" not in (server.data_dir / "aws" / "credentials").read_text()
     out = _stratum(server, "profiles").stdout
     config, creds = server.data_dir / "aws" / "config", server.data_dir / "aws" / "credentials"
-    assert out.strip() == f"export AWS_CONFIG_FILE={config} AWS_SHARED_CREDENTIALS_FILE={creds}"
+    assert out.strip() == (f"export AWS_CONFIG_FILE={config} AWS_SHARED_CREDENTIALS_FILE={creds} "
+                           f"SAGEMAKER_ADMIN_CONFIG_OVERRIDE={config.parent / 'sagemaker' / 'default.yaml'}")
     assert f"[{name}]" in creds.read_text()
     assert _endpoints(config) == {server.endpoint_url}
     env = _profile_env(server)
@@ -236,7 +237,9 @@ def test_serve_prints_absolute_paths_and_writes_profiles_for_its_real_port(tmp_p
         out = _run_cli("profiles", "--data-dir", "../data", "--aws-dir", "aws", cwd=other)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == (f"export AWS_CONFIG_FILE={other / 'aws' / 'config'} "
-                                      f"AWS_SHARED_CREDENTIALS_FILE={other / 'aws' / 'credentials'}")
+                                      f"AWS_SHARED_CREDENTIALS_FILE={other / 'aws' / 'credentials'} "
+                                      f"SAGEMAKER_ADMIN_CONFIG_OVERRIDE={other / 'aws' / 'sagemaker' / 'default.yaml'}")
+        assert (other / "aws" / "sagemaker" / "default.yaml").is_file()
         assert _endpoints(other / "aws" / "config") == {endpoint}
         out = _run_cli("profiles", "--data-dir", "../data", "--aws-dir", "aws", "--endpoint-url",
                        "http://127.0.0.1:9", cwd=other)
