@@ -13,6 +13,7 @@ from sqlalchemy import select
 from stratum.auth.chunked import decode_aws_chunked
 from stratum.auth.errors import auth_error
 from stratum.auth.identity import ANONYMOUS, Identity
+from stratum.auth.payload import VerifiedPayload
 from stratum.auth.sigv2 import is_query_v2, parse_query_v2, verify_query_v2
 from stratum.auth.sigv4 import SignedRequestInfo, SigV4Error, parse_auth, verify
 from stratum.protocol.http import HttpRequest
@@ -112,8 +113,10 @@ class Authenticator:
             raise auth_error("InvalidClientTokenId", protocol)
         try:
             signing_key = verify(info, cred.secret, request.method, request.raw_path, request.query_string,
-                                 request.headers, request.body, s3=is_s3)
-            if info.payload_hash.startswith("STREAMING-"):
+                                 request.headers, request.body, s3=is_s3, payload_follows=request.stream is not None)
+            if request.stream is not None:  # verified as the handler reads it
+                request.stream = VerifiedPayload(request.stream, request.headers, (info, signing_key))
+            elif info.payload_hash.startswith("STREAMING-"):
                 decoded_len = request.headers.get("x-amz-decoded-content-length")
                 body, _trailers = decode_aws_chunked(
                     request.body, payload_hash=info.payload_hash, signing_key=signing_key,
