@@ -454,3 +454,38 @@ def test_oversized_buffered_body_is_refused_in_the_service_format(server: Stratu
     with pytest.raises(ClientError) as exc:
         s3.put_bucket_policy(Bucket=_name(), Policy="{" + " " * (40 * MB) + "}")
     assert _error(exc) == ("MaxMessageLengthExceeded", 400)
+
+
+def test_slow_uploads_do_not_stall_other_requests(server: StratumServer, s3: Any, bucket: str) -> None:
+    """Each streamed upload holds a thread while its client sends; a dozen clients trickling their
+    bodies must not starve the threads every other blocking handler (GetObject...) runs on."""
+    import socket
+    import time
+
+    s3.put_object(Bucket=bucket, Key="small", Body=b"still served")
+    size = 256 * 1024
+    ak, sk = server.creds()
+    sockets = []
+    try:
+        for i in range(12):
+            request = AWSRequest("PUT", f"{server.endpoint_url}/{bucket}/slow-{i}", headers={
+                "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "Content-Length": str(size)})
+            SigV4Auth(Credentials(ak, sk), "s3", REGION).add_auth(request)
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            head = f"PUT /{bucket}/slow-{i} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n" + "".join(
+                f"{k}: {v}\r\n" for k, v in request.headers.items()) + "\r\n"
+            sock.sendall(head.encode() + b"x" * 1024)  # the rest of the body comes later
+            sockets.append(sock)
+        time.sleep(0.5)  # every upload handler is now waiting for its body
+        started = time.monotonic()
+        assert s3.get_object(Bucket=bucket, Key="small")["Body"].read() == b"still served"
+        assert s3.head_object(Bucket=bucket, Key="small")["ContentLength"] == 12
+        assert time.monotonic() - started < 5
+        for sock in sockets:
+            sock.sendall(b"x" * (size - 1024))
+        for sock in sockets:
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200"), "upload failed"
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert s3.head_object(Bucket=bucket, Key="slow-11")["ContentLength"] == size

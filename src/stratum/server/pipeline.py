@@ -17,7 +17,7 @@ from stratum.server.app_state import AppState
 from stratum.server.body import ClientDisconnected
 from stratum.server.context import RequestContext
 from stratum.server.routing import route_service
-from stratum.server.streaming import body_too_large, receive_body
+from stratum.server.streaming import body_too_large, receive_body, run_streamed
 
 log = logging.getLogger("stratum.request")
 
@@ -44,7 +44,9 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
         if handler is None:
             raise ServiceError("NotImplemented", f"{service}:{op.name} is not supported by Stratum yet", 501)
         ctx = RequestContext(app, request_id, service, op.name, region, identity, request)
-        if blocking:
+        if blocking and request.stream is not None:
+            output = await run_streamed(handler, ctx, params)
+        elif blocking:
             output = await asyncio.to_thread(handler, ctx, params)
         else:
             output = handler(ctx, params)

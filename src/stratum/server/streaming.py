@@ -7,6 +7,13 @@ check passed. Every other body is read whole before routing, under ``MAX_BUFFERE
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
 from stratum.protocol.errors import ServiceError
 from stratum.protocol.http import HttpRequest
 from stratum.protocol.parser import match_route
@@ -16,6 +23,22 @@ from stratum.server.body import MAX_BUFFERED_BODY, AsgiBody, BodyTooLarge
 from stratum.server.routing import route_service
 
 STREAMED_OPERATIONS: dict[str, frozenset[str]] = {"s3": frozenset({"PutObject", "UploadPart"})}
+# A streamed upload holds its thread for as long as the client takes to send the body: such
+# handlers get threads of their own rather than the event loop's default pool (a few threads,
+# shared by every blocking handler), so slow uploads cannot stall other requests. Uploads beyond
+# this many wait, their bodies unread.
+UPLOAD_THREADS = 64
+_uploads: ThreadPoolExecutor | None = None
+T = TypeVar("T")
+
+
+async def run_streamed(func: Callable[..., T], *args: Any) -> T:
+    """Run the blocking handler of a streamed request on the upload threads."""
+    global _uploads
+    if _uploads is None:
+        _uploads = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="stratum-upload")
+    call = functools.partial(contextvars.copy_context().run, func, *args)
+    return await asyncio.get_running_loop().run_in_executor(_uploads, call)
 
 
 async def receive_body(app: AppState, request: HttpRequest) -> bool:
