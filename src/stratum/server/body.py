@@ -19,7 +19,7 @@ from typing import Any
 # 10,000-part CompleteMultipartUpload) stay well under it.
 MAX_BUFFERED_BODY = 32 * 1024 * 1024
 # How much a streaming reader takes from the connection per hop to the event loop.
-STREAM_PIECE = 1024 * 1024
+STREAM_PIECE = 256 * 1024
 # A body a handler stopped reading (a verification failure half-way) is read to its end and
 # discarded up to this much, so the client can read the error on the same connection; beyond it
 # the connection is closed instead.
