@@ -489,3 +489,42 @@ def test_slow_uploads_do_not_stall_other_requests(server: StratumServer, s3: Any
         for sock in sockets:
             sock.close()
     assert s3.head_object(Bucket=bucket, Key="slow-11")["ContentLength"] == size
+
+
+@pytest.fixture
+def impatient_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+                     ) -> Iterator[StratumServer]:
+    from conftest import BACKENDS, close_server, make_server
+
+    monkeypatch.setenv("STRATUM_BODY_IDLE_TIMEOUT", "1")
+    srv = make_server(tmp_path_factory, BACKENDS[0])
+    srv.start()
+    yield srv
+    close_server(srv)
+
+
+def test_silent_upload_times_out_and_frees_its_thread(impatient_server: StratumServer) -> None:
+    import socket
+    import time
+
+    server = impatient_server
+    s3 = server.client("s3")
+    bucket = _name()
+    s3.create_bucket(Bucket=bucket)
+    ak, sk = server.creds()
+    request = AWSRequest("PUT", f"{server.endpoint_url}/{bucket}/silent", headers={
+        "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "Content-Length": "100000"})
+    SigV4Auth(Credentials(ak, sk), "s3", REGION).add_auth(request)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        head = f"PUT /{bucket}/silent HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in request.headers.items()) + "\r\n"
+        started = time.monotonic()
+        sock.sendall(head.encode() + b"x" * 1000)  # then nothing more
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        assert time.monotonic() - started < 10
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert b"<Code>RequestTimeout</Code>" in answer and b"connection: close" in answer.lower()
+    assert _absent(s3, bucket, "silent")
+    assert not _leftovers(server)

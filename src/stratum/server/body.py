@@ -11,6 +11,8 @@ client that waits for ``100 Continue``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -24,6 +26,9 @@ STREAM_PIECE = 256 * 1024
 # discarded up to this much, so the client can read the error on the same connection; beyond it
 # the connection is closed instead.
 DRAIN_LIMIT = 1024 * 1024 * 1024
+# A client that sends nothing of a streamed body for this long loses the request (S3 answers
+# RequestTimeout): the upload's thread is not held by a connection left open and silent.
+IDLE_TIMEOUT = float(os.environ.get("STRATUM_BODY_IDLE_TIMEOUT", "60"))
 
 
 class ClientDisconnected(Exception):
@@ -32,6 +37,10 @@ class ClientDisconnected(Exception):
 
 class BodyTooLarge(Exception):
     """The body is larger than the buffering limit."""
+
+
+class BodyTimeout(Exception):
+    """The client sent nothing of the body for IDLE_TIMEOUT seconds."""
 
 
 class AsgiBody:
@@ -86,7 +95,12 @@ class AsgiBody:
         """The body in pieces of up to about STREAM_PIECE bytes, for a worker thread (never call it
         on the event loop: each piece waits for the loop to receive it)."""
         while not self.finished:
-            piece = asyncio.run_coroutine_threadsafe(self._next_piece(), self._loop).result()
+            future = asyncio.run_coroutine_threadsafe(self._next_piece(), self._loop)
+            try:
+                piece = future.result(IDLE_TIMEOUT)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise BodyTimeout() from None
             if piece:
                 yield piece
 
@@ -95,10 +109,10 @@ class AsgiBody:
         start = self.received
         try:
             while not self.finished:
-                await self._next()
+                await asyncio.wait_for(self._next(), IDLE_TIMEOUT)
                 if self.received - start > limit:
                     return False
-        except ClientDisconnected:
+        except (ClientDisconnected, TimeoutError):
             return False
         return True
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from stratum.auth.payload import VerifiedPayload, payload_of
 from stratum.protocol.errors import ServiceError
+from stratum.server.body import BodyTimeout
 from stratum.server.context import RequestContext
 
 from . import checksums
@@ -51,11 +52,19 @@ class UploadBody:
         return self.checksums.result(self.payload.trailers if self.payload is not None else None)
 
 
+def request_timeout() -> ServiceError:
+    return ServiceError("RequestTimeout", "Your socket connection to the server was not read from or written to "
+                        "within the timeout period. Idle connections will be closed.", 400)
+
+
 def _capped(pieces: Iterator[bytes]) -> Iterator[bytes]:
     # A body sent without a length (Transfer-Encoding: chunked) is held to the same limit.
     size = 0
-    for piece in pieces:
-        size += len(piece)
-        if size > MAX_UPLOAD_SIZE:
-            raise entity_too_large(size)
-        yield piece
+    try:
+        for piece in pieces:
+            size += len(piece)
+            if size > MAX_UPLOAD_SIZE:
+                raise entity_too_large(size)
+            yield piece
+    except BodyTimeout:
+        raise request_timeout() from None
