@@ -10,7 +10,10 @@ Three framings, selected by the ``x-amz-content-sha256`` value the request was s
 * ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` (what botocore sends over HTTPS with a flexible
   checksum): ``<hex-size>\\r\\n<data>\\r\\n`` repeated, ``0\\r\\n``, trailer lines, ``\\r\\n``.
 
-Trailing ``x-amz-checksum-*`` values are checked against the decoded payload.
+Trailing ``x-amz-checksum-*`` values are checked against the decoded payload. The decoder
+(:class:`ChunkedDecoder`) works incrementally, so an upload is decoded and authenticated as it
+streams to disk (see :mod:`stratum.auth.payload`); :func:`decode_aws_chunked` decodes a body
+already in memory.
 """
 
 from __future__ import annotations
@@ -203,7 +206,7 @@ class ChunkedDecoder:
         self._scope = scope
         self._chunk_prefix = f"AWS4-HMAC-SHA256-PAYLOAD\n{amz_date}\n{scope}\n"
         self._previous = seed_signature
-        self._decoded_length = decoded_length
+        self.decoded_length = decoded_length
         self._sums: dict[str, _Running] = {}
         for name in checksums or ():
             if not name.startswith(_CHECKSUM_PREFIX):
@@ -340,9 +343,9 @@ class ChunkedDecoder:
             raise _incomplete(f"Trailing headers are not allowed with x-amz-content-sha256: {self.payload_hash}.")
         if self.signed and self.trailer_allowed:
             self._check_trailer_signature(ordered, trailer_signature)
-        if self._decoded_length is not None and self.size != self._decoded_length:
+        if self.decoded_length is not None and self.size != self.decoded_length:
             raise _incomplete(f"The decoded aws-chunked payload is {self.size} bytes but "
-                              f"x-amz-decoded-content-length says {self._decoded_length}.")
+                              f"x-amz-decoded-content-length says {self.decoded_length}.")
         trailers = dict(ordered)
         for name, running in self._sums.items():
             value = trailers.get(name)

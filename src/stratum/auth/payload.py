@@ -74,7 +74,7 @@ class VerifiedPayload:
     def content_length(self) -> int | None:
         """The payload's size as announced before it was sent (for size limits)."""
         if self.decoder is not None:
-            return self.decoder._decoded_length  # noqa: SLF001 - same package, read only
+            return self.decoder.decoded_length
         return self.raw.content_length
 
     def pieces(self) -> Iterator[bytes]:

@@ -1,7 +1,7 @@
 """Content-MD5 and flexible checksums (x-amz-checksum-*): verification on upload, echo on download.
 
 boto3 1.36+ sends a CRC32 with every upload by default (as a header over plain HTTP, as an aws-chunked
-trailer over HTTPS; trailers are verified by the authenticator while decoding). S3 keeps one checksum
+trailer over HTTPS; trailers are verified by the aws-chunked decoder as the body streams in). S3 keeps one checksum
 per object and returns it when the client asks with ``x-amz-checksum-mode: ENABLED``.
 """
 
