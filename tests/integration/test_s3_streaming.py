@@ -218,6 +218,9 @@ def test_bad_digests_leave_no_object_and_no_partial_file(server: StratumServer, 
     with pytest.raises(ClientError) as exc:
         plain.put_object(Bucket=bucket, Key="tampered", Body=body)
     assert _error(exc) == ("XAmzContentSHA256Mismatch", 400)
+    fields = exc.value.response["Error"]
+    assert fields["ClientComputedContentSHA256"] == hashlib.sha256(body).hexdigest()
+    assert fields["S3ComputedContentSHA256"] not in (fields["ClientComputedContentSHA256"], None)
     assert _absent(s3, bucket, "tampered")
     assert not _leftovers(server)
     # A trailing checksum that does not match the body.

@@ -26,6 +26,7 @@ from stratum.auth.sigv4 import (
     SigV4Error,
     credential_scope,
 )
+from stratum.protocol.errors import ServiceError
 from stratum.protocol.http import BodyStream
 
 _HEX64 = frozenset("0123456789abcdef")
@@ -107,8 +108,11 @@ class VerifiedPayload:
         elif sha is not None:
             actual = sha.hexdigest() if self.size else EMPTY_SHA256
             if not hmac.compare_digest(actual, self.expected_sha256 or ""):
-                raise SigV4Error("XAmzContentSHA256Mismatch",
-                                 "The provided 'x-amz-content-sha256' header does not match what was computed.")
+                # S3 names both digests in its error.
+                raise ServiceError("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does "
+                                   "not match what was computed.", 400,
+                                   fields={"ClientComputedContentSHA256": self.expected_sha256,
+                                           "S3ComputedContentSHA256": actual})
 
 
 def payload_of(stream: BodyStream, headers: Mapping[str, str]) -> VerifiedPayload:
