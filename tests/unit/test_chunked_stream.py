@@ -104,3 +104,22 @@ def test_a_chunk_is_never_held_whole() -> None:
     with pytest.raises(SigV4Error):
         for _ in range(10):
             long_line.feed(b"1" * 1000)  # a size line that never ends
+
+
+@pytest.mark.parametrize("name", ["crc32c", "crc64nvme"])
+def test_vectorized_crcs_match_the_table_loop(name: str) -> None:
+    import os
+
+    from stratum.auth.crc import crc32c, crc64nvme, crc_by_loop
+
+    fast = {"crc32c": crc32c, "crc64nvme": crc64nvme}[name]
+    for size in (0, 1, 127, 4095, 4096, 4097, 65536, 100_003, 1 << 20):
+        data = os.urandom(size)
+        for start in (0, 0xDEADBEEF):
+            assert fast(data, start) == crc_by_loop(name, data, start), (size, start)
+    # Continuing across pieces of any size gives the whole input's value.
+    data = os.urandom(300_000)
+    value = 0
+    for i in range(0, len(data), 70_001):
+        value = fast(data[i:i + 70_001], value)
+    assert value == crc_by_loop(name, data)

@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from stratum.auth.crc import crc32c, crc64nvme
 from stratum.auth.sigv4 import (
     EMPTY_SHA256,
     STREAMING_PAYLOAD,
@@ -45,47 +46,8 @@ _CHECKSUM_PREFIX = "x-amz-checksum-"
 
 # --------------------------------------------------------------------------- checksums
 #
-# zlib only provides CRC-32; CRC-32C and CRC-64/NVME come from awscrt in botocore, which is not
-# a dependency here, so they are computed with a byte-at-a-time table in pure Python
-# (~10-20 MB/s: fine for test payloads, slow for multi-GB objects).
-
-
-def _reflect(value: int, width: int) -> int:
-    return int(f"{value:0{width}b}"[::-1], 2)
-
-
-def _crc_table(reflected_poly: int) -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ reflected_poly if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC32C_TABLE = _crc_table(_reflect(0x1EDC6F41, 32))  # Castagnoli
-_CRC64NVME_TABLE = _crc_table(_reflect(0xAD93D23594C93659, 64))
-_MASK32 = 0xFFFFFFFF
-_MASK64 = 0xFFFFFFFFFFFFFFFF
-
-
-def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
-    """CRC-32C (Castagnoli); ``crc`` continues a previous result, like ``zlib.crc32``."""
-    table = _CRC32C_TABLE
-    crc ^= _MASK32
-    for byte in bytes(data):
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ _MASK32
-
-
-def crc64nvme(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
-    """CRC-64/NVME, the algorithm behind ``x-amz-checksum-crc64nvme``."""
-    table = _CRC64NVME_TABLE
-    crc ^= _MASK64
-    for byte in bytes(data):
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ _MASK64
+# zlib only provides CRC-32; CRC-32C and CRC-64/NVME come from stratum.auth.crc (botocore gets
+# them from awscrt, which is not a dependency here).
 
 
 _CHECKSUMS: dict[str, Callable[[bytes], bytes]] = {
