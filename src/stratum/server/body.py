@@ -48,12 +48,20 @@ class AsgiBody:
 
     def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]], headers: dict[str, str]) -> None:
         self._receive = receive
+        self._headers = headers
         self._loop = asyncio.get_running_loop()
-        self.content_length = _content_length(headers)
-        self.expects_continue = headers.get("expect", "").lower() == "100-continue"
         self.started = False  # receive() called: a client waiting for 100 Continue was told to send
         self.finished = False  # the last piece has been received
         self.received = 0
+
+    # Worked out when asked: most requests never need them (every request makes one of these).
+    @property
+    def content_length(self) -> int | None:
+        return _content_length(self._headers)
+
+    @property
+    def expects_continue(self) -> bool:
+        return self._headers.get("expect", "").lower() == "100-continue"
 
     async def _next(self) -> bytes:
         if self.finished:
@@ -70,11 +78,18 @@ class AsgiBody:
 
     async def read_all(self, limit: int = MAX_BUFFERED_BODY) -> bytes:
         """The whole body; BodyTooLarge (before reading anything when Content-Length says so)."""
-        if self.content_length is not None and self.content_length > limit:
+        if "content-length" in self._headers and (self.content_length or 0) > limit:
             raise BodyTooLarge()
-        first = await self._next()
-        if self.finished:
-            return first  # the common case: one message, no copy
+        # The common case, spelled out: one message, no copy.
+        self.started = True
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        first: bytes = message.get("body", b"")
+        self.received = len(first)
+        if not message.get("more_body", False):
+            self.finished = True
+            return first
         pieces = [first]
         while not self.finished:
             pieces.append(await self._next())
