@@ -506,6 +506,7 @@ def impatient_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     close_server(srv)
 
 
+@pytest.mark.slow  # starts a server of its own
 def test_silent_upload_times_out_and_frees_its_thread(impatient_server: StratumServer) -> None:
     import socket
     import time
