@@ -14,6 +14,7 @@ from sqlalchemy import select
 from stratum.auth.chunked import decode_aws_chunked
 from stratum.auth.errors import auth_error
 from stratum.auth.identity import ANONYMOUS, Identity
+from stratum.auth.payload import VerifiedPayload
 from stratum.auth.sigv2 import check_expires, is_query_v2, parse_query_v2, verify_query_v2
 from stratum.auth.sigv4 import SignedRequestInfo, SigV4Error, check_clock, parse_auth, verify
 from stratum.protocol.http import HttpRequest
@@ -111,8 +112,11 @@ class Authenticator:
                           lambda now: check_clock(info, now, is_s3))
         try:
             signing_key = verify(info, cred.secret, request.method, request.raw_path, request.query_string,
-                                 request.headers, request.body, s3=is_s3, clock_checked=True)
-            if info.payload_hash.startswith("STREAMING-"):
+                                 request.headers, request.body, s3=is_s3, clock_checked=True,
+                                 payload_follows=request.stream is not None)
+            if request.stream is not None:  # verified as the handler reads it
+                request.stream = VerifiedPayload(request.stream, request.headers, (info, signing_key))
+            elif info.payload_hash.startswith("STREAMING-"):
                 decoded_len = request.headers.get("x-amz-decoded-content-length")
                 body, _trailers = decode_aws_chunked(
                     request.body, payload_hash=info.payload_hash, signing_key=signing_key,

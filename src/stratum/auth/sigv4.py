@@ -601,6 +601,7 @@ def verify(
     now: datetime | None = None,
     s3: bool = False,
     clock_checked: bool = False,
+    payload_follows: bool = False,
 ) -> bytes:
     """Check the request's signature, clock and body hash; return the derived signing key.
 
@@ -608,7 +609,10 @@ def verify(
     S3 error codes.  When ``info.payload_hash`` starts with ``STREAMING-`` the body is not
     checked here: the caller must pass it through :func:`stratum.auth.chunked.decode_aws_chunked`
     with the returned key. ``clock_checked``: the caller has already applied :func:`check_clock`
-    (the server's authenticator does, with its other credential checks).
+    (the server's authenticator does, with its other credential checks). ``payload_follows``: the
+    body has not been read (it is streamed), so a hex ``x-amz-content-sha256`` is not compared here
+    but by :mod:`stratum.auth.payload` as the body is read; the request must then carry that header
+    (the body's hash is part of what a request without it signs).
     """
     if not clock_checked:
         check_clock(info, _now_epoch(now), s3)
@@ -624,6 +628,8 @@ def verify(
             # SigV4QueryAuth keeps the generic payload rule: the body's SHA-256.
             payload_hash = body_digest = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
     elif not payload_hash:
+        if payload_follows:
+            raise ValueError("a streamed body needs x-amz-content-sha256 to be verified")
         payload_hash = body_digest = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
 
     signing_key = derive_signing_key(secret_key, info.date, info.region, info.service)
@@ -668,7 +674,7 @@ def verify(
         )
 
     # Only now that the header is known authentic does a mismatch mean a corrupted/tampered body.
-    if body_digest is None and payload_hash not in _SPECIAL_PAYLOAD_HASHES:
+    if body_digest is None and payload_hash not in _SPECIAL_PAYLOAD_HASHES and not payload_follows:
         actual = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         if not hmac.compare_digest(actual.encode("ascii"), payload_hash.lower().encode("ascii", "replace")):
             raise SigV4Error(

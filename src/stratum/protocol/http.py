@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 from urllib.parse import parse_qsl, unquote
+
+
+class BodyStream(Protocol):
+    """A request body read as it arrives (S3 uploads): ``pieces`` blocks, so only worker threads call it."""
+
+    content_length: int | None
+
+    def pieces(self) -> Iterator[bytes]: ...
 
 
 @dataclass
@@ -19,6 +28,9 @@ class HttpRequest:
     scheme: str = "http"
     vpce_id: str | None = None  # set when the request arrived through a named VPC endpoint listener
     route_path: str | None = None  # path used for operation matching when it differs from raw_path (S3 virtual hosts)
+    # The body still unread (then ``body`` is empty): the pipeline either reads it into ``body`` or,
+    # for an S3 object upload, leaves it to the handler to stream to disk.
+    stream: BodyStream | None = None
 
     @cached_property
     def path(self) -> str:

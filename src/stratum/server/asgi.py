@@ -10,6 +10,7 @@ from typing import Any
 
 from stratum.protocol.http import HttpRequest, HttpResponse
 from stratum.server.app_state import AppState
+from stratum.server.body import AsgiBody, ClientDisconnected
 from stratum.server.pipeline import handle
 
 log = logging.getLogger("stratum.asgi")
@@ -43,30 +44,29 @@ class StratumApp:
         else:
             if len(headers) != len(raw_headers):  # a repeated header: its values are joined
                 headers = _decode_headers(raw_headers)
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        # The body is left on the wire: the pipeline reads it (or an S3 upload streams it to disk).
+        stream = AsgiBody(receive, headers)
         raw_path = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
         client = scope.get("client")
         server = scope.get("server")
         request = HttpRequest(
             method=scope["method"], raw_path=path, query_string=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers, body=body, client_ip=client[0] if client else "127.0.0.1",
+            headers=headers, client_ip=client[0] if client else "127.0.0.1",
             scheme=scope.get("scheme", "http"),
-            vpce_id=self._vpce_id(server),
+            vpce_id=self._vpce_id(server), stream=stream,
         )
-        if path == HEALTH_PATH and request.method == "GET":
-            response = HttpResponse(200, {"Content-Type": "application/json"},
-                                    json.dumps({"status": "ok", "service": "stratum"}).encode())
-        else:
-            response = await handle(self.state, request)
+        try:
+            if path == HEALTH_PATH and request.method == "GET":
+                response = HttpResponse(200, {"Content-Type": "application/json"},
+                                        json.dumps({"status": "ok", "service": "stratum"}).encode())
+            else:
+                response = await handle(self.state, request)
+            if not stream.finished and not await _settle_body(stream):
+                # The rest of the body will not be read: the connection cannot carry another request.
+                response.headers["Connection"] = "close"
+        except ClientDisconnected:
+            return
         await _send(send, response, request.method)
 
     def _vpce_id(self, server: tuple[str, int] | None) -> str | None:
@@ -87,6 +87,16 @@ class StratumApp:
                 self.state.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _settle_body(stream: AsgiBody) -> bool:
+    """Before answering a request whose body was not read to its end: read and discard the rest
+    when the client is sending it anyway, so it reads the answer and keeps the connection. A client
+    still waiting for ``100 Continue`` sends nothing more: the answer goes out with the connection
+    closed after it, as its body bytes would otherwise be taken for the next request."""
+    if stream.expects_continue and not stream.started:
+        return False
+    return await stream.drain()
 
 
 def _decode_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:

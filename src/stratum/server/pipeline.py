@@ -14,8 +14,10 @@ from stratum.protocol.serializer import serialize_error, serialize_response
 from stratum.protocol.service_models import ServiceIndex, service_index
 from stratum.protocol.validate import validate_input
 from stratum.server.app_state import AppState
+from stratum.server.body import ClientDisconnected
 from stratum.server.context import RequestContext
 from stratum.server.routing import route_service
+from stratum.server.streaming import body_too_large, receive_body, run_streamed
 
 log = logging.getLogger("stratum.request")
 
@@ -27,6 +29,9 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
     request_id = ids.request_id()
     index: ServiceIndex | None = None
     try:
+        if request.stream is not None and not await receive_body(app, request):
+            index = service_index(route_service(request, app.settings.region)[0])
+            raise body_too_large(index.protocol)
         service, region = route_service(request, app.settings.region)
         index = service_index(service)
         provider = app.providers.get(service)
@@ -39,7 +44,9 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
         if handler is None:
             raise ServiceError("NotImplemented", f"{service}:{op.name} is not supported by Stratum yet", 501)
         ctx = RequestContext(app, request_id, service, op.name, region, identity, request)
-        if blocking:
+        if blocking and request.stream is not None:
+            output = await run_streamed(handler, ctx, params)
+        elif blocking:
             output = await asyncio.to_thread(handler, ctx, params)
         else:
             output = handler(ctx, params)
@@ -49,6 +56,8 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
         return serialize_response(index.model, op, output, request_id)
     except ServiceError as exc:
         return serialize_error(index.model if index else None, exc, request_id, request.method)
+    except ClientDisconnected:
+        raise  # nobody to answer
     except Exception:
         log.exception("unhandled error in request %s %s", request.method, request.raw_path)
         return serialize_error(index.model if index else None, internal_error(), request_id, request.method)

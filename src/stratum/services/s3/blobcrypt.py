@@ -25,7 +25,8 @@ RECORD = CHUNK + TAG
 MAGIC = b"SSE1"
 HEADER = 16
 _INDEX = struct.Struct(">I")
-_BATCH = 16  # records per read / write (1 MiB of plaintext)
+_BATCH = 16  # records per read (1 MiB of plaintext)
+_WRITE_BATCH = 4  # records per piece handed to the writer: a streamed upload holds little at a time
 
 
 class BlobIntegrityError(Exception):
@@ -80,7 +81,7 @@ def seal(chunks: Iterable[bytes], key: bytes, stats: PlainStats | None = None) -
             out.append(aead.encrypt(_nonce(salt, index), view[pos:pos + CHUNK], _aad(header, index, False)))
             pos += CHUNK
             index += 1
-            if len(out) >= _BATCH:
+            if len(out) >= _WRITE_BATCH:
                 yield b"".join(out)
                 out.clear()
         pending = [bytes(view[pos:])]

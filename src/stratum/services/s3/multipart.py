@@ -28,6 +28,7 @@ from .naming import canonical_id, owner
 from .objects import ObjectOps, object_fields, reject_sse_c
 from .sse import Encryption
 from .tables import s3_multipart_parts, s3_multipart_uploads
+from .uploads import UploadBody
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_NUMBER = 10000
@@ -175,15 +176,17 @@ class MultipartOps(ObjectOps):
         return out
 
     # ------------------------------------------------------------------------------------ parts
-    def _store_part(self, bucket: Bucket, upload: Upload, number: int, chunks: Any, given: dict[str, str],
-                    data_key: bytes | None) -> Part:
-        """Write a part blob, then record it (replacing an earlier upload of the same number)."""
-        # The upload's algorithm is computed here unless the request already carried (verified) it.
-        needed = upload.checksum_algorithm if upload.checksum_algorithm not in given else None
+    def _store_part(self, bucket: Bucket, upload: Upload, number: int, chunks: Any, data_key: bytes | None,
+                    body: UploadBody | None = None) -> Part:
+        """Write a part blob, then record it (replacing an earlier upload of the same number).
+        ``body``: the request body ``chunks`` come from, whose checksum (verified) is the part's."""
+        # The upload's algorithm is computed here unless the request carries (and verifies) it.
+        carried = body.checksums.algorithm if body is not None else None
+        needed = upload.checksum_algorithm if upload.checksum_algorithm != carried else None
         hasher = checksums.Hasher(needed) if needed else None
         path = self.store.new_part_path(bucket.name, upload.upload_id, number)
         blob = self.write_blob(path, _hashing(chunks, hasher), data_key)
-        sums = dict(given)
+        sums = body.result() if body is not None else {}
         if hasher is not None:
             sums[hasher.algorithm] = hasher.b64()
         part = Part(upload.upload_id, number, blob.size, blob.md5, sums or None, catalog.now(), path)
@@ -213,10 +216,9 @@ class MultipartOps(ObjectOps):
         _check_part_number(params["PartNumber"])
         reject_sse_c(params)
         upload = self._writable_upload(ctx, bucket, key, params["UploadId"])
+        body = UploadBody(ctx)
         data_key = self._upload_key(ctx, bucket, upload)
-        body = ctx.http.body
-        given = checksums.verify_request(ctx.http.headers, body)
-        part = self._store_part(bucket, upload, params["PartNumber"], (body,), given, data_key)
+        part = self._store_part(bucket, upload, params["PartNumber"], body.pieces(), data_key, body)
         return {"ETag": f'"{part.etag}"', **upload.sse_fields(), **_part_checksums(part)}
 
     @blocking
@@ -233,7 +235,7 @@ class MultipartOps(ObjectOps):
             first, length = _copy_range(params["CopySourceRange"], src.size)
         data_key = self._upload_key(ctx, bucket, upload)
         chunks = self.object_bytes(ctx, src_bucket, src, first, length)
-        part = self._store_part(bucket, upload, params["PartNumber"], chunks, {}, data_key)
+        part = self._store_part(bucket, upload, params["PartNumber"], chunks, data_key)
         out: dict[str, Any] = {"CopyPartResult": {"ETag": f'"{part.etag}"', "LastModified": part.last_modified,
                                                   **{k: v for k, v in _part_checksums(part).items()
                                                      if k != "ChecksumType"}}}

@@ -30,6 +30,7 @@ from .errors import (
 )
 from .ranges import content_range, parse_range
 from .sse import Encryption
+from .uploads import UploadBody
 
 INLINE_LIMIT = 256 * 1024  # smaller bodies are answered from memory, larger ones are streamed
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
@@ -189,11 +190,12 @@ class ObjectOps(S3Base):
         self.check_key(key)
         reject_sse_c(params)
         self.authorize(ctx, "s3:PutObject", bucket, key)
-        body = ctx.http.body
-        sums = checksums.verify_request(ctx.http.headers, body)
+        body = UploadBody(ctx)
         content_type, headers, metadata = object_fields(params)
         encryption, data_key = self.sse.new_key(ctx, bucket, key, params)
-        blob = self.write_blob(self.store.new_object_path(bucket.name), (body,), data_key)
+        # Streamed to a temporary file; a body failing any check raises before it becomes the blob.
+        blob = self.write_blob(self.store.new_object_path(bucket.name), body.pieces(), data_key)
+        sums = body.result()
         if sums:
             sums["type"] = checksums.FULL_OBJECT
         new = NewObject(key, blob.size, blob.md5, blob.path, bucket.account_id, content_type, headers, metadata,
