@@ -29,6 +29,7 @@ from authz_testing import client
 from botocore.model import OperationModel, Shape
 from stratum_testing import REGION, StratumServer
 
+from stratum.bootstrap import DEFAULT_ACCOUNTS
 from stratum.services.registry import PROVIDERS
 
 SERVICES = ("sts", "iam", "s3", "kms", "sagemaker", "ram", "events", "organizations")
@@ -168,9 +169,48 @@ def create_resources(server: StratumServer, account: str) -> Resources:
     return r
 
 
+def add_organization(server: StratumServer, *accounts: Resources) -> Resources:
+    """The organization's resources, held by its management account: its root, an OU and a member
+    account it created (whose create-account request is kept), that member registered as a
+    delegated administrator. Every account of the organization names the same ones, so they go in
+    each ``accounts``' ids too; the management account's :class:`Resources` is returned.
+
+    The new member also receives each account's RAM share (so GetResourcePolicies has a policy to
+    leak), as a fixture-only account, which no other test's listings see."""
+    first = accounts[0]
+    org = first.client("organizations").describe_organization()["Organization"]
+    name = next(n for n in DEFAULT_ACCOUNTS if _account_id(server, n) == org["MasterAccountId"])
+    management = Resources(server, name, first.tag)
+    orgs = management.client("organizations")
+    ids = management.ids
+    ids["management_account"] = name
+    ids["organization_id"] = org["Id"]
+    ids["root_id"] = orgs.list_roots()["Roots"][0]["Id"]
+    ids["ou_id"] = orgs.create_organizational_unit(ParentId=ids["root_id"], Name=f"{first.tag}-ou")[
+        "OrganizationalUnit"]["Id"]
+    ids["create_account_request"] = orgs.create_account(
+        Email=f"{first.tag}@example.com", AccountName=f"{first.tag}-member")["CreateAccountStatus"]["Id"]
+    status = orgs.describe_create_account_status(CreateAccountRequestId=ids["create_account_request"])
+    ids["member_id"] = status["CreateAccountStatus"]["AccountId"]
+    orgs.register_delegated_administrator(AccountId=ids["member_id"], ServicePrincipal="sagemaker.amazonaws.com")
+    for r in accounts:
+        r.ids.update(ids)
+        r.client("ram").associate_resource_share(resourceShareArn=r.ids["share_arn"], principals=[ids["member_id"]])
+    return management
+
+
+def _account_id(server: StratumServer, name: str) -> str | None:
+    try:
+        return server.account_id(name)
+    except KeyError:
+        return None
+
+
 def add_invitations(server: StratumServer, *accounts: Resources) -> None:
     """A pending RAM invitation received by each account: one from an account outside the
-    organization (made with ``stratum accounts create --standalone``), whose shares need one."""
+    organization (made with ``stratum accounts create --standalone``), whose shares need one. Its
+    administrator's credentials are kept (``outsider``): it answers for every account outside the
+    organization."""
     cmd = [sys.executable, "-m", "stratum.cli", "accounts", "create", "--standalone", "--name", fresh("iso-ext"),
            "--data-dir", str(server.data_dir)]
     if server.database_url:
@@ -179,6 +219,7 @@ def add_invitations(server: StratumServer, *accounts: Resources) -> None:
     creds = {"aws_access_key_id": out["AccessKeyId"], "aws_secret_access_key": out["SecretAccessKey"]}
     sm, ram = client(server, "sagemaker", creds), client(server, "ram", creds)
     for r in accounts:
+        r.ids["outsider"] = creds
         pipeline = sm.create_pipeline(PipelineName=fresh("iso-ext"), RoleArn=f"arn:aws:iam::{out['AccountId']}:role/x",
                                       PipelineDefinition=PIPELINE_DEFINITION)["PipelineArn"]
         share = ram.create_resource_share(name=f"{r.tag}-invite", resourceArns=[pipeline],
@@ -304,6 +345,15 @@ RESOURCE_MEMBERS: dict[tuple[str, str], Callable[[Resources], list[Any]]] = {
     ("ram", "resourceArns"): lambda r: [[r.ids["pipeline_arn"]]],
     ("ram", "resourceShareInvitationArn"): _ids("invitation_arn"),
     ("ram", "resourceShareInvitationArns"): lambda r: [[r.ids["invitation_arn"]]],
+    # Organizations: the organization's resources are the management account's; a member account is
+    # named by its ID (a parent by root or OU ID, a child by account or OU ID).
+    ("organizations", "ParentId"): _ids("root_id", "ou_id"),
+    ("organizations", "SourceParentId"): _ids("root_id"),
+    ("organizations", "DestinationParentId"): _ids("ou_id"),
+    ("organizations", "OrganizationalUnitId"): _ids("ou_id"),
+    ("organizations", "ChildId"): _ids("member_id", "ou_id"),
+    ("organizations", "AccountId"): _ids("member_id"),
+    ("organizations", "CreateAccountRequestId"): _ids("create_account_request"),
     ("events", "Name"): _ids("bus_arn", "bus"),
     ("events", "EventBusName"): _ids("bus_arn", "bus"),
     ("events", "ResourceARN"): _ids("bus_arn"),
@@ -470,8 +520,13 @@ def _complete(service: str, operation: str, r: Resources) -> dict[str, Any] | No
         case ("ram", "AssociateResourceSharePermission"):
             return {"resourceShareArn": ids["share_arn"],
                     "permissionArn": "arn:aws:ram::aws:permission/AWSRAMDefaultPermissionSageMakerPipeline"}
-        case ("ram", "GetPermission"):
+        case ("ram", "GetPermission") | ("ram", "ListPermissionVersions"):
             return {"permissionArn": "arn:aws:ram::aws:permission/AWSRAMDefaultPermissionSageMakerPipeline"}
+        case ("organizations", "CreateAccount"):
+            return {"Email": f"{fresh()}@example.com", "AccountName": fresh()}
+        case ("organizations", "RegisterDelegatedAdministrator") \
+                | ("organizations", "DeregisterDelegatedAdministrator"):
+            return {"AccountId": ids["member_id"], "ServicePrincipal": "sagemaker.amazonaws.com"}
         case ("sts", "AssumeRole"):
             return {"RoleArn": ids["role_arn"], "RoleSessionName": "isolation"}
     return None

@@ -25,6 +25,7 @@ from isolation_testing import (
     Outcome,
     Resources,
     add_invitations,
+    add_organization,
     call,
     create_resources,
     error_code,
@@ -71,6 +72,9 @@ CROSS_ACCOUNT_PATHS = {
     "roles whose trust policy names the other account (sts:AssumeRole)": "test_iam_sts.py",
     "AWS managed policies (arn:aws:iam::aws:policy/...): readable and attachable by every account":
         "test_aws_managed_policies_are_shared_read_only (below)",
+    "Organizations: DescribeOrganization by every member account; the organization's reads by a member that is "
+    "a delegated administrator": "test_organizations.py::test_member_accounts_may_only_describe_the_organization, "
+                                 "test_organizations.py::test_delegated_administrator_reads_the_organization",
 }
 
 def test_every_documented_path_names_a_test_that_exists() -> None:
@@ -96,7 +100,20 @@ SUCCEEDS_WITHOUT_ACCESS: dict[tuple[str, str], str] = {
     ("sagemaker", "ListModelPackages"): "a group name is looked up in the caller's account: no packages",
     # A bus name is the caller's own namespace, and DeleteEventBus of a missing bus succeeds on AWS.
     ("events", "DeleteEventBus"): "deletes the caller's (missing) bus of that name",
+    # "Retrieves the resource policies for the specified resources that you own and have shared":
+    # another account's resource is none of the caller's, so it adds no policy (the owner's share of
+    # it, to the organization's fixture member, is not shown).
+    ("ram", "GetResourcePolicies"): "resources the caller owns and shared: another account's adds no policy",
+    # A filter over the caller's own shares (resourceOwner SELF by default); AWS's model lists no
+    # not-found error for it.
+    ("ram", "ListPermissionAssociations"): "resourceShareArn filter over the caller's own shares",
 }
+
+
+def _leaks(owner: Resources, outcome: Outcome) -> bool:
+    """Whether a successful answer names anything of ``owner``'s (its resources carry its tag; its
+    shares and invitations its account ID)."""
+    return owner.tag in outcome.body or owner.account_id in outcome.body
 
 
 def _per_item_refusal(service: str, operation: str, outcome: Outcome) -> bool:
@@ -129,7 +146,13 @@ def accounts(server: StratumServer) -> tuple[Resources, Resources]:
     """One set of every kind of resource in each of two accounts, created once per server."""
     owner, other = create_resources(server, OWNER), create_resources(server, OTHER)
     add_invitations(server, owner, other)
+    add_organization(server, owner, other)
     return owner, other
+
+
+def _management(r: Resources) -> Resources:
+    """The organization's management account, holding the organization's resources."""
+    return Resources(r.server, r.ids["management_account"], r.tag, dict(r.ids))
 
 
 def _show(outcome: Outcome) -> str:
@@ -144,6 +167,10 @@ def test_another_accounts_administrator_is_refused(server: StratumServer,
     swept: dict[str, set[str]] = {}
     probes = 0
     for service, operations in served_operations().items():
+        if service == "organizations":
+            swept[service], count = _sweep_organization(owner, other, failures)
+            probes += count
+            continue
         c = other.client(service)
         for operation in operations:
             calls = swaps(service, operation, other, owner)
@@ -170,7 +197,7 @@ def test_another_accounts_administrator_is_refused(server: StratumServer,
                     key = (service, operation)
                     if key in PER_ITEM and _per_item_refusal(service, operation, outcome):
                         continue
-                    if key in SUCCEEDS_WITHOUT_ACCESS and owner.tag not in outcome.body:
+                    if key in SUCCEEDS_WITHOUT_ACCESS and not _leaks(owner, outcome):
                         continue
                     failures.append(f"{probe.describe()} -> SUCCEEDED {outcome.body[:160]}")
                 elif not refused(outcome):
@@ -182,17 +209,59 @@ def test_another_accounts_administrator_is_refused(server: StratumServer,
     # The sweep reaches what the providers serve (a model or provider change that silently drops
     # operations from it fails here).
     assert counts["iam"] >= 46 and counts["s3"] >= 27 and counts["kms"] >= 26 and counts["sagemaker"] >= 47
-    assert counts["ram"] >= 17 and counts["events"] >= 9 and counts["sts"] == 1
-    # A service without a provider (Organizations, for now) serves nothing and says so.
-    for service, operations in served_operations().items():
-        if not operations:
-            outcome = call(other.client(service), operation_without_input(service), {})
-            assert (outcome.status, outcome.code) == (501, "NotImplemented"), (service, outcome)
+    assert counts["ram"] >= 19 and counts["events"] >= 9 and counts["sts"] == 1 and counts["organizations"] >= 23
+    # A service Stratum does not serve at all answers with an error, never a success (whatever its
+    # wording: the point is that no request reaches anything).
+    outcome = call(other.client(UNSERVED), operation_without_input(UNSERVED), {})
+    assert outcome.code is not None and outcome.status >= 400, outcome
+
+
+UNSERVED = "lambda"
+
+# Organizations. Every account of the sweep is in one organization, whose resources (root, OUs,
+# member accounts, create-account requests) the management account holds: "another account's
+# resource" is the organization's, named by a member account's administrator, who is refused the
+# management account's authority (AccessDeniedException), and by an account outside the
+# organization, which has none (AWSOrganizationsNotInUseException). What AWS lets a member do
+# (the operation's documentation), each also tested where it is built (CROSS_ACCOUNT_PATHS):
+ORGANIZATION_MEMBER_MAY: dict[str, str] = {
+    "DescribeOrganization": "\"You can call this operation from any account in a organization\"",
+}
+
+
+def _sweep_organization(owner: Resources, other: Resources, failures: list[str]) -> tuple[set[str], int]:
+    """Every Organizations operation, with valid identifiers of the organization's resources, as
+    the management account (reads only: the control), a member and an outsider."""
+    management = _management(owner)
+    own = management.client("organizations")
+    member = other.client("organizations")
+    outsider = client(owner.server, "organizations", owner.ids["outsider"])
+    operations = served_operations()["organizations"]
+    probes = 0
+    for operation in operations:
+        params = own_call("organizations", operation, management)
+        shown = f"organizations:{operation} {json.dumps(params, default=str)[:160]}"
+        if is_read(operation):
+            control = call(own, operation, params)
+            if control.code is not None:
+                failures.append(f"{shown} control as the management account -> {_show(control)}")
+        for who, c, expected in (("a member", member, "AccessDeniedException"),
+                                 ("an outsider", outsider, "AWSOrganizationsNotInUseException")):
+            probes += 1
+            outcome = call(c, operation, params)
+            if c is member and operation in ORGANIZATION_MEMBER_MAY:
+                if outcome.code is not None:
+                    failures.append(f"{shown} as {who} (allowed) -> {_show(outcome)}")
+            elif outcome.code != expected or not 400 <= outcome.status < 500:
+                failures.append(f"{shown} as {who} -> {_show(outcome)}")
+    return set(operations), probes
 
 
 def _check_intact(owner: Resources, failures: list[str]) -> None:
     """The owner still reads every resource as before: nothing was deleted or taken."""
     for service, operations in served_operations().items():
+        if service == "organizations":
+            continue  # below: the organization is the management account's
         c = owner.client(service)
         for operation in operations:
             if is_read(operation) and swaps(service, operation, owner, owner):
@@ -203,6 +272,18 @@ def _check_intact(owner: Resources, failures: list[str]) -> None:
     version = iam.get_policy(PolicyArn=owner.ids["policy_arn"])["Policy"]["DefaultVersionId"]
     if version != "v1":
         failures.append(f"owner's policy default version is now {version}")
+    # The owner's pipeline is shared (with the organization's fixture member), so the empty answer
+    # another account gets from GetResourcePolicies is a refusal, not the absence of a policy.
+    policies = owner.client("ram").get_resource_policies(resourceArns=[owner.ids["pipeline_arn"]])["policies"]
+    if len(policies) != 1 or owner.ids["pipeline_arn"] not in policies[0]:
+        failures.append(f"owner's own ram:GetResourcePolicies -> {policies}")
+    orgs, ids = _management(owner).client("organizations"), owner.ids
+    units = orgs.list_organizational_units_for_parent(ParentId=ids["root_id"])["OrganizationalUnits"]
+    parents = orgs.list_parents(ChildId=ids["member_id"])["Parents"]
+    delegated = orgs.list_delegated_services_for_account(AccountId=ids["member_id"])["DelegatedServices"]
+    if ids["ou_id"] not in {u["Id"] for u in units} or [p["Id"] for p in parents] != [ids["root_id"]] \
+            or [d["ServicePrincipal"] for d in delegated] != ["sagemaker.amazonaws.com"]:
+        failures.append(f"the organization changed: {units} {parents} {delegated}")
 
 
 # ------------------------------------------------------------------------- AWS managed policies
@@ -269,6 +350,12 @@ def test_another_account_cannot_rewrite_a_customer_policy(server: StratumServer,
 
 
 # ----------------------------------------------------------------------------------- deny-all
+# AWS's front ends check a request's syntax (the model's types, lengths and patterns) before IAM
+# evaluates it, as Stratum's pipeline does (parse + validate, then the provider authorizes): a
+# malformed request is a validation error whatever the caller's policy. So the calls carry values
+# valid for each operation's constraints (Organizations: the organization's real identifiers), and
+# every check past the syntax (does that OU exist, is that a service principal) must come after the
+# deny.
 # What AWS never denies: GetCallerIdentity needs no permission ("no permissions are required").
 NEVER_DENIED = {("sts", "GetCallerIdentity")}
 

@@ -394,11 +394,13 @@ class OrganizationsProvider(Provider):
 
     def enable_aws_service_access(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         principal = params["ServicePrincipal"]
-        if not _SERVICE_PRINCIPAL.match(principal) or not principal.endswith(".amazonaws.com"):
-            raise invalid_input(f"You specified an unrecognized service principal {principal}.",
-                                "UNRECOGNIZED_SERVICE_PRINCIPAL")
         with self._write() as conn:
             org = self._org(ctx, conn, "EnableAWSServiceAccess")
+            # Whether the principal is a service's is the management account's question, asked
+            # once the caller may ask it (the model's pattern was checked with the request syntax).
+            if not _SERVICE_PRINCIPAL.match(principal) or not principal.endswith(".amazonaws.com"):
+                raise invalid_input(f"You specified an unrecognized service principal {principal}.",
+                                    "UNRECOGNIZED_SERVICE_PRINCIPAL")
             present = conn.execute(select(organization_service_access.c.service_principal).where(
                 (organization_service_access.c.organization_id == org.id)
                 & (organization_service_access.c.service_principal == principal))).first()
