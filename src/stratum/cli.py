@@ -36,6 +36,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.network_file = Path(args.network).resolve()
     if getattr(args, "vpc_endpoint", None):
         settings.vpc_endpoint_specs = list(args.vpc_endpoint)
+    for name in ("lease_seconds", "objects_dir", "master_key_file"):  # several servers on one database
+        if getattr(args, name, None):
+            setattr(settings, {"objects_dir": "objects_root"}.get(name, name), args.__dict__[name])
     return settings
 
 
@@ -202,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=["local", "ray"], help="where SageMaker jobs run (local)")
     p.add_argument("--ray-address", help="Ray cluster for --executor ray: auto, host:port or ray://host:port "
                                          "(default: start a local Ray instance)")
+    p.add_argument("--lease-seconds", type=float, help="claim lease of executions and jobs: how soon another "
+                                                      "server takes over a dead one's work (30; $STRATUM_LEASE_SECONDS)")
+    p.add_argument("--objects-dir", type=Path, help="object store root, shared by every server of one database "
+                                                    "(<data-dir>/objects; $STRATUM_OBJECTS_DIR)")
+    p.add_argument("--master-key-file", type=Path, help="master key file, the same for every server of one "
+                                                        "database (<data-dir>/master.key; $STRATUM_MASTER_KEY_FILE)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("logs", help="print the log of a processing, training or transform job")

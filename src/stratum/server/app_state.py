@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from stratum.config import Settings
+from stratum.store.claims import Claims, Renewer
 from stratum.store.db import Database
 
 if TYPE_CHECKING:
@@ -35,9 +36,14 @@ class AppState:
 
         self.settings = settings
         self.db = db or Database(settings.db_url)
+        # This server's id and its claims on executions and jobs (several servers may share the
+        # database). The renewer is the first background service, so it stops last: a clean
+        # shutdown hands the claims over only once nothing here acts on them any more.
+        self.claims = Claims(self.db, settings.lease_seconds)
+        self.renewer = Renewer(self.claims)
         self.authenticator: Authenticator = Authenticator(self)
         self.authorizer: Authorizer = Authorizer(self)
-        self.background: list[BackgroundService] = []
+        self.background: list[BackgroundService] = [self.renewer]
         self.providers: dict[str, Provider] = build_providers(self)
 
     def add_background(self, service: BackgroundService) -> None:
