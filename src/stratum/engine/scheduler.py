@@ -79,6 +79,7 @@ class PipelineEngine:
         self.claims = app.claims
         self._check_claims = not app.db.is_sqlite
         self._claimed_at_start: set[ExecKey] = set()  # claimed by start_in, in the start's transaction
+        self._reap: set[ExecKey] = set()  # found by the first poll held by a server known dead
         # While start_in runs: the caller's transaction, the execution row it is about to insert
         # and the step rows to write once that row is in.
         self._start_conn: Connection | None = None
@@ -353,7 +354,7 @@ class PipelineEngine:
         elif kind == "finalized":
             self._finalized(key)
         elif kind == "polled":
-            self._polled(event[2], event[3])
+            self._polled(event[2], event[3], event[4])
         elif kind == "lost":
             self._lost(key)
 
@@ -406,7 +407,9 @@ class PipelineEngine:
         try:
             from stratum.services.sagemaker.pipelines import parsed_version
 
-            if self.claims.acquire(claim_of(key)):
+            reap = key in self._reap
+            self._reap.discard(key)
+            if self.claims.acquire(claim_of(key), reap_dead=reap):
                 with self.app.db.read() as conn:
                     ex = _state_load(conn, key, parsed_version, self.default_parallelism)
                 if ex is not None:
@@ -683,9 +686,9 @@ class PipelineEngine:
         except Exception:
             log.exception("pipeline engine: polling for executions failed")
             active = None
-        self._post("polled", None, started, active)
+        self._post("polled", None, started, active, self._polls == 1)
 
-    def _polled(self, started: float, active: list[records.ActiveExecution] | None) -> None:
+    def _polled(self, started: float, active: list[records.ActiveExecution] | None, first: bool) -> None:
         self._polling = False
         if active is None:
             return
@@ -694,7 +697,9 @@ class PipelineEngine:
         now = time.time()
         for key, status, parallelism, owner, expires_at in active:
             ex = self._executions.get(key)
-            if owner != me and owner is not None and not self.claims.claimable(owner, expires_at, now):
+            if owner != me and owner is not None and first and self.claims.is_dead(owner):
+                self._reap.add(key)  # a restart: what its dead predecessor ran resumes at once
+            elif owner != me and owner is not None and not self.claims.claimable(owner, expires_at, now):
                 # Another live server runs it. If this one still runs it too, its claim was taken
                 # over (this server stalled past its lease): stop acting on it.
                 if ex is not None and ex.loaded_at < started and not ex.finalizing:

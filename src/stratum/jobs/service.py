@@ -113,7 +113,7 @@ class JobService:
         self.app = app
         self.settings = app.settings
         self.db = app.db
-        self.node = f"{socket.gethostname()}:{self.settings.data_dir}"
+        self.node = app.claims.server_id  # recorded with each job: which server ran it
         self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -174,11 +174,11 @@ class JobService:
         if self._recovered:
             return
         self._recovered = True
-        self.take_over()
+        self.take_over(reap_dead=True)
 
-    def take_over(self) -> int:
+    def take_over(self, reap_dead: bool = False) -> int:
         """Claim and fail the jobs whose server is gone; returns how many were failed."""
-        taken = [key for key, _former in self.claims.take_over(JOB)]
+        taken = [key for key, _former in self.claims.take_over(JOB, reap_dead)]
         with self.db.read() as conn:
             unclaimed = store.unclaimed_active_jobs(conn)
         for row in unclaimed:  # recorded before claims existed

@@ -3,9 +3,10 @@
 Several servers may share one database (PostgreSQL). Each background item — an execution with all
 its steps, a job — is run by the one server whose claim row names it (``owner``). The owner's
 renewer pushes ``expires_at`` of all its claims forward every third of the lease; a server that
-dies stops renewing, and once a claim's lease has expired (or at once, when its owner is known
-dead: the same machine and process namespace, and that process is gone) another server takes it
-over and resumes or fails the work exactly as after a restart.
+dies stops renewing, and once a claim's lease has expired another server takes it over and resumes
+or fails the work exactly as after a restart. A server that starts does not wait for the lease of
+a predecessor it knows is dead (same machine and process namespace, process gone; on SQLite, any
+other owner): a restart resumes at once, as it did before claims.
 
 Claims are taken with statements that cannot both succeed: an insert that does nothing on a
 conflict, and on PostgreSQL ``SELECT ... FOR UPDATE SKIP LOCKED`` then an update of the rows it
@@ -105,7 +106,8 @@ class Claims:
         return time.time() + self.lease
 
     def is_dead(self, owner: str) -> bool:
-        """Whether ``owner`` is known to be gone without waiting for its lease."""
+        """Whether ``owner`` is known to be gone without waiting for its lease (used by a server's
+        first look at its claims: in steady state the lease decides, whatever the machine)."""
         if owner == self.server_id:
             return False
         if self._single:
@@ -142,9 +144,9 @@ class Claims:
     def release(self, conn: Connection, key: ClaimKey) -> None:
         conn.execute(delete(claims_t).where(_where(key) & (claims_t.c.owner == self.server_id)))
 
-    def take(self, conn: Connection, key: ClaimKey) -> bool:
-        """Claim ``key`` if nobody holds it: no claim yet, its lease expired, its owner dead, or it
-        is this server's already (then renewed)."""
+    def take(self, conn: Connection, key: ClaimKey, reap_dead: bool = False) -> bool:
+        """Claim ``key`` if nobody holds it: no claim yet, its lease expired (or, with ``reap_dead``,
+        its owner is dead), or it is this server's already (then renewed)."""
         if self.insert(conn, key):
             return True
         query = select(claims_t.c.owner, claims_t.c.expires_at).where(_where(key))
@@ -153,7 +155,7 @@ class Claims:
         row = conn.execute(query).first()
         if row is None:
             return False
-        if row.owner != self.server_id and row.expires_at > time.time() and not self.is_dead(row.owner):
+        if row.owner != self.server_id and not self.claimable(row.owner, row.expires_at, reap_dead=reap_dead):
             return False
         changed = conn.execute(update(claims_t).where(_where(key) & (claims_t.c.owner == row.owner))
                                .values(owner=self.server_id, expires_at=self.expiry())).rowcount
@@ -163,9 +165,9 @@ class Claims:
         return bool(changed)
 
     # ----------------------------------------------------------------------- in a transaction of its own
-    def acquire(self, key: ClaimKey) -> bool:
+    def acquire(self, key: ClaimKey, reap_dead: bool = False) -> bool:
         with self.db.begin() as conn:
-            return self.take(conn, key)
+            return self.take(conn, key, reap_dead)
 
     def owners(self, kind: str) -> dict[ClaimKey, tuple[str, float]]:
         """Every claim of ``kind``: key -> (owner, expires_at)."""
@@ -175,21 +177,26 @@ class Claims:
                                 .where(c.kind == kind)).all()
         return {ClaimKey(r.kind, r.account_id, r.region, r.item_id): (r.owner, r.expires_at) for r in rows}
 
-    def claimable(self, owner: str, expires_at: float, now: float | None = None) -> bool:
+    def claimable(self, owner: str, expires_at: float, now: float | None = None, reap_dead: bool = False) -> bool:
         """Whether a claim with this owner and lease may be taken over now."""
         if owner == self.server_id:
             return False
-        return expires_at <= (now if now is not None else time.time()) or self.is_dead(owner)
+        if self._single:
+            return True
+        return expires_at <= (now if now is not None else time.time()) or (reap_dead and self.is_dead(owner))
 
-    def take_over(self, kind: str, limit: int = 200) -> list[tuple[ClaimKey, str]]:
-        """Take over claims of ``kind`` whose lease expired or whose owner is dead: [(key, former owner)].
-        On PostgreSQL, rows another server is taking or using at this moment are skipped."""
+    def take_over(self, kind: str, reap_dead: bool = False, limit: int = 200) -> list[tuple[ClaimKey, str]]:
+        """Take over claims of ``kind`` whose lease expired (or, with ``reap_dead``, whose owner is
+        dead): [(key, former owner)]. On PostgreSQL, rows another server is taking or using at this
+        moment are skipped."""
         c = claims_t.c
         now = time.time()
-        with self.db.read() as conn:
-            others = {r.owner for r in conn.execute(select(c.owner).where((c.kind == kind)
-                                                                          & (c.owner != self.server_id)).distinct())}
-        dead = sorted(o for o in others if self.is_dead(o))
+        dead: list[str] = []
+        if reap_dead or self._single:
+            with self.db.read() as conn:
+                others = {r.owner for r in conn.execute(select(c.owner).where(
+                    (c.kind == kind) & (c.owner != self.server_id)).distinct())}
+            dead = sorted(o for o in others if self._single or self.is_dead(o))
         condition = c.expires_at <= now
         if dead:
             condition = condition | c.owner.in_(dead)
