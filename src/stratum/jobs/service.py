@@ -246,7 +246,7 @@ class JobService:
     def _sweep_loop(self) -> None:
         """Take over the jobs of servers that are gone, and act on stop requests another server
         recorded for jobs running here."""
-        interval = max(0.5, min(self.claims.lease / 3, 5.0))
+        interval = max(0.5, min(self.claims.lease / 3, 2.0))
         while not self._sweep_stop.wait(interval):
             try:
                 self.take_over()

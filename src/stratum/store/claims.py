@@ -99,7 +99,8 @@ class Claims:
         # SQLite: one server per database (the lock file of stratum.server.cluster), so a claim
         # owned by anyone else was left by a server that is gone.
         self._single = db.is_sqlite
-        self._insert = (sqlite.insert(claims_t) if db.is_sqlite else postgresql.insert(claims_t)).on_conflict_do_nothing()
+        insert = sqlite.insert(claims_t) if db.is_sqlite else postgresql.insert(claims_t)
+        self._insert = insert.on_conflict_do_nothing().returning(claims_t.c.owner)
 
     # ---------------------------------------------------------------------------------- liveness
     def expiry(self) -> float:
@@ -126,7 +127,8 @@ class Claims:
         """Claim an item nobody claims (in the transaction that creates it); False if claimed."""
         values = {"kind": key.kind, "account_id": key.account_id, "region": key.region, "item_id": key.item_id,
                   "owner": self.server_id, "expires_at": self.expiry()}
-        return int(conn.execute(self._insert.values(**values)).rowcount) == 1
+        # RETURNING rather than rowcount, which the PostgreSQL driver does not give for this statement.
+        return conn.execute(self._insert.values(**values)).first() is not None
 
     def holds(self, conn: Connection, key: ClaimKey) -> bool:
         """Whether this server holds the claim, its lease unexpired; on PostgreSQL the row stays
