@@ -13,7 +13,8 @@ Also per N: the servers' CPU seconds (sum over the N processes) and PostgreSQL's
 process of the machine), so the curve can be read against what the machine had to give.
 
 Usage: python bench/cluster.py [--servers 1,2,3] [--executions 200] [--chain 10] [--concurrency 6]
-                               [--pg postgresql://postgres@127.0.0.1:5432/postgres] [--json out.json]
+                               [--rounds 1] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+                               [--json out.json]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import logging
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import threading
@@ -168,23 +170,34 @@ def main() -> int:
     parser.add_argument("--chain", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=6)
     parser.add_argument("--pg", default=os.environ.get("STRATUM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every size, interleaved; medians")
     parser.add_argument("--json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    sizes = [int(x) for x in args.servers.split(",")]
     print(f"{platform.node()}: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
-          f"{args.executions} executions x {args.chain} Condition steps per cluster size")
-    print(f"{'servers':>7} {'steps':>6} {'wall s':>7} {'steps/s':>8} {'x1':>5} {'server cpu s':>12} "
-          f"{'pg cpu s':>9} {'check':>6}")
-    results = []
-    for n in [int(x) for x in args.servers.split(",")]:
-        r = run(n, args)
-        results.append(r)
-        base = results[0]["steps_per_s"]
-        print(f"{n:>7} {r['steps']:>6} {r['elapsed_s']:>7.2f} {r['steps_per_s']:>8.1f} "
-              f"{r['steps_per_s'] / base:>5.2f} {r['server_cpu_s']:>12.1f} {r['postgres_cpu_s']:>9.1f} "
-              f"{'ok' if r['ok'] else 'FAIL':>6}", flush=True)
-        if not r["ok"]:
-            print(f"        {r}")
+          f"{args.executions} executions x {args.chain} Condition steps per cluster size, {args.rounds} round(s)")
+    header = (f"{'round':>5} {'servers':>7} {'steps':>6} {'wall s':>7} {'steps/s':>8} {'server cpu ms/step':>18} "
+              f"{'pg cpu ms/step':>14} {'load':>5} {'check':>6}")
+    print(header)
+    results: list[dict[str, Any]] = []
+    for round_ in range(1, args.rounds + 1):
+        for n in sizes:
+            load = os.getloadavg()[0]
+            r = run(n, args)
+            r.update(round=round_, load=load)
+            results.append(r)
+            print(f"{round_:>5} {n:>7} {r['steps']:>6} {r['elapsed_s']:>7.2f} {r['steps_per_s']:>8.1f} "
+                  f"{1000 * r['server_cpu_s'] / r['steps']:>18.2f} {1000 * r['postgres_cpu_s'] / r['steps']:>14.2f} "
+                  f"{load:>5.1f} {'ok' if r['ok'] else 'FAIL':>6}", flush=True)
+            if not r["ok"]:
+                print(f"        {r}")
+    print("\nmedians:")
+    base = None
+    for n in sizes:
+        rate = statistics.median(r["steps_per_s"] for r in results if r["servers"] == n)
+        base = base or rate
+        print(f"  {n} server(s): {rate:7.1f} steps/s  (x{rate / base:.2f} of {sizes[0]})")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0 if all(r["ok"] for r in results) else 1

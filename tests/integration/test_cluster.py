@@ -18,7 +18,8 @@ import pytest
 from conftest import BACKENDS
 from sqlalchemy import create_engine, text
 from stratum_testing import StratumServer, create_pg_database, drop_pg_database
-from test_jobs_support import SKLEARN_IMAGE, put, sagemaker_role
+from test_jobs_support import SKLEARN_IMAGE, processing_request, put, sagemaker_role, wait_job
+from test_jobs_support import wait_status as wait_job_status
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +63,8 @@ def _postgres_reachable() -> bool:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[StratumServer]]:
+def unstarted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[StratumServer]]:
+    """Three servers (not started) on one new PostgreSQL database and one shared data directory."""
     if "postgresql" not in BACKENDS or not _postgres_reachable():
         pytest.skip("PostgreSQL is not available")
     monkeypatch.setenv("STRATUM_ENGINE_POLL_SECONDS", "0.5")
@@ -72,13 +74,30 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[St
     servers = [StratumServer(shared, url, ["--lease-seconds", str(LEASE)], backend="postgresql",
                              log_path=tmp_path / f"server{i}.log") for i in range(3)]
     try:
-        for srv in servers:
-            srv.start()
         yield servers
     finally:
         for srv in servers:
             srv.stop()
         drop_pg_database(url)
+
+
+@pytest.fixture
+def cluster(unstarted: list[StratumServer]) -> list[StratumServer]:
+    for srv in unstarted:
+        srv.start()
+    return unstarted
+
+
+def test_a_server_joining_leaves_the_running_jobs_alone(unstarted: list[StratumServer]) -> None:
+    # Before claims, a server starting on the same data directory failed the jobs the other ran.
+    first, second = unstarted[:2]
+    first.start()
+    sm = first.client("sagemaker")
+    name = f"long-{uuid.uuid4().hex[:8]}"
+    sm.create_processing_job(**processing_request(first, name, "import time\ntime.sleep(4)\nprint('done')\n"))
+    wait_job_status(sm, "processing", name, lambda d: d["ProcessingJobStatus"] == "InProgress")
+    second.start()
+    assert wait_job(second.client("sagemaker"), "processing", name, timeout=60)["ProcessingJobStatus"] == "Completed"
 
 
 def _server_id(log: Path) -> str:

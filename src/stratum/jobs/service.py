@@ -74,6 +74,12 @@ class _DbReporter:
     def transition(self, status: str, message: str) -> None:
         if self.kind != "training":
             return
+        try:
+            self._transition(status, message)
+        except LeaseLost:
+            self.service._lose(self.job_id)
+
+    def _transition(self, status: str, message: str) -> None:
         with self.service.owned(self.job_id) as conn:
             row = store.get_job_by_id(conn, self.job_id, lock=True)
             if row is None or row.status not in store.ACTIVE:
@@ -85,8 +91,12 @@ class _DbReporter:
                              transitions=transitions)
 
     def process_started(self, pid: int, marker: str) -> None:
-        with self.service.owned(self.job_id) as conn:
-            store.update_job(conn, self.job_id, process={"pid": pid, "marker": marker, "host": socket.gethostname()})
+        try:
+            with self.service.owned(self.job_id) as conn:
+                store.update_job(conn, self.job_id, process={"pid": pid, "marker": marker,
+                                                              "host": socket.gethostname()})
+        except LeaseLost:
+            self.service._lose(self.job_id)
 
 
 def _closed(transitions: list[dict[str, Any]], at: float) -> list[dict[str, Any]]:
