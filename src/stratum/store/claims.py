@@ -29,9 +29,10 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, exists, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from stratum.store import direct
 from stratum.store.db import Database
 from stratum.store.tables import stratum_claims as claims_t
 
@@ -80,6 +81,24 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# The statements of the hot paths (a claim taken with each StartPipelineExecution, checked with
+# each transition on PostgreSQL, released with each end), run straight on the driver.
+_VALUES = {name: bindparam(name) for name in ("kind", "account_id", "region", "item_id", "owner", "expires_at")}
+_INSERT = direct.Statement(insert(claims_t).values(**_VALUES), variants={
+    "sqlite": sqlite.insert(claims_t).values(**_VALUES).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(claims_t).values(**_VALUES).on_conflict_do_nothing()})
+_KEY = ((claims_t.c.kind == bindparam("k_kind")) & (claims_t.c.account_id == bindparam("k_account"))
+        & (claims_t.c.region == bindparam("k_region")) & (claims_t.c.item_id == bindparam("k_item")))
+# The owner while the lease lasts (no row once it expired): only a string column comes back.
+_OWNER = select(claims_t.c.owner).where(_KEY & (claims_t.c.expires_at > bindparam("k_now")))
+_HOLDS = direct.Statement(_OWNER, variants={"postgresql": _OWNER.with_for_update(read=True)})
+_RELEASE = direct.Statement(delete(claims_t).where(_KEY & (claims_t.c.owner == bindparam("k_owner"))))
+
+
+def _params(key: ClaimKey) -> dict[str, str]:
+    return {"k_kind": key.kind, "k_account": key.account_id, "k_region": key.region, "k_item": key.item_id}
+
+
 def _where(key: ClaimKey) -> Any:
     c = claims_t.c
     return ((c.kind == key.kind) & (c.account_id == key.account_id) & (c.region == key.region)
@@ -99,8 +118,6 @@ class Claims:
         # SQLite: one server per database (the lock file of stratum.server.cluster), so a claim
         # owned by anyone else was left by a server that is gone.
         self._single = db.is_sqlite
-        insert = sqlite.insert(claims_t) if db.is_sqlite else postgresql.insert(claims_t)
-        self._insert = insert.on_conflict_do_nothing().returning(claims_t.c.owner)
 
     # ---------------------------------------------------------------------------------- liveness
     def expiry(self) -> float:
@@ -127,24 +144,19 @@ class Claims:
         """Claim an item nobody claims (in the transaction that creates it); False if claimed."""
         values = {"kind": key.kind, "account_id": key.account_id, "region": key.region, "item_id": key.item_id,
                   "owner": self.server_id, "expires_at": self.expiry()}
-        # RETURNING rather than rowcount, which the PostgreSQL driver does not give for this statement.
-        return conn.execute(self._insert.values(**values)).first() is not None
+        return _INSERT.rowcount(conn, values) == 1
 
     def holds(self, conn: Connection, key: ClaimKey) -> bool:
         """Whether this server holds the claim, its lease unexpired; on PostgreSQL the row stays
         share-locked until the transaction ends, so nobody takes the claim over meanwhile."""
-        query = select(claims_t.c.owner, claims_t.c.expires_at).where(_where(key))
-        if self._postgres:
-            query = query.with_for_update(read=True)
-        row = conn.execute(query).first()
-        return row is not None and row.owner == self.server_id and row.expires_at > time.time()
+        return _HOLDS.scalar(conn, {**_params(key), "k_now": time.time()}) == self.server_id
 
     def check(self, conn: Connection, key: ClaimKey) -> None:
         if not self.holds(conn, key):
             raise LeaseLost(f"{key.kind} {key.item_id} is no longer claimed by server {self.server_id}")
 
     def release(self, conn: Connection, key: ClaimKey) -> None:
-        conn.execute(delete(claims_t).where(_where(key) & (claims_t.c.owner == self.server_id)))
+        _RELEASE.rowcount(conn, {**_params(key), "k_owner": self.server_id})
 
     def take(self, conn: Connection, key: ClaimKey, reap_dead: bool = False) -> bool:
         """Claim ``key`` if nobody holds it: no claim yet, its lease expired (or, with ``reap_dead``,
