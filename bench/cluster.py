@@ -13,8 +13,8 @@ Also per N: the servers' CPU seconds (sum over the N processes) and PostgreSQL's
 process of the machine), so the curve can be read against what the machine had to give.
 
 Usage: python bench/cluster.py [--servers 1,2,3] [--executions 200] [--chain 10] [--concurrency 6]
-                               [--rounds 1] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
-                               [--json out.json]
+                               [--rounds 1] [--synchronous-commit on|off]
+                               [--pg postgresql://postgres@127.0.0.1:5432/postgres] [--json out.json]
 """
 
 from __future__ import annotations
@@ -79,6 +79,12 @@ def run(n: int, args: argparse.Namespace) -> dict[str, Any]:
 
     os.environ["STRATUM_TEST_PG"] = args.pg
     url = create_pg_database()
+    if args.synchronous_commit != "on":
+        import psycopg
+
+        with psycopg.connect(args.pg, autocommit=True) as admin:  # every later session of the database
+            admin.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" SET synchronous_commit TO '
+                          f'{args.synchronous_commit}')
     tmp = Path(tempfile.mkdtemp(prefix=f"stratum-cluster-{n}-"))
     servers = [StratumServer(tmp, url, [], backend="postgresql", log_path=tmp / f"server{i}.log") for i in range(n)]
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
@@ -171,12 +177,15 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=6)
     parser.add_argument("--pg", default=os.environ.get("STRATUM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--rounds", type=int, default=1, help="repeat every size, interleaved; medians")
+    parser.add_argument("--synchronous-commit", default="on", choices=["on", "off"],
+                        help="off: commits do not wait for the WAL flush (separates CPU from disk)")
     parser.add_argument("--json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     sizes = [int(x) for x in args.servers.split(",")]
     print(f"{platform.node()}: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
-          f"{args.executions} executions x {args.chain} Condition steps per cluster size, {args.rounds} round(s)")
+          f"{args.executions} executions x {args.chain} Condition steps per cluster size, {args.rounds} round(s), "
+          f"synchronous_commit {args.synchronous_commit}")
     header = (f"{'round':>5} {'servers':>7} {'steps':>6} {'wall s':>7} {'steps/s':>8} {'server cpu ms/step':>18} "
               f"{'pg cpu ms/step':>14} {'load':>5} {'check':>6}")
     print(header)
