@@ -89,8 +89,7 @@ _INSERT = direct.Statement(insert(claims_t).values(**_VALUES), variants={
     "postgresql": postgresql.insert(claims_t).values(**_VALUES).on_conflict_do_nothing()})
 _KEY = ((claims_t.c.kind == bindparam("k_kind")) & (claims_t.c.account_id == bindparam("k_account"))
         & (claims_t.c.region == bindparam("k_region")) & (claims_t.c.item_id == bindparam("k_item")))
-# The owner while the lease lasts (no row once it expired): only a string column comes back.
-_OWNER = select(claims_t.c.owner).where(_KEY & (claims_t.c.expires_at > bindparam("k_now")))
+_OWNER = select(claims_t.c.owner).where(_KEY)
 _HOLDS = direct.Statement(_OWNER, variants={"postgresql": _OWNER.with_for_update(read=True)})
 _RELEASE = direct.Statement(delete(claims_t).where(_KEY & (claims_t.c.owner == bindparam("k_owner"))))
 
@@ -147,9 +146,11 @@ class Claims:
         return _INSERT.rowcount(conn, values) == 1
 
     def holds(self, conn: Connection, key: ClaimKey) -> bool:
-        """Whether this server holds the claim, its lease unexpired; on PostgreSQL the row stays
-        share-locked until the transaction ends, so nobody takes the claim over meanwhile."""
-        return _HOLDS.scalar(conn, {**_params(key), "k_now": time.time()}) == self.server_id
+        """Whether this server holds the claim; on PostgreSQL the row stays share-locked until the
+        transaction ends, so nobody takes the claim over meanwhile. A lease that expired without
+        anyone taking it over (a renewal late under load) is still held: losing the work to
+        nobody would only make this server run it again."""
+        return _HOLDS.scalar(conn, _params(key)) == self.server_id
 
     def check(self, conn: Connection, key: ClaimKey) -> None:
         if not self.holds(conn, key):
