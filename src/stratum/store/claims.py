@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, exists, insert, select, update
@@ -57,9 +58,8 @@ def _host_key() -> str:
     """The machine and process namespace this process runs in: a process id is only meaningful
     to another server with the same key (same boot of the same host, same pid namespace)."""
     parts = [socket.gethostname()]
-    for path in ("/proc/sys/kernel/random/boot_id",):
-        with contextlib.suppress(OSError):
-            parts.append(open(path).read().strip())
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
     with contextlib.suppress(OSError):
         parts.append(os.readlink("/proc/self/ns/pid"))
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:16]
