@@ -56,8 +56,9 @@ def drop_pg_database(url: str) -> None:
 
 class StratumServer:
     def __init__(self, data_dir: Path, database_url: str | None = None, extra_args: list[str] | None = None,
-                 backend: str = "sqlite") -> None:
+                 backend: str = "sqlite", log_path: Path | None = None) -> None:
         self.data_dir = data_dir
+        self.log_path = log_path or data_dir / "server.log"  # servers sharing a data dir log apart
         self.database_url = database_url
         self.backend = backend
         self.extra_args = extra_args or []
@@ -74,12 +75,12 @@ class StratumServer:
                "--port", str(self.port), *self.extra_args]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
-        log = open(self.data_dir / "server.log", "ab")
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.data_dir / 'server.log').read_text()[-3000:]}")
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{self.endpoint_url}/_stratum/health", timeout=1) as r:
                     if r.status == 200:

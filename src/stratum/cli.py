@@ -48,6 +48,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings.network_file = Path(args.network).resolve()
     if getattr(args, "vpc_endpoint", None):
         settings.vpc_endpoint_specs = list(args.vpc_endpoint)
+    for name in ("lease_seconds", "objects_dir", "master_key_file"):  # several servers on one database
+        if getattr(args, name, None):
+            setattr(settings, {"objects_dir": "objects_root"}.get(name, name), args.__dict__[name])
     return settings
 
 
@@ -277,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-token-file", help="token of a Ray cluster with token authentication "
                                             "($STRATUM_RAY_TOKEN_FILE; default: the token Ray finds itself, "
                                             "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)")
+    p.add_argument("--lease-seconds", type=float, help="claim lease of executions and jobs: how soon another "
+                                                      "server takes over a dead one's work (30; $STRATUM_LEASE_SECONDS)")
+    p.add_argument("--objects-dir", type=Path, help="object store root, shared by every server of one database "
+                                                    "(<data-dir>/objects; $STRATUM_OBJECTS_DIR)")
+    p.add_argument("--master-key-file", type=Path, help="master key file, the same for every server of one "
+                                                        "database (<data-dir>/master.key; $STRATUM_MASTER_KEY_FILE)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("logs", help="print the log of a processing, training or transform job")

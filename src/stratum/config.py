@@ -50,6 +50,13 @@ class Settings:
     network_file: Path | None = field(
         default_factory=lambda: Path(os.environ["STRATUM_NETWORK"]) if os.environ.get("STRATUM_NETWORK") else None)
     vpc_endpoint_specs: list[str] = field(default_factory=list)
+    # Several servers on one PostgreSQL database: how long a server's claim on an execution or job
+    # lasts without renewal, i.e. how soon another server takes over the work of one that died.
+    lease_seconds: float = field(default_factory=lambda: float(os.environ.get("STRATUM_LEASE_SECONDS", 30)))
+    # The object store's root (default <data dir>/objects): every server of one database must use the
+    # same directory (a shared filesystem), as it must use the same master key.
+    objects_root: Path | None = field(
+        default_factory=lambda: Path(os.environ["STRATUM_OBJECTS_DIR"]) if os.environ.get("STRATUM_OBJECTS_DIR") else None)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -60,7 +67,7 @@ class Settings:
 
     @property
     def objects_dir(self) -> Path:
-        return self.data_dir / "objects"
+        return Path(self.objects_root).resolve() if self.objects_root else self.data_dir / "objects"
 
     @property
     def aws_config_dir(self) -> Path:

@@ -36,9 +36,9 @@ def count_transactions(engine: PipelineEngine) -> list[int]:
     original = engine.tx
 
     @contextmanager
-    def counted() -> Iterator[Connection]:
+    def counted(*args: Any) -> Iterator[Connection]:
         count[0] += 1
-        with original() as conn:
+        with original(*args) as conn:
             yield conn
 
     engine.tx = counted  # type: ignore[method-assign]

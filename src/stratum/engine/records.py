@@ -10,13 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, bindparam, case, insert, select, text, update
+from sqlalchemy import Connection, Row, bindparam, case, insert, literal_column, select, text, update
 
 from stratum.services.sagemaker.tables import ACTIVE_EXECUTION_STATUSES, ACTIVE_EXECUTIONS_SQL
 from stratum.services.sagemaker.tables import sagemaker_pipeline_execution_steps as steps_t
 from stratum.services.sagemaker.tables import sagemaker_pipeline_executions as executions_t
 from stratum.services.sagemaker.tables import sagemaker_pipelines as pipelines_t
 from stratum.store import direct
+from stratum.store.claims import EXECUTION
+from stratum.store.tables import stratum_claims as claims_t
 
 ACTIVE_STEP_STATUSES = ("Starting", "Executing", "Stopping")
 
@@ -40,9 +42,15 @@ _STEPS_OF = ((steps_t.c.account_id == bindparam("k_account")) & (steps_t.c.regio
              & (steps_t.c.execution_id == bindparam("k_execution")))
 _STEP_PK = _STEPS_OF & (steps_t.c.seq == bindparam("k_seq"))
 
-# The condition as the partial index ix_sagemaker_pipeline_executions_active declares it.
-_ACTIVE = select(executions_t.c.account_id, executions_t.c.region, executions_t.c.execution_id,
-                 executions_t.c.status, executions_t.c.parallelism).where(text(ACTIVE_EXECUTIONS_SQL))
+# The condition as the partial index ix_sagemaker_pipeline_executions_active declares it; with the
+# claim of each execution (which server runs it, until when), if any.
+_ACTIVE = (select(executions_t.c.account_id, executions_t.c.region, executions_t.c.execution_id,
+                  executions_t.c.status, executions_t.c.parallelism, claims_t.c.owner, claims_t.c.expires_at)
+           .select_from(executions_t.outerjoin(claims_t, (claims_t.c.kind == literal_column(f"'{EXECUTION}'"))
+                                               & (claims_t.c.account_id == executions_t.c.account_id)
+                                               & (claims_t.c.region == executions_t.c.region)
+                                               & (claims_t.c.item_id == executions_t.c.execution_id)))
+           .where(text(ACTIVE_EXECUTIONS_SQL)))
 _LOAD = (select(executions_t, pipelines_t.c.name.label("pipeline_name"),
                 pipelines_t.c.role_arn.label("pipeline_role_arn"),
                 pipelines_t.c.parallelism.label("pipeline_parallelism"))
@@ -70,9 +78,26 @@ _END = direct.Statement(
             last_modified_at=bindparam("v_now")))
 
 
-def active_executions(conn: Connection) -> list[tuple[ExecKey, str, Any]]:
-    """(key, status, ParallelismConfiguration) of every Executing or Stopping execution."""
-    return [(ExecKey(r.account_id, r.region, r.execution_id), r.status, r.parallelism)
+def is_active(claims: Any) -> Any:
+    """For Claims.purge: the claimed execution is still Executing or Stopping."""
+    return (select(executions_t.c.execution_id)
+            .where((executions_t.c.account_id == claims.c.account_id) & (executions_t.c.region == claims.c.region)
+                   & (executions_t.c.execution_id == claims.c.item_id)
+                   & executions_t.c.status.in_(ACTIVE_EXECUTION_STATUSES)))
+
+
+class ActiveExecution(NamedTuple):
+    key: ExecKey
+    status: str
+    parallelism: Any  # the execution's ParallelismConfiguration
+    owner: str | None  # the server whose claim runs it (stratum.store.claims), None if unclaimed
+    expires_at: float | None  # when that claim's lease ends
+
+
+def active_executions(conn: Connection) -> list[ActiveExecution]:
+    """Every Executing or Stopping execution, with its claim."""
+    return [ActiveExecution(ExecKey(r.account_id, r.region, r.execution_id), r.status, r.parallelism, r.owner,
+                            r.expires_at)
             for r in conn.execute(_ACTIVE)]
 
 

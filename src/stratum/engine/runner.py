@@ -26,7 +26,16 @@ from stratum.engine.expressions import ExpressionError, evaluate_conditions, res
 from stratum.engine.handlers import StepResult, StepRun, step_handler
 from stratum.engine.retries import RetryPolicyError, next_delay, parse_policies
 from stratum.engine.s3files import read_object
-from stratum.engine.state import MAX_EXECUTION_REASON, NEW, RERUN, RESUME, RETRY, ExecState, StepState
+from stratum.engine.state import (
+    MAX_EXECUTION_REASON,
+    NEW,
+    RERUN,
+    RESUME,
+    RETRY,
+    Abandon,
+    ExecState,
+    StepState,
+)
 
 if TYPE_CHECKING:
     from stratum.engine.scheduler import PipelineEngine
@@ -146,7 +155,7 @@ def run_step(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome:
                   role_arn=ex.role_arn, step_name=spec.name, step_type=spec.type, arguments=arguments,
                   raw=spec.raw, attempt=st.attempt, stop_event=st.stop_event,
                   extra={"job_name": name, "resume": st.mode in (RESUME, RERUN), "metadata": st.metadata,
-                         "shutdown": eng.shutdown_event, "step_fields": fields},
+                         "shutdown": Abandon(eng.shutdown_event, ex), "step_fields": fields},
                   publish_metadata=partial(_publish, eng, ex, st))
     timings["handler"] = time.perf_counter()
     try:
@@ -209,7 +218,7 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
     outputs = None if failed else dict(result.properties)
     end = failed and st.ends_execution
     t = now()
-    with eng.tx() as conn:
+    with eng.tx(ex) as conn:
         step_row = partial(records.insert_step, conn, ex.key, seq=st.seq, name=spec.name, step_type=spec.type,
                            display_name=spec.raw.get("DisplayName"), description=spec.raw.get("Description"),
                            status=result.status, now=t, ended_at=t, outputs=outputs,
@@ -229,6 +238,7 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
                 # The guard and the execution's end in one statement: Failed only from Executing.
                 if not records.end_execution(conn, ex.key, "Failed", (reason or "")[:MAX_EXECUTION_REASON], t):
                     return Outcome("Halted", status=records.execution_status(conn, ex.key))
+                eng.release_claim(conn, ex)
             else:
                 status = records.execution_status(conn, ex.key, lock=True)
                 if status != "Executing":
@@ -245,7 +255,7 @@ def _begin(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:
     if st.mode in (RESUME, RETRY):
         return None
     spec = st.spec
-    with eng.tx() as conn:
+    with eng.tx(ex) as conn:
         status = records.execution_status(conn, ex.key, lock=True)
         if status != "Executing":
             return Outcome("Halted", status=status)
@@ -261,7 +271,7 @@ def _begin(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:
 
 def _executing(eng: PipelineEngine, ex: ExecState, st: StepState) -> None:
     # Only from Starting: a stop may already have moved the row to Stopping.
-    with eng.tx() as conn:
+    with eng.tx(ex) as conn:
         records.update_step(conn, ex.key, st.seq, now(), only_if=("Starting",), status="Executing")
     st.timings["executing"] = time.perf_counter()
 
@@ -269,7 +279,7 @@ def _executing(eng: PipelineEngine, ex: ExecState, st: StepState) -> None:
 def _publish(eng: PipelineEngine, ex: ExecState, st: StepState, metadata: dict[str, Any]) -> None:
     if eng.closing.is_set():
         return
-    with eng.tx() as conn:
+    with eng.tx(ex) as conn:
         records.update_step(conn, ex.key, st.seq, now(), step_metadata=jsonable(metadata))
     st.metadata = metadata
 
@@ -288,7 +298,7 @@ def finish(eng: PipelineEngine, ex: ExecState, st: StepState, result: StepResult
             index, delay = retry
             st.retries[index] = st.retries.get(index, 0) + 1
             st.attempt += 1
-            with eng.tx() as conn:
+            with eng.tx(ex) as conn:
                 records.update_step(conn, ex.key, st.seq, now(), attempt_count=st.attempt,
                                     step_metadata=jsonable(result.metadata) if result.metadata else st.metadata)
             st.mode = RETRY
@@ -299,7 +309,7 @@ def finish(eng: PipelineEngine, ex: ExecState, st: StepState, result: StepResult
                               "failure_reason": reason[:MAX_STEP_REASON] if reason is not None else None}
     if result.metadata:
         values["step_metadata"] = jsonable(result.metadata)
-    with eng.tx() as conn:
+    with eng.tx(ex) as conn:
         records.update_step(conn, ex.key, st.seq, t, **values)
         if result.status == "Succeeded" and policy is not None and signature is not None:
             caching.record(conn, account=ex.key.account_id, region=ex.key.region, pipeline_id=ex.pipeline_id,
@@ -332,7 +342,7 @@ def _cached(eng: PipelineEngine, ex: ExecState, st: StepState, hit: caching.Cach
     if eng.closing.is_set():
         return Outcome("Abandoned")
     t = now()
-    with eng.tx() as conn:
+    with eng.tx(ex) as conn:
         records.update_step(conn, ex.key, st.seq, t, status="Succeeded", ended_at=t, outputs=hit.outputs,
                             step_metadata=hit.metadata,
                             cache_hit_result={"SourcePipelineExecutionArn": hit.execution_arn})
@@ -345,7 +355,7 @@ def _begin_callback(eng: PipelineEngine, ex: ExecState, st: StepState, arguments
                     ) -> Outcome:
     if eng.closing.is_set():
         return Outcome("Abandoned")
-    with eng.tx() as conn:
+    with eng.tx(ex) as conn:
         st.metadata = callback_step.begin(
             conn, ex.key, pipeline_name_key=ex.pipeline_name_key, seq=st.seq, step_name=st.spec.name,
             url=callback_step.queue_url(fields, arguments), declared_outputs=st.spec.raw.get("OutputParameters"),
@@ -375,7 +385,7 @@ def callback_outcome(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outco
             except ExpressionError:
                 arguments = None
             if arguments is not None:
-                with eng.tx() as conn:
+                with eng.tx(ex) as conn:
                     caching.record(conn, account=ex.key.account_id, region=ex.key.region,
                                    pipeline_id=ex.pipeline_id,
                                    sig=caching.signature(st.spec.type, arguments, st.spec.raw, fields),
@@ -390,6 +400,6 @@ def stop_step(eng: PipelineEngine, ex: ExecState, st: StepState, reason: str | N
     if eng.closing.is_set():
         return Outcome("Abandoned")
     t = now()
-    with eng.tx() as conn:
+    with eng.tx(ex) as conn:
         records.update_step(conn, ex.key, st.seq, t, status="Stopped", ended_at=t, failure_reason=reason)
     return Outcome("Stopped")

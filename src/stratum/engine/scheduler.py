@@ -44,14 +44,18 @@ from stratum.engine.state import (
     ExecState,
     NewExecution,
     StepState,
+    claim_of,
     fresh,
 )
+from stratum.store.claims import EXECUTION, LeaseLost
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
     from stratum.services.sagemaker.definition import StepSpec
 
 log = logging.getLogger("stratum.engine")
+
+_PURGE_EVERY = 15  # polls
 
 
 class PipelineEngine:
@@ -69,6 +73,13 @@ class PipelineEngine:
         self.closing = threading.Event()
         self.shutdown_event = threading.Event()  # handed to handlers as extra["shutdown"]
         self._inline = app.db.is_sqlite
+        # Claims (stratum.store.claims): this server runs an execution only while it holds its
+        # claim. Each transition checks it on PostgreSQL; SQLite has one server per database, so a
+        # claim there cannot move while this server lives.
+        self.claims = app.claims
+        self._check_claims = not app.db.is_sqlite
+        self._claimed_at_start: set[ExecKey] = set()  # claimed by start_in, in the start's transaction
+        self._reap: set[ExecKey] = set()  # found by the first poll held by a server known dead
         # While start_in runs: the caller's transaction, the execution row it is about to insert
         # and the step rows to write once that row is in.
         self._start_conn: Connection | None = None
@@ -85,6 +96,7 @@ class PipelineEngine:
         self._stop_while_loading: set[ExecKey] = set()
         self._load_when_finalized: set[ExecKey] = set()  # RetryPipelineExecution racing our finalize
         self._polling = False
+        self._polls = 0
         self._fast: WorkerPool | None = None
         self._steps: WorkerPool | None = None
         # Optional hook for benchmarks: called by the dispatcher with (execution, step state) when a
@@ -99,6 +111,7 @@ class PipelineEngine:
         if self._loop is not None:
             return
         self._load_functions_file()
+        self.app.renewer.start()
         self._fast = WorkerPool("engine", self.workers)
         self._steps = WorkerPool("engine-step", self.step_threads)
         try:
@@ -163,12 +176,22 @@ class PipelineEngine:
         except FunctionError as exc:
             log.error("functions file not loaded: %s", exc)
 
-    def tx(self) -> AbstractContextManager[Connection]:
-        """A write transaction for one transition (within start_in: the caller's transaction)."""
+    def tx(self, ex: ExecState | None = None) -> AbstractContextManager[Connection]:
+        """A write transaction for one transition (within start_in: the caller's transaction).
+
+        With ``ex``, the transaction first checks that this server still holds the execution's
+        claim and raises LeaseLost if not: nothing is written for an execution another server took.
+        """
         conn = self._start_conn
         if conn is not None and threading.get_ident() == self._loop_thread_id:
             return nullcontext(conn)
-        return self.app.db.begin()
+        if ex is None or not self._check_claims:
+            return self.app.db.begin()
+        return _Owned(self, ex)
+
+    def release_claim(self, conn: Connection, ex: ExecState) -> None:
+        """In the transaction that records the execution's end: nothing left to run."""
+        self.claims.release(conn, claim_of(ex.key))
 
     # -------------------------------------------------------------------------------- notifications
     def start_in(self, conn: Connection, new: NewExecution,
@@ -188,8 +211,21 @@ class PipelineEngine:
         commit, as for any other execution. The steps' outcomes are handled after the caller
         returns, as always.
         """
-        if (not self._inline or self._loop is None or threading.get_ident() != self._loop_thread_id
-                or self.closing.is_set() or new.key in self._executions or new.key in self._loading):
+        if self._loop is None or self.closing.is_set():
+            return None  # not running: the execution is claimed and loaded like any other
+        writes = self._start_inline(conn, new, row)
+        if row.get("status", "Executing") == "Executing":
+            # Claimed in the transaction that records it: no other server can pick it up between
+            # the commit and this server's dispatcher running it.
+            self.claims.insert(conn, claim_of(new.key))
+            if writes is None:  # the caller posts it with execution_started after its commit
+                self._claimed_at_start.add(new.key)
+        return writes
+
+    def _start_inline(self, conn: Connection, new: NewExecution,
+                      row: dict[str, Any]) -> list[Callable[[], object]] | None:
+        if (not self._inline or threading.get_ident() != self._loop_thread_id
+                or new.key in self._executions or new.key in self._loading):
             return None
         try:
             ex = fresh(new, self.default_parallelism)
@@ -226,6 +262,7 @@ class PipelineEngine:
         """The execution start_in was given does not exist after all: its row was not inserted, or
         the transaction did not commit."""
         self._executions.pop(key, None)
+        self._claimed_at_start.discard(key)
 
     def execution_started(self, account_id: str, region: str, execution_id: str,
                           new: NewExecution | None = None) -> None:
@@ -317,7 +354,9 @@ class PipelineEngine:
         elif kind == "finalized":
             self._finalized(key)
         elif kind == "polled":
-            self._polled(event[2], event[3])
+            self._polled(event[2], event[3], event[4])
+        elif kind == "lost":
+            self._lost(key)
 
     def _submit_fast(self, fn: Callable[..., Any], *args: Any) -> None:
         assert self._fast is not None
@@ -326,7 +365,14 @@ class PipelineEngine:
     # -------------------------------------------------------------------------------------- loading
     def _new(self, key: ExecKey, new: NewExecution) -> None:
         if key in self._executions or key in self._loading:
+            self._claimed_at_start.discard(key)
             return  # a poll found it first: that load covers it (and any stop that came meanwhile)
+        if key not in self._claimed_at_start:
+            # Not claimed in its start's transaction: claimed first (by a worker), then run.
+            self._loading.add(key)
+            self._submit_fast(self._claim_new_job, key, new)
+            return
+        self._claimed_at_start.discard(key)
         try:
             ex = fresh(new, self.default_parallelism)
         except Exception:
@@ -334,6 +380,15 @@ class PipelineEngine:
             self._load(key)
             return
         self._loaded(key, ex)
+
+    def _claim_new_job(self, key: ExecKey, new: NewExecution) -> None:
+        ex: ExecState | None = None
+        try:
+            if self.claims.acquire(claim_of(key)):
+                ex = fresh(new, self.default_parallelism)
+        except Exception:
+            log.exception("claiming pipeline execution %s failed", key)
+        self._post("loaded", key, ex)
 
     def _load(self, key: ExecKey) -> None:
         ex = self._executions.get(key)
@@ -352,10 +407,18 @@ class PipelineEngine:
         try:
             from stratum.services.sagemaker.pipelines import parsed_version
 
-            with self.app.db.read() as conn:
-                ex = _state_load(conn, key, parsed_version, self.default_parallelism)
-            if ex is not None:
-                self._prepare(ex)
+            reap = key in self._reap
+            self._reap.discard(key)
+            if self.claims.acquire(claim_of(key), reap_dead=reap):
+                with self.app.db.read() as conn:
+                    ex = _state_load(conn, key, parsed_version, self.default_parallelism)
+                if ex is not None:
+                    self._prepare(ex)
+                else:  # not active (any more): nothing to hold
+                    with self.app.db.begin() as conn:
+                        self.claims.release(conn, claim_of(key))
+        except LeaseLost:
+            ex = None
         except Exception:
             log.exception("loading pipeline execution %s failed", key)
             ex = None
@@ -365,7 +428,7 @@ class PipelineEngine:
         """Writes a freshly loaded execution needs before it runs."""
         t = runner.now()
         if ex.reused:
-            with self.tx() as conn:
+            with self.tx(ex) as conn:
                 for name, src in ex.reused:
                     st = ex.steps[name]
                     records.insert_step(conn, ex.key, seq=st.seq, name=name, step_type=src.step_type,
@@ -442,16 +505,24 @@ class PipelineEngine:
     def _step_job(self, ex: ExecState, st: StepState) -> None:
         st.timings["picked"] = time.perf_counter()
         try:
-            outcome = runner.run_step(self, ex, st)
-        except Exception as exc:
-            log.exception("step %s of %s failed in the engine", st.spec.name, ex.arn)
-            outcome = self._internal_failure(ex, st, exc)
+            try:
+                outcome = runner.run_step(self, ex, st)
+            except LeaseLost:
+                raise
+            except Exception as exc:
+                log.exception("step %s of %s failed in the engine", st.spec.name, ex.arn)
+                outcome = self._internal_failure(ex, st, exc)
+        except LeaseLost:
+            self._post("lost", ex.key)
+            return
         self._post("done", ex.key, st.spec.name, outcome)
 
     def _internal_failure(self, ex: ExecState, st: StepState, exc: Exception) -> Outcome:
         try:
             return runner.finish(self, ex, st, runner.StepResult(
                 status="Failed", failure_reason=f"Internal error in the Stratum pipeline engine: {exc}"))
+        except LeaseLost:
+            raise
         except Exception:
             log.exception("recording the failure of step %s of %s failed", st.spec.name, ex.arn)
             return Outcome("Failed", reason=str(exc))
@@ -512,7 +583,12 @@ class PipelineEngine:
             self._launch(ex, st)
 
     def _stop_step_job(self, ex: ExecState, st: StepState) -> None:
-        self._post("done", ex.key, st.spec.name, runner.stop_step(self, ex, st))
+        try:
+            outcome = runner.stop_step(self, ex, st)
+        except LeaseLost:
+            self._post("lost", ex.key)
+            return
+        self._post("done", ex.key, st.spec.name, outcome)
 
     # -------------------------------------------------------------------------------------- stopping
     def _stop(self, ex: ExecState) -> None:
@@ -530,9 +606,13 @@ class PipelineEngine:
         for st in steps:
             if self.closing.is_set():
                 return
-            with self.tx() as conn:
-                records.update_step(conn, ex.key, st.seq, runner.now(), only_if=("Starting", "Executing"),
-                                    status="Stopping")
+            try:
+                with self.tx(ex) as conn:
+                    records.update_step(conn, ex.key, st.seq, runner.now(), only_if=("Starting", "Executing"),
+                                        status="Stopping")
+            except LeaseLost:
+                self._post("lost", ex.key)
+                return
 
     # -------------------------------------------------------------------------------------- callbacks
     def _callback(self, key: ExecKey, seq: int) -> None:
@@ -545,7 +625,11 @@ class PipelineEngine:
             self._submit_fast(self._callback_job, ex, st)
 
     def _callback_job(self, ex: ExecState, st: StepState) -> None:
-        outcome = runner.callback_outcome(self, ex, st)
+        try:
+            outcome = runner.callback_outcome(self, ex, st)
+        except LeaseLost:
+            self._post("lost", ex.key)
+            return
         if outcome is not None:
             self._post("done", ex.key, st.spec.name, outcome)
 
@@ -571,8 +655,12 @@ class PipelineEngine:
         if self.closing.is_set():
             return
         try:
-            with self.tx() as conn:
+            with self.tx(ex) as conn:
                 records.finish_execution(conn, ex.key, status, reason, runner.now())
+                self.release_claim(conn, ex)
+        except LeaseLost:
+            self._post("lost", ex.key)
+            return
         except Exception:
             log.exception("finishing pipeline execution %s failed", ex.arn)
         if self.on_execution_done is not None:
@@ -588,22 +676,37 @@ class PipelineEngine:
     # --------------------------------------------------------------------------------------- polling
     def _poll_job(self, started: float) -> None:
         try:
+            self._polls += 1
+            if self._polls % _PURGE_EVERY == 0:
+                # Claims left on executions that are not active: a start whose row was not
+                # inserted after all (its ClientRequestToken was taken).
+                self.claims.purge(EXECUTION, records.is_active)
             with self.app.db.read() as conn:
                 active = records.active_executions(conn)
         except Exception:
             log.exception("pipeline engine: polling for executions failed")
             active = None
-        self._post("polled", None, started, active)
+        self._post("polled", None, started, active, self._polls == 1)
 
-    def _polled(self, started: float, active: list[tuple[ExecKey, str, Any]] | None) -> None:
+    def _polled(self, started: float, active: list[records.ActiveExecution] | None, first: bool) -> None:
         self._polling = False
         if active is None:
             return
-        statuses = {key: status for key, status, _ in active}
-        for key, status, parallelism in active:
+        statuses = {a.key: a.status for a in active}
+        me = self.claims.server_id
+        now = time.time()
+        for key, status, parallelism, owner, expires_at in active:
             ex = self._executions.get(key)
+            if owner != me and owner is not None and first and self.claims.is_dead(owner):
+                self._reap.add(key)  # a restart: what its dead predecessor ran resumes at once
+            elif owner != me and owner is not None and not self.claims.claimable(owner, expires_at, now):
+                # Another live server runs it. If this one still runs it too, its claim was taken
+                # over (this server stalled past its lease): stop acting on it.
+                if ex is not None and ex.loaded_at < started and not ex.finalizing:
+                    self._lost(key)
+                continue
             if ex is None:
-                self._load(key)
+                self._load(key)  # unclaimed, claimable, or ours but not running here: claimed and loaded
             elif status == "Stopping" and not ex.stopping:
                 self._stop(ex)
             elif isinstance(parallelism, dict) and isinstance(parallelism.get("MaxParallelExecutionSteps"), int):
@@ -612,6 +715,12 @@ class PipelineEngine:
                 if limit != ex.max_parallel:
                     ex.max_parallel = limit
                     self._pump(ex)
+            if ex is not None and not ex.finalizing:
+                # SendPipelineExecutionStep* may have reached another server, which cannot tell
+                # this one: look at every waiting Callback step.
+                for st in ex.steps.values():
+                    if st.waiting:
+                        self._submit_fast(self._callback_job, ex, st)
         for key, ex in list(self._executions.items()):
             # Gone from the active list although loaded before the poll began: stopped at once by
             # the API, or deleted with its pipeline. Nothing more may be written for it.
@@ -620,9 +729,43 @@ class PipelineEngine:
                 if ex.running == 0:
                     self._executions.pop(key, None)
 
+    def _lost(self, key: ExecKey) -> None:
+        """This server no longer holds the execution's claim (another server took it over after
+        its lease expired): forget it without writing anything; its handlers are told to give up
+        (their outcomes are ignored) and the new owner resumes the execution from its rows."""
+        ex = self._executions.pop(key, None)
+        if ex is None:
+            return
+        ex.lost = True
+        log.warning("server %s lost its claim on pipeline execution %s: no longer running it here",
+                    self.claims.server_id, ex.arn)
+
     # --------------------------------------------------------------------------------------- queries
     def active_count(self) -> int:
         return len(self._executions)
+
+
+class _Owned:
+    """A transition's transaction that first checks the execution's claim (see PipelineEngine.tx)."""
+
+    __slots__ = ("engine", "ex", "cm")
+
+    def __init__(self, engine: PipelineEngine, ex: ExecState) -> None:
+        self.engine = engine
+        self.ex = ex
+
+    def __enter__(self) -> Connection:
+        self.cm = self.engine.app.db.begin()
+        conn = self.cm.__enter__()
+        try:
+            self.engine.claims.check(conn, claim_of(self.ex.key))
+        except BaseException as exc:
+            self.cm.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return conn
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> Any:
+        return self.cm.__exit__(kind, exc, tb)
 
 
 def _state_load(conn: Connection, key: ExecKey, definition_of: Any, default_parallelism: int) -> ExecState | None:

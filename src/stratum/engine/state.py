@@ -24,6 +24,7 @@ from stratum.engine.graph import FAILED, RUNNING, SKIPPED, STOPPED, SUCCEEDED, P
 from stratum.engine.records import ACTIVE_STEP_STATUSES, ExecKey
 from stratum.services.sagemaker.arns import parse_execution_arn
 from stratum.services.sagemaker.definition import PipelineDefinition, StepSpec
+from stratum.store.claims import EXECUTION, ClaimKey
 
 # How a step's run begins (see runner.begin).
 NEW = "new"  # no row yet: insert it (Starting), if the execution is still Executing
@@ -106,6 +107,7 @@ class ExecState:
     ending: bool = False
     ended: str | None = None
     abort_reason: str | None = None  # the execution cannot run at all (e.g. selective execution)
+    lost: bool = False  # another server took over its claim: nothing more is done for it here
     loaded_at: float = field(default_factory=time.monotonic)
     # Filled by load: steps to resume at once, Callback steps already waiting, steps to mark Stopped.
     resume: list[str] = field(default_factory=list)
@@ -144,6 +146,34 @@ class ExecState:
         return EvalContext(parameters=self.parameters, execution=execution, experiment=self.experiment,
                            step_properties=self.properties.get, step_names=self.step_names,
                            property_files=self.property_file, read_s3=read_s3)
+
+
+def claim_of(key: ExecKey) -> ClaimKey:
+    """The claim a server holds while it runs the execution (and so all of its steps)."""
+    return ClaimKey(EXECUTION, key.account_id, key.region, key.execution_id)
+
+
+class Abandon:
+    """Handed to step handlers as extra["shutdown"]: set when the server shuts down or when it
+    lost the execution's claim; either way the handler returns promptly and its result is dropped."""
+
+    __slots__ = ("shutdown", "ex")
+
+    def __init__(self, shutdown: threading.Event, ex: ExecState) -> None:
+        self.shutdown = shutdown
+        self.ex = ex
+
+    def is_set(self) -> bool:
+        return self.ex.lost or self.shutdown.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            self.shutdown.wait(left)
+        return True
 
 
 def iso(when: datetime) -> str:

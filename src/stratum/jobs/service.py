@@ -1,6 +1,12 @@
 """The job service: creates job rows, launches and supervises runs on the executor, records every
 transition durably, stops jobs, and after a crash fails the jobs that were left running.
 
+Each job is claimed (stratum.store.claims) by the server that creates it, in the transaction that
+records it, and only that server runs it and records its transitions. Several servers may share
+one database: a server whose claim on a job was taken over stops it and writes nothing more; the
+server that takes over the claim of a dead server's job fails the job as a restart does (its
+process, orphaned, is killed when it runs on the same machine).
+
 Per job, a supervisor thread mints the execution role's session, resolves the image to a runtime,
 submits a JobSpec to the executor and records the RunResult. The service is a background service
 of the server (started and stopped with it); ``get_service(app)`` returns the one of an app.
@@ -26,6 +32,7 @@ from stratum.jobs.executors.base import Executor, JobHandle
 from stratum.jobs.process import kill_orphan
 from stratum.jobs.spec import JobSpec, RunResult, Transition
 from stratum.protocol.errors import ServiceError
+from stratum.store.claims import JOB, ClaimKey, LeaseLost
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
@@ -67,7 +74,13 @@ class _DbReporter:
     def transition(self, status: str, message: str) -> None:
         if self.kind != "training":
             return
-        with self.service.db.begin() as conn:
+        try:
+            self._transition(status, message)
+        except LeaseLost:
+            self.service._lose(self.job_id)
+
+    def _transition(self, status: str, message: str) -> None:
+        with self.service.owned(self.job_id) as conn:
             row = store.get_job_by_id(conn, self.job_id, lock=True)
             if row is None or row.status not in store.ACTIVE:
                 return
@@ -78,8 +91,12 @@ class _DbReporter:
                              transitions=transitions)
 
     def process_started(self, pid: int, marker: str) -> None:
-        with self.service.db.begin() as conn:
-            store.update_job(conn, self.job_id, process={"pid": pid, "marker": marker, "host": socket.gethostname()})
+        try:
+            with self.service.owned(self.job_id) as conn:
+                store.update_job(conn, self.job_id, process={"pid": pid, "marker": marker,
+                                                              "host": socket.gethostname()})
+        except LeaseLost:
+            self.service._lose(self.job_id)
 
 
 def _closed(transitions: list[dict[str, Any]], at: float) -> list[dict[str, Any]]:
@@ -106,7 +123,7 @@ class JobService:
         self.app = app
         self.settings = app.settings
         self.db = app.db
-        self.node = f"{socket.gethostname()}:{self.settings.data_dir}"
+        self.node = app.claims.server_id  # recorded with each job: which server ran it
         self._executor: Executor | None = None
         self._executor_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -114,19 +131,32 @@ class JobService:
         self._stopping: set[str] = set()
         self._done: dict[str, threading.Event] = {}
         self._tuners: dict[str, Any] = {}
+        self._started: dict[str, float] = {}  # job id -> monotonic time this server claimed it
+        self._keys: dict[str, ClaimKey] = {}
         self._recovered = False
         self._closed = False
         self._supervisors: set[threading.Thread] = set()
+        self.claims = app.claims
+        self._check_claims = not self.db.is_sqlite  # SQLite: one server per database
+        self._sweeper: threading.Thread | None = None
+        self._sweep_stop = threading.Event()
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        self.app.renewer.start()
+        self.app.renewer.listen(self._claims_renewed)
         self.recover()
         self.executor()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="jobs-sweeper", daemon=True)
+        self._sweeper.start()
 
     def stop(self) -> None:
         """Server shutdown: kill what runs here; the next start records those jobs as failed.
         Supervisors still starting a job give up; all are waited for, so none touches the
         database after the server closes it."""
+        self._sweep_stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(5)
         with self._lock:
             self._closed = True
             handles = list(self._handles.values())
@@ -159,15 +189,39 @@ class JobService:
             return self._executor
 
     def recover(self) -> None:
-        """Jobs this node left InProgress/Stopping when it died cannot be re-attached: local
-        processes were orphaned (killed here if still alive), Ray tasks died with their driver."""
+        """Fail the jobs a server left InProgress/Stopping when it died (at start: a previous run
+        of this server; later: another server of the database whose lease expired). They cannot be
+        re-attached: local processes were orphaned (killed here if still alive and on this
+        machine), Ray tasks died with their driver."""
         if self._recovered:
             return
         self._recovered = True
+        self.take_over(reap_dead=True)
+
+    def take_over(self, reap_dead: bool = False) -> int:
+        """Claim and fail the jobs whose server is gone; returns how many were failed."""
+        taken = [key for key, _former in self.claims.take_over(JOB, reap_dead)]
+        with self.db.read() as conn:
+            unclaimed = store.unclaimed_active_jobs(conn)
+        for row in unclaimed:  # recorded before claims existed
+            key = ClaimKey(JOB, row.account_id, row.region, row.job_id)
+            if self.claims.acquire(key):
+                taken.append(key)
+        failed = 0
+        for key in taken:
+            with self._lock:
+                if key.item_id in self._handles or key.item_id in self._tuners:
+                    continue  # ours already (a claim renewed late): it runs here
+            if self._fail_abandoned(key):
+                failed += 1
+        return failed
+
+    def _fail_abandoned(self, key: ClaimKey) -> bool:
         host = socket.gethostname()
         now = store.now()
         with self.db.begin() as conn:
-            for row in store.active_jobs(conn, self.node):
+            row = store.get_job_by_id(conn, key.item_id, lock=True)
+            if row is not None and row.status in store.ACTIVE:
                 proc = row.process or {}
                 if proc.get("pid") and proc.get("host") == host:
                     kill_orphan(int(proc["pid"]), str(proc.get("marker")))
@@ -179,7 +233,67 @@ class JobService:
                                         "EndTime": now.timestamp(), "StatusMessage": RESTART_REASON})
                     values.update(secondary_status="Failed", transitions=transitions)
                 store.update_job(conn, row.job_id, **values)
-                log.warning("job %s (%s) was running when Stratum stopped: marked Failed", row.name, row.kind)
+                log.warning("job %s (%s) was running when its server stopped: marked Failed", row.name, row.kind)
+            self.claims.release(conn, key)
+        return row is not None and row.status in store.ACTIVE
+
+    # ------------------------------------------------------------------------------- claims
+    def owned(self, job_id: str) -> Any:
+        """A write transaction for a transition of a job this server runs: on PostgreSQL it first
+        checks the job's claim (LeaseLost if another server took it over)."""
+        key = self._keys.get(job_id)
+        if key is None or not self._check_claims:
+            return self.db.begin()
+        return _Owned(self, key)
+
+    def _claims_renewed(self, held: set[ClaimKey], started: float) -> None:
+        """After each renewal: stop running the jobs whose claim this server no longer holds."""
+        with self._lock:
+            mine = [(job_id, key) for job_id, key in self._keys.items() if self._started.get(job_id, started) < started]
+        for job_id, key in mine:
+            if key not in held:
+                self._lose(job_id)
+
+    def _lose(self, job_id: str) -> None:
+        with self._lock:
+            handle = self._handles.get(job_id)
+            tuner = self._tuners.get(job_id)
+            self._keys.pop(job_id, None)
+        log.warning("server %s lost its claim on job %s: stopping it here", self.claims.server_id, job_id)
+        if tuner is not None:
+            tuner.abandon()
+        if handle is not None:
+            handle.kill()
+
+    def _sweep_loop(self) -> None:
+        """Take over the jobs of servers that are gone, and act on stop requests another server
+        recorded for jobs running here."""
+        interval = max(0.5, min(self.claims.lease / 3, 2.0))
+        while not self._sweep_stop.wait(interval):
+            try:
+                self.take_over()
+                self._stop_requested_elsewhere()
+            except Exception:
+                log.exception("jobs sweep failed")
+
+    def _stop_requested_elsewhere(self) -> None:
+        with self._lock:
+            running = list(self._handles) + list(self._tuners)
+        if not running:
+            return
+        with self.db.read() as conn:
+            asked = store.stop_requested(conn, running)
+        for job_id in asked:
+            with self._lock:
+                if job_id in self._stopping:
+                    continue
+                self._stopping.add(job_id)
+                handle = self._handles.get(job_id)
+                tuner = self._tuners.get(job_id)
+            if handle is not None:
+                handle.kill()
+            if tuner is not None:
+                tuner.request_stop()
 
     # ------------------------------------------------------------------------------- creation
     def create(self, *, kind: str, account: str, region: str, name: str, request: dict[str, Any],
@@ -198,15 +312,20 @@ class JobService:
                   "tags": tags, "role_arn": role_arn, "context": context, "transitions": transitions,
                   "parent_arn": parent_arn, "stop_requested": False, "node": self.node, "created_at": now,
                   "last_modified_at": now}
+        key = ClaimKey(JOB, account, region, job_id)
         try:
             with self.db.begin() as conn:
                 if store.get_job(conn, account, region, kind, name) is not None:
                     raise _in_use(kind, arn)
                 store.insert_job(conn, values)
+                self.claims.insert(conn, key)  # this server runs it
                 row = store.get_job_by_id(conn, job_id)
         except IntegrityError:
             raise _in_use(kind, arn) from None
         assert row is not None
+        with self._lock:
+            self._keys[job_id] = key
+            self._started[job_id] = time.monotonic()
         if launch:
             self.launch(row)
         return row
@@ -232,6 +351,8 @@ class JobService:
         try:
             try:
                 result = self._run(row)
+            except LeaseLost:
+                result = None
             except Exception as exc:
                 log.exception("supervising job %s failed", row.name)
                 result = RunResult(status="Failed",
@@ -239,11 +360,16 @@ class JobService:
             finally:
                 with self._lock:
                     self._handles.pop(row.job_id, None)
-            if result is not None and (result.status == "Completed" or not self._shutting_down()):
-                self._finish(row.job_id, result)
+            try:
+                if result is not None and (result.status == "Completed" or not self._shutting_down()):
+                    self._finish(row.job_id, result)
+            except LeaseLost:
+                log.warning("job %s: its claim was taken over, its result is not recorded here", row.name)
         finally:
             with self._lock:
                 self._supervisors.discard(threading.current_thread())
+                self._keys.pop(row.job_id, None)
+                self._started.pop(row.job_id, None)
             self._signal_done(row.job_id)
 
     def _run(self, row: Row[Any]) -> RunResult | None:
@@ -279,7 +405,7 @@ class JobService:
             python=runtime.python)
         if self._shutting_down():
             return None
-        with self.db.begin() as conn:
+        with self.owned(row.job_id) as conn:
             store.update_job(conn, row.job_id, started_at=store.now())
         handle = self.executor().submit(spec, _DbReporter(self, row.job_id, row.kind))
         with self._lock:
@@ -299,7 +425,10 @@ class JobService:
 
     def _finish(self, job_id: str, result: RunResult) -> None:
         ended = datetime.fromtimestamp(result.ended_at, UTC)
-        with self.db.begin() as conn:
+        with self.owned(job_id) as conn:
+            key = self._keys.get(job_id)
+            if key is not None:
+                self.claims.release(conn, key)  # nothing left to run
             row = store.get_job_by_id(conn, job_id, lock=True)
             if row is None or row.status not in store.ACTIVE:
                 return
@@ -395,6 +524,34 @@ class JobService:
     def forget_tuner(self, job_id: str) -> None:
         with self._lock:
             self._tuners.pop(job_id, None)
+            key = self._keys.pop(job_id, None)
+            self._started.pop(job_id, None)
+        if key is not None and not self._closed:
+            with self.db.begin() as conn:  # the tuning job has ended (or was given up): nothing to hold
+                self.claims.release(conn, key)
+
+
+class _Owned:
+    """JobService.owned's transaction: the claim is checked before the caller's statements."""
+
+    __slots__ = ("service", "key", "cm")
+
+    def __init__(self, service: JobService, key: ClaimKey) -> None:
+        self.service = service
+        self.key = key
+
+    def __enter__(self) -> Any:
+        self.cm = self.service.db.begin()
+        conn = self.cm.__enter__()
+        try:
+            self.service.claims.check(conn, self.key)
+        except BaseException as exc:
+            self.cm.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return conn
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> Any:
+        return self.cm.__exit__(kind, exc, tb)
 
 
 def _image_of(row: Row[Any]) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, exists, insert, select, update
 
 from stratum.jobs.tables import sagemaker_jobs as jobs_t
 from stratum.jobs.tables import sagemaker_models as models_t
 from stratum.services.sagemaker.paging import page_window, sql_page
+from stratum.store.claims import JOB
+from stratum.store.tables import stratum_claims as claims_t
 
 # kind -> (ARN resource type, API noun for messages)
 ARN_TYPES = {"processing": "processing-job", "training": "training-job", "transform": "transform-job",
@@ -50,8 +52,19 @@ def update_job(conn: Connection, job_id: str, **values: Any) -> None:
     conn.execute(update(jobs_t).where(jobs_t.c.job_id == job_id).values(**values))
 
 
-def active_jobs(conn: Connection, node: str) -> list[Row[Any]]:
-    return list(conn.execute(select(jobs_t).where(jobs_t.c.status.in_(ACTIVE) & (jobs_t.c.node == node))))
+def unclaimed_active_jobs(conn: Connection) -> list[Row[Any]]:
+    """InProgress/Stopping jobs no server claims (recorded before claims existed)."""
+    claimed = (select(claims_t.c.item_id)
+               .where((claims_t.c.kind == JOB) & (claims_t.c.account_id == jobs_t.c.account_id)
+                      & (claims_t.c.region == jobs_t.c.region) & (claims_t.c.item_id == jobs_t.c.job_id)))
+    return list(conn.execute(select(jobs_t.c.job_id, jobs_t.c.account_id, jobs_t.c.region)
+                             .where(jobs_t.c.status.in_(ACTIVE) & ~exists(claimed))))
+
+
+def stop_requested(conn: Connection, job_ids: list[str]) -> list[str]:
+    """Those of ``job_ids`` whose stop was requested (StopXJob may reach any server)."""
+    return [r.job_id for r in conn.execute(select(jobs_t.c.job_id).where(
+        jobs_t.c.job_id.in_(job_ids) & jobs_t.c.stop_requested & jobs_t.c.status.in_(ACTIVE)))]
 
 
 def children(conn: Connection, parent_arn: str) -> list[Row[Any]]:

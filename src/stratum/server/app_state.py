@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Protocol
 
 from stratum.config import Settings
+from stratum.store.claims import Claims, Renewer
 from stratum.store.db import Database
 
 if TYPE_CHECKING:
@@ -36,9 +37,14 @@ class AppState:
 
         self.settings = settings
         self.db = db or Database(settings.db_url)
+        # This server's id and its claims on executions and jobs (several servers may share the
+        # database). The renewer is the first background service, so it stops last: a clean
+        # shutdown hands the claims over only once nothing here acts on them any more.
+        self.claims = Claims(self.db, settings.lease_seconds)
+        self.renewer = Renewer(self.claims)
         self.authenticator: Authenticator = Authenticator(self)
         self.authorizer: Authorizer = Authorizer(self)
-        self.background: list[BackgroundService] = []
+        self.background: list[BackgroundService] = [self.renewer]
         # Set when a shutdown signal arrives, before requests drain and background services stop.
         self.shutting_down = threading.Event()
         self.providers: dict[str, Provider] = build_providers(self)

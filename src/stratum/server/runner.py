@@ -10,7 +10,7 @@ import uvicorn
 
 from stratum.bootstrap import bootstrap, record_endpoint
 from stratum.config import Settings
-from stratum.server import listeners
+from stratum.server import cluster, listeners
 from stratum.server.app_state import AppState
 from stratum.server.asgi import StratumApp
 from stratum.server.http_protocol import CoalescingHttpToolsProtocol
@@ -21,7 +21,13 @@ def prepare(settings: Settings) -> AppState:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Migrate before building the providers: some start background work on their tables.
     db = Database(settings.db_url)
-    db.migrate()
+    try:
+        cluster.lock_sqlite(db)
+        db.migrate()
+        cluster.check_master_key(db, settings)
+    except cluster.ClusterConfigError as exc:
+        db.dispose()
+        raise SystemExit(f"stratum: {exc}") from None
     bootstrap(db, settings)
     record_endpoint(settings)
     return AppState(settings, db)

@@ -117,6 +117,10 @@ class Database:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.attributes["connection_url"] = self.url
         with self._begin_managed() as conn:
+            if not self.is_sqlite:
+                # Servers of one database starting together migrate one after the other (the lock
+                # ends with the transaction); SQLite's write lock already does this.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7274782613)")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
         if os.environ.get("STRATUM_DEV_CREATE_ALL") == "1":

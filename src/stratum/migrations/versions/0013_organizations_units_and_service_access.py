@@ -1,7 +1,7 @@
 """organizational units, trusted service access, delegated administrators and account requests
 
-Revision ID: 0012_organizations
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07 17:00:21.506343
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import stratum.store.schema
 
-revision = '0012_organizations'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
