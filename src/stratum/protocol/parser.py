@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 from xml.etree import ElementTree
@@ -45,7 +44,7 @@ def _parse_json_protocol(index: ServiceIndex, request: HttpRequest) -> tuple[Ope
     body: Any = {}
     if request.body.strip():
         try:
-            body = jsonfast.loads(request.body)
+            body = jsonfast.loads_text(request.body)
         except ValueError as exc:
             raise serialization_error(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -296,7 +295,7 @@ def _header_value(shape: Shape, value: str) -> Any:
     kind = shape.type_name
     if kind == "string" and shape.serialization.get("jsonvalue"):
         try:
-            return json.loads(base64.b64decode(value))
+            return jsonfast.loads_text(base64.b64decode(value))
         except (ValueError, binascii.Error):
             raise serialization_error("Invalid JSON value header") from None
     if kind == "list":
@@ -307,7 +306,7 @@ def _header_value(shape: Shape, value: str) -> Any:
 def _parse_body(index: ServiceIndex, shape: Shape, body: bytes, *, root: bool) -> Any:
     if index.protocol == "rest-json":
         try:
-            data = jsonfast.loads(body)
+            data = jsonfast.loads_text(body)
         except ValueError as exc:
             raise serialization_error(f"Request body is not valid JSON: {exc}") from None
         return _from_json(shape, data)

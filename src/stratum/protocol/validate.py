@@ -52,7 +52,7 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    return f"'{text}'" if isinstance(value, str) else text
+    return f"'{text}'".replace("\x00", "\\u0000") if isinstance(value, str) else text
 
 
 def validate_input(shape: Shape | None, params: dict[str, Any], code: str = "ValidationException") -> None:
@@ -92,6 +92,12 @@ def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
                 _check(shape.value, v, f"{path}.{k}", errors)
         return
     if kind == "string":
+        if "\x00" in value:
+            # No AWS name, ARN, key or text field takes a NUL, and PostgreSQL cannot store one: it is
+            # refused here so that every backend answers alike, before anything is looked up.
+            errors.append(f"Value {_show(value)} at '{path}' failed to satisfy constraint: "
+                          "Member must not contain the null character")
+            return
         enum = meta.get("enum")
         if enum and value not in enum:
             errors.append(f"Value {_show(value)} at '{path}' failed to satisfy constraint: "
