@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import re
 
+from botocore.model import ServiceModel
+
 from stratum.protocol.errors import ServiceError
 from stratum.protocol.http import HttpRequest
-from stratum.protocol.service_models import service_index, target_prefixes
+from stratum.protocol.service_models import (
+    SERVED_SERVICES,
+    KnownService,
+    known_service,
+    service_index,
+    target_prefixes,
+)
 
 _SCOPE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request")
 
@@ -42,13 +50,19 @@ def route_service(request: HttpRequest, default_region: str) -> tuple[str, str]:
         prefix = target.rpartition(".")[0]
         service = target_prefixes().get(prefix)
         if service is None:
-            raise ServiceError("UnknownOperationException", f"Unknown target {target!r}", 400)
+            known = known_service(target_prefix=prefix, signing_name=scope[1] if scope else None)
+            if known is None:
+                raise ServiceError("UnknownOperationException", f"Unknown target {target!r}", 400)
+            raise UnservedService(known, request)
         return service, region
     if scope:
         service = _SIGNING_NAMES.get(scope[1])
         if service is None:
-            raise ServiceError("InvalidSignatureException",
-                               f"Credential should be scoped to a valid service: '{scope[1]}' is not served", 400)
+            known = known_service(signing_name=scope[1], protocol=_request_protocol(request))
+            if known is None:
+                raise ServiceError("InvalidSignatureException",
+                                   f"Credential should be scoped to a valid service: '{scope[1]}' is unknown", 400)
+            raise UnservedService(known, request)
         return service, region
     # Unsigned: a query-protocol form (sts/iam) or anything else is S3 (anonymous access is S3's).
     content_type = request.headers.get("content-type", "")
@@ -59,3 +73,38 @@ def route_service(request: HttpRequest, default_region: str) -> tuple[str, str]:
             return "iam", region
         return "sts", region
     return "s3", region
+
+
+class UnservedService(ServiceError):
+    """A request for a service in botocore's data that Stratum does not serve: answered in that
+    service's own protocol (the one the request was sent in), so its client raises a ClientError
+    that says so instead of failing to parse the answer."""
+
+    def __init__(self, known: KnownService, request: HttpRequest) -> None:
+        super().__init__("NotImplemented", f"The service '{known.name}' is not served by Stratum "
+                         f"(it serves {', '.join(SERVED_SERVICES)}).", 501, sender_fault=False)
+        self.service_model: ServiceModel = known.error_model(_wire_protocol(request, known))
+
+
+def _request_protocol(request: HttpRequest) -> str | None:
+    """The protocol a request's shape shows, where it shows one (REST requests do not)."""
+    headers = request.headers
+    if headers.get("smithy-protocol", "").lower() == "rpc-v2-cbor":
+        return "smithy-rpc-v2-cbor"
+    if "x-amz-target" in headers:
+        return "json"
+    form = "x-www-form-urlencoded" in headers.get("content-type", "") and b"Action=" in request.body
+    if form or request.query_value("Action") is not None:
+        return "query"
+    return None
+
+
+def _wire_protocol(request: HttpRequest, known: KnownService) -> str:
+    """The protocol the client spoke: a service may offer several (CloudWatch: CBOR, JSON, query)."""
+    shown = _request_protocol(request)
+    if shown == "query" and "ec2" in known.protocols:
+        return "ec2"
+    if shown is not None:
+        return shown
+    rest = [p for p in known.protocols if p in ("rest-json", "rest-xml")]
+    return rest[0] if rest else "rest-json"
