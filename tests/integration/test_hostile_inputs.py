@@ -80,17 +80,15 @@ def test_out_of_range_timestamps_are_refused(server: StratumServer, value: str) 
     for target, member in [("SageMaker.ListPipelines", "CreatedAfter"),
                            ("SageMaker.ListTrainingJobs", "CreationTimeBefore"),
                            ("SageMaker.ListPipelineExecutions", "CreatedBefore")]:
-        body = '{"PipelineName": "p", "%s": %s}' % (member, value)
+        body = f'{{"PipelineName": "p", "{member}": {value}}}'
         response = _json_call(server, target, body)
         assert response.status == 400, (target, response.data)
         assert _parsed_error(response, "json")["Code"] == "SerializationException"
-    events = server.client("events")
-    response = _signed(server, "POST", "/", ('{"Entries": [{"Source": "a", "DetailType": "b", "Detail": "{}", '
-                                             '"Time": %s}]}' % value).encode(),
+    entry = f'{{"Source": "a", "DetailType": "b", "Detail": "{{}}", "Time": {value}}}'
+    response = _signed(server, "POST", "/", f'{{"Entries": [{entry}]}}'.encode(),
                        {"X-Amz-Target": "AWSEvents.PutEvents", "Content-Type": "application/x-amz-json-1.1"},
                        signing_name="events")
     assert response.status == 400 and _parsed_error(response, "json")["Code"] == "SerializationException"
-    del events
 
 
 def test_an_s3_timestamp_header_out_of_range_is_refused(server: StratumServer) -> None:
@@ -294,6 +292,16 @@ def test_malformed_http_is_answered_in_the_services_format(server: StratumServer
     status, headers, body = _raw_exchange(server, b"GET /bucket/key HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
     assert status == 400 and headers["content-type"] == "application/xml"
     parsed = create_parser("rest-xml").parse({"status_code": status, "headers": headers, "body": body}, None)
+    assert parsed["Error"]["Code"] == "BadRequest"
+    # The bad header comes before the Authorization header that says the request is IAM's.
+    ak, _ = server.creds("dev")
+    status, headers, body = _raw_exchange(server, (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"X-Bad: a\x01b\r\nAuthorization: AWS4-HMAC-SHA256 Credential=" + ak.encode() +
+        b"/20261207/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=00\r\n"
+        b"Content-Length: 29\r\n\r\nAction=ListUsers&Version=2010-05-08"))
+    assert status == 400 and headers["content-type"] == "text/xml"
+    parsed = create_parser("query").parse({"status_code": status, "headers": headers, "body": body}, None)
     assert parsed["Error"]["Code"] == "BadRequest"
 
 

@@ -280,15 +280,25 @@ def parse_rest_input(index: ServiceIndex, op: OperationModel, request: HttpReque
         member = shape.members[payload_name]
         if member.type_name in ("blob", "string"):
             if request.body or payload_name in shape.required_members:
-                params[payload_name] = request.body if member.type_name == "blob" else request.body.decode()
+                params[payload_name] = request.body if member.type_name == "blob" else _body_text(index, request.body)
         elif request.body.strip():
             params[payload_name] = _parse_body(index, member, request.body, root=True)
     elif body_members and request.body.strip():
         parsed = _parse_body(index, shape, request.body, root=True)
+        if not isinstance(parsed, dict):  # JSON null, a list, a number: no members to read
+            raise serialization_error("Request body must be a JSON object")
         for name in body_members:
             if name in parsed:
                 params[name] = parsed[name]
     return params
+
+
+def _body_text(index: ServiceIndex, body: bytes) -> str:
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        code = "InvalidArgument" if index.protocol == "rest-xml" else "SerializationException"
+        raise ServiceError(code, "The request body is not valid UTF-8 text", 400) from None
 
 
 def _header_value(shape: Shape, value: str) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import re
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -73,6 +74,10 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
 
+    def data_received(self, data: bytes) -> None:
+        self._last_data = data  # a reference only: read again if llhttp refuses the request
+        super().data_received(data)
+
     def send_400_response(self, msg: str) -> None:
         """uvicorn answers a request llhttp refuses (a bad header, a bad chunk size) with a plain-text
         400 no AWS client can parse; once the request line has been read, the service is known
@@ -94,6 +99,10 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             name = raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
             headers[name] = f"{headers[name]},{value}" if name in headers else value
+        # llhttp stops at the bad header: the ones after it (Authorization comes last from the
+        # SDKs) are read from the bytes received, line by line.
+        for name, value in _lenient_headers(getattr(self, "_last_data", b"")).items():
+            headers.setdefault(name, value)
         scope = getattr(self, "scope", None) or {}
         method = scope.get("method") or _method(self.parser)
         path, _, query = url.decode("latin-1").partition("?")
@@ -111,6 +120,23 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         head += [f"{k}: {v}" for k, v in response.headers.items()]
         head += [f"content-length: {len(body)}", "connection: close", "", ""]
         return "\r\n".join(head).encode("latin-1") + body
+
+
+_REQUEST_LINE = re.compile(rb"[A-Z]+ \S+ HTTP/1\.[01]\r\n")
+
+
+def _lenient_headers(data: bytes) -> dict[str, str]:
+    """The header lines of the last request head in ``data``, however malformed the others."""
+    starts = [m.end() for m in _REQUEST_LINE.finditer(data)]
+    if not starts:
+        return {}
+    head = data[starts[-1]:].split(b"\r\n\r\n", 1)[0]
+    headers: dict[str, str] = {}
+    for line in head.split(b"\r\n"):
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers.setdefault(name.strip().decode("latin-1").lower(), value.strip().decode("latin-1"))
+    return headers
 
 
 def _method(parser: Any) -> str:

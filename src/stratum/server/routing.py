@@ -49,12 +49,17 @@ def route_service(request: HttpRequest, default_region: str) -> tuple[str, str]:
     if target:
         prefix = target.rpartition(".")[0]
         service = target_prefixes().get(prefix)
-        if service is None:
-            known = known_service(target_prefix=prefix, signing_name=scope[1] if scope else None)
-            if known is None:
-                raise ServiceError("UnknownOperationException", f"Unknown target {target!r}", 400)
+        if service is not None:
+            return service, region
+        known = known_service(target_prefix=prefix)
+        if known is not None:
             raise UnservedService(known, request)
-        return service, region
+        # An unknown target on a request signed for a served service without targets (S3, IAM,
+        # STS, RAM) is a header that protocol ignores; for the others it names no operation.
+        signed_for = _SIGNING_NAMES.get(scope[1]) if scope else None
+        if signed_for is None or signed_for == "sagemaker-runtime" or service_index(signed_for).target_prefix:
+            raise ServiceError("UnknownOperationException", f"Unknown target {target!r}", 400)
+        return signed_for, region
     if scope:
         service = _SIGNING_NAMES.get(scope[1])
         if service is None:

@@ -1,0 +1,165 @@
+"""Fuzz every operation of every served service with malformed, oversized and hostile requests.
+
+Each answer must come within the per-request timeout, must not be a 5xx (a 501 NotImplemented
+for an operation Stratum does not implement is the one exception), and must be readable by
+botocore's parser for the service's protocol: an error carries a code from its body (HEAD
+answers have none). The run is bounded: STRATUM_FUZZ_CASES cases per operation (default 4, one of
+each kind in fuzz_inputs.KINDS) and at most STRATUM_FUZZ_SECONDS of wall time per backend
+(default 45); every operation gets its first case before any gets a second.
+
+Reproduce a failure with the seed and operation it prints, e.g.
+  STRATUM_FUZZ_SEED=0 STRATUM_FUZZ_OPS=s3:GetObject pytest tests/fuzz -k sqlite
+STRATUM_FUZZ_SEED=random draws a fresh seed (printed) to explore beyond the default one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+from botocore.model import OperationModel
+from botocore.parsers import create_parser
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from conftest import BACKENDS, close_server, make_server  # noqa: E402
+from fuzz_inputs import Case, build_case  # noqa: E402
+from stratum_testing import StratumServer  # noqa: E402
+
+from stratum.protocol.service_models import SERVED_SERVICES, service_model  # noqa: E402
+
+CASES = int(os.environ.get("STRATUM_FUZZ_CASES", "4"))
+SECONDS = float(os.environ.get("STRATUM_FUZZ_SECONDS", "45"))
+TIMEOUT = float(os.environ.get("STRATUM_FUZZ_TIMEOUT", "20"))
+_SEED_SETTING = os.environ.get("STRATUM_FUZZ_SEED", "0")
+SEED = str(random.SystemRandom().randrange(10**9)) if _SEED_SETTING == "random" else _SEED_SETTING
+ONLY = [s.strip() for s in os.environ.get("STRATUM_FUZZ_OPS", "").split(",") if s.strip()]
+
+
+def _operations() -> list[tuple[str, OperationModel]]:
+    out: list[tuple[str, OperationModel]] = []
+    for service in SERVED_SERVICES:
+        model = service_model(service)
+        for name in model.operation_names:
+            if ONLY and service not in ONLY and f"{service}:{name}" not in ONLY:
+                continue
+            out.append((service, model.operation_model(name)))
+    return out
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def fuzz_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
+    """A server of its own: the fuzz calls every operation, the destructive ones included."""
+    srv = make_server(tmp_path_factory, request.param)
+    srv.start()
+    yield srv
+    close_server(srv)
+
+
+def _check(case: Case, op: OperationModel, status: int, headers: dict[str, str], body: bytes) -> str | None:
+    """What is wrong with the answer, or None."""
+    protocol = op.service_model.protocol
+    try:
+        parsed = create_parser(protocol).parse({"status_code": status, "headers": headers, "body": body},
+                                               op.output_shape)
+    except Exception as exc:  # botocore's ResponseParserError and whatever a bad body raises
+        return f"{status}: botocore cannot parse the answer ({type(exc).__name__}: {str(exc)[:200]})"
+    code = str(parsed.get("Error", {}).get("Code", ""))
+    # A HEAD answer has no body, so its 501's code cannot be read: the status is all there is.
+    not_implemented = status == 501 and (code == "NotImplemented" or (case.method == "HEAD" and not body))
+    if status >= 500 and not not_implemented:
+        return f"{status} {code}: {body[:300]!r}"
+    if status >= 300 and case.method != "HEAD" and (not code or code == str(status)):
+        return f"{status}: no error code in the body: {body[:300]!r}"
+    return None
+
+
+class Unsendable(Exception):
+    pass
+
+
+def _send(pool: urllib3.PoolManager, case: Case) -> tuple[int, dict[str, str], bytes] | str:
+    try:
+        response = pool.request(case.method, case.url, body=case.body, headers=case.headers, retries=False,
+                                redirect=False, timeout=urllib3.Timeout(connect=5, read=TIMEOUT))
+    except urllib3.exceptions.ReadTimeoutError:
+        return f"no answer within {TIMEOUT:g} s"
+    except urllib3.exceptions.HTTPError as exc:
+        return f"connection failed: {type(exc).__name__}: {str(exc)[:200]}"
+    except (ValueError, UnicodeError) as exc:  # http.client will not write it (a non-ASCII URL)
+        raise Unsendable(str(exc)) from None
+    return response.status, {k.lower(): v for k, v in response.headers.items()}, response.data
+
+
+@pytest.mark.slow
+def test_no_operation_answers_hostile_input_with_a_5xx(fuzz_server: StratumServer) -> None:
+    operations = _operations()
+    creds = fuzz_server.creds("dev")
+    pool = urllib3.PoolManager(maxsize=4)
+    deadline = time.monotonic() + SECONDS
+    sent: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    failures: list[str] = []
+    skipped = 0
+    started = time.monotonic()
+    print(f"fuzz seed {SEED} on {fuzz_server.backend}")
+
+    def run(service: str, op: OperationModel, number: int) -> None:
+        nonlocal skipped
+        case = build_case(fuzz_server.endpoint_url, creds, service, op, SEED, number)
+        if case is None:
+            skipped += 1
+            return
+        try:
+            answer = _send(pool, case)
+        except Unsendable:
+            skipped += 1
+            return
+        sent[case.kind] += 1
+        if isinstance(answer, str):
+            problem: str | None = answer
+        else:
+            statuses[answer[0]] += 1
+            problem = _check(case, op, *answer)
+        if problem is not None:
+            failures.append(f"{service}:{op.name} case {number} ({case.kind}; {'; '.join(case.notes)}): {problem}\n"
+                            f"    reproduce: STRATUM_FUZZ_SEED={SEED} STRATUM_FUZZ_OPS={service}:{op.name} "
+                            f"STRATUM_FUZZ_CASES={number + 1}")
+
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        for number in range(CASES):
+            if time.monotonic() > deadline:
+                break
+            list(executor.map(run, [s for s, _ in operations], [op for _, op in operations],
+                              [number] * len(operations)))
+    elapsed = time.monotonic() - started
+    total = sum(sent.values())
+    summary = (f"fuzz seed {SEED} on {fuzz_server.backend}: {len(operations)} operations x up to {CASES} cases, "
+               f"{total} requests ({dict(sent)}) in {elapsed:.1f} s, {skipped} draws skipped (not serializable or sendable), "
+               f"statuses {dict(sorted(statuses.items()))}")
+    print(summary)
+    assert total >= min(len(operations), 1), summary
+    assert not failures, f"{summary}\n{len(failures)} bad answers:\n" + "\n".join(sorted(failures)[:60])
+
+
+def test_the_generator_is_reproducible() -> None:
+    """The same seed builds byte-identical requests (apart from the signature's clock)."""
+    model = service_model("iam")
+    op = model.operation_model("CreateRole")
+
+    def build() -> Any:
+        case = build_case("http://127.0.0.1:1", ("AKIDEXAMPLE", "secret"), "iam", op, "7", 1)
+        assert case is not None
+        return case.url, case.body, case.notes
+
+    assert build() == build()
