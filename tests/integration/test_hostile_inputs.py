@@ -339,3 +339,28 @@ def test_sqs_over_the_query_protocol_is_answered_in_xml(server: StratumServer) -
     assert response.status == 501 and response.headers["content-type"] == "text/xml"
     error = _parsed_error(response, "query")
     assert error["Code"] == "NotImplemented" and "'sqs' is not served by Stratum" in error["Message"]
+
+
+# ------------------------------------------------------------------------- found by the fuzz suite
+def test_fuzz_findings(server: StratumServer) -> None:
+    ram, s3 = server.client("ram"), server.client("s3")
+    for call in (lambda: ram.create_resource_share(name=_name("s"), tags=[{"value": "v"}]),
+                 lambda: ram.tag_resource(resourceShareArn=f"arn:aws:ram:{REGION}:{server.account_id('dev')}:"
+                                                           "resource-share/x", tags=[{}])):
+        with pytest.raises(ClientError) as exc:  # a RAM tag without a key (optional in the model)
+            call()
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # A rest-json body that is JSON but not an object.
+    response = _signed(server, "POST", "/getresourceshares", b"null", {"Content-Type": "application/json"},
+                       signing_name="ram")
+    assert response.status == 400 and _parsed_error(response, "rest-json")["Code"] == "SerializationException"
+    # A string payload that is not UTF-8.
+    bucket = _name()
+    s3.create_bucket(Bucket=bucket)
+    response = _signed(server, "PUT", f"/{bucket}?policy", b"\xff\xfe\xfd", signing_name="s3")
+    assert response.status == 400 and _parsed_error(response, "rest-xml")["Code"] == "InvalidArgument"
+    # An X-Amz-Target no service has, on a request signed for IAM: a header IAM ignores.
+    response = _signed(server, "POST", "/", b"Action=GetUser&Version=2010-05-08",
+                       {"Content-Type": "application/x-www-form-urlencoded", "X-Amz-Target": "\xe2\x98\x83.x"},
+                       signing_name="iam")
+    assert response.status == 200, response.data

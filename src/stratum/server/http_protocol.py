@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import http
-import re
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -122,17 +121,21 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         return "\r\n".join(head).encode("latin-1") + body
 
 
-_REQUEST_LINE = re.compile(rb"[A-Z]+ \S+ HTTP/1\.[01]\r\n")
-
-
 def _lenient_headers(data: bytes) -> dict[str, str]:
-    """The header lines of the last request head in ``data``, however malformed the others."""
-    starts = [m.end() for m in _REQUEST_LINE.finditer(data)]
-    if not starts:
-        return {}
-    head = data[starts[-1]:].split(b"\r\n\r\n", 1)[0]
+    """The header lines of the last request head in ``data``, however malformed the others (one
+    pass over the lines: no regular expression, whose backtracking a hostile head could feed)."""
+    lines = data.split(b"\r\n")
+    start = None
+    for i, line in enumerate(lines):
+        method, _, rest = line.partition(b" ")
+        if method.isalpha() and method.isupper() and rest.endswith((b" HTTP/1.1", b" HTTP/1.0")):
+            start = i + 1
     headers: dict[str, str] = {}
-    for line in head.split(b"\r\n"):
+    if start is None:
+        return headers
+    for line in lines[start:]:
+        if not line:
+            break
         name, sep, value = line.partition(b":")
         if sep:
             headers.setdefault(name.strip().decode("latin-1").lower(), value.strip().decode("latin-1"))
