@@ -87,21 +87,33 @@ class Case:
 class Values:
     """Values for shapes: plausible (the model's constraints met) or hostile (right type, bad value)."""
 
-    def __init__(self, rng: random.Random, hostile: bool) -> None:
+    def __init__(self, rng: random.Random, hostile: bool, known: dict[str, list[str]] | None = None) -> None:
         self.rng = rng
         self.hostile = hostile
         self.long_used = False
+        # Member name -> names of resources that exist (made before the run): requests that name
+        # them get past the lookups into the operations' own code.
+        self.known = known or {}
 
     def structure(self, shape: Shape, depth: int = 0) -> dict[str, Any]:
         out: dict[str, Any] = {}
         required = set(shape.required_members)
         for name, member in shape.members.items():
             if name in required:
-                if self.hostile and self.rng.random() < 0.15:
-                    continue  # a missing required member
+                # A missing required member; not one in the URI, query or headers, which would make
+                # the request another operation's (ListParts without uploadId is a GetObject).
+                if self.hostile and self.rng.random() < 0.15 and not member.serialization.get("location"):
+                    continue
             elif depth > 4 or self.rng.random() > (0.35 if depth == 0 else 0.15):
                 continue
-            out[name] = self.value(member, depth + 1)
+            existing = self.known.get(name)
+            if existing and member.type_name == "string" and self.rng.random() < 0.7:
+                out[name] = self.rng.choice(existing)
+            elif name in required and member.serialization.get("location") and member.type_name != "string":
+                # Plausible, for the same reason: an empty header list is no header at all.
+                out[name] = Values(self.rng, hostile=False).value(member, depth + 1)
+            else:
+                out[name] = self.value(member, depth + 1)
         return out
 
     def value(self, shape: Shape, depth: int) -> Any:
@@ -245,16 +257,16 @@ def _from_class(items: Any, rng: random.Random) -> str:
 
 # ----------------------------------------------------------------------------------- requests
 def build_case(endpoint: str, creds: tuple[str, str], service: str, op: OperationModel, seed: str,
-               number: int) -> Case | None:
+               number: int, known: dict[str, list[str]] | None = None) -> Case | None:
     """The case ``number`` for ``op``; None when this draw cannot be serialized at all."""
     rng = random.Random(f"{seed}:{service}:{op.name}:{number}")
     kind = KINDS[number % len(KINDS)]
     protocol = op.service_model.protocol
-    values = Values(rng, hostile=kind == "hostile")
+    values = Values(rng, hostile=kind == "hostile", known=known)
     params = values.structure(op.input_shape) if op.input_shape is not None else {}
     request = _serialize(endpoint, protocol, op, params)
     if request is None:  # a hostile value botocore cannot write (a surrogate in a URI), or too big
-        params = Values(rng, hostile=False).structure(op.input_shape) if op.input_shape is not None else {}
+        params = Values(rng, hostile=False, known=known).structure(op.input_shape) if op.input_shape else {}
         request = _serialize(endpoint, protocol, op, params)
         if request is None:
             return None
@@ -277,7 +289,10 @@ def build_case(endpoint: str, creds: tuple[str, str], service: str, op: Operatio
             _mutate(case, op, rng)
     elif kind == "garbage":
         _garbage(case, rng)
-    _sign(case, creds, op)
+    try:
+        _sign(case, creds, op)
+    except UnicodeError:  # a lone surrogate botocore's serializer left in the URL: no request has it
+        return None
     return case
 
 

@@ -14,6 +14,7 @@ STRATUM_FUZZ_SEED=random draws a fresh seed (printed) to explore beyond the defa
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
@@ -66,6 +67,39 @@ def fuzz_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     close_server(srv)
 
 
+def _resources(server: StratumServer) -> dict[str, list[str]]:
+    """A few resources of each kind, and the member names that name them."""
+    account = server.account_id("dev")
+    s3, iam, sm = server.client("s3"), server.client("iam"), server.client("sagemaker")
+    kms, events, ram = server.client("kms"), server.client("events"), server.client("ram")
+    allow = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]})
+    s3.create_bucket(Bucket="fuzz-bucket")
+    s3.put_object(Bucket="fuzz-bucket", Key="fuzz-key", Body=b"fuzz")
+    iam.create_user(UserName="fuzz-user")
+    role_arn = iam.create_role(RoleName="fuzz-role", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    policy_arn = iam.create_policy(PolicyName="fuzz-policy", PolicyDocument=allow)["Policy"]["Arn"]
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    sm.create_model_package_group(ModelPackageGroupName="fuzz-group")
+    definition = json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": [
+        {"Name": "c", "Type": "Condition", "Arguments": {
+            "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}], "IfSteps": [], "ElseSteps": []}}]})
+    pipeline_arn = sm.create_pipeline(PipelineName="fuzz-pipeline", PipelineDefinition=definition,
+                                      RoleArn=role_arn)["PipelineArn"]
+    bus_arn = events.create_event_bus(Name="fuzz-bus")["EventBusArn"]
+    share_arn = ram.create_resource_share(name="fuzz-share")["resourceShare"]["resourceShareArn"]
+    return {
+        "Bucket": ["fuzz-bucket"], "Key": ["fuzz-key"], "UserName": ["fuzz-user"], "RoleName": ["fuzz-role"],
+        "RoleArn": [role_arn], "PolicyArn": [policy_arn, "arn:aws:iam::aws:policy/ReadOnlyAccess"],
+        "KeyId": [key_id], "ModelPackageGroupName": ["fuzz-group"], "PipelineName": ["fuzz-pipeline", pipeline_arn],
+        "PipelineArn": [pipeline_arn], "EventBusName": ["fuzz-bus", bus_arn], "Name": ["fuzz-bus", "fuzz-pipeline"],
+        "resourceShareArn": [share_arn], "resourceArn": [pipeline_arn, share_arn], "ResourceArn": [pipeline_arn],
+        "AccountId": [account], "accountId": [account], "PolicyDocument": [allow], "Policy": [allow],
+        "AssumeRolePolicyDocument": [trust], "PipelineDefinition": [definition],
+    }
+
+
 def _check(case: Case, op: OperationModel, status: int, headers: dict[str, str], body: bytes) -> str | None:
     """What is wrong with the answer, or None."""
     protocol = op.service_model.protocol
@@ -105,6 +139,7 @@ def _send(pool: urllib3.PoolManager, case: Case) -> tuple[int, dict[str, str], b
 def test_no_operation_answers_hostile_input_with_a_5xx(fuzz_server: StratumServer) -> None:
     operations = _operations()
     creds = fuzz_server.creds("dev")
+    known = _resources(fuzz_server)
     pool = urllib3.PoolManager(maxsize=4)
     deadline = time.monotonic() + SECONDS
     sent: Counter[str] = Counter()
@@ -116,7 +151,7 @@ def test_no_operation_answers_hostile_input_with_a_5xx(fuzz_server: StratumServe
 
     def run(service: str, op: OperationModel, number: int) -> None:
         nonlocal skipped
-        case = build_case(fuzz_server.endpoint_url, creds, service, op, SEED, number)
+        case = build_case(fuzz_server.endpoint_url, creds, service, op, SEED, number, known)
         if case is None:
             skipped += 1
             return

@@ -364,3 +364,18 @@ def test_fuzz_findings(server: StratumServer) -> None:
                        {"Content-Type": "application/x-www-form-urlencoded", "X-Amz-Target": "\xe2\x98\x83.x"},
                        signing_name="iam")
     assert response.status == 200, response.data
+
+
+def test_numbers_beyond_java_int_and_long_are_refused(server: StratumServer) -> None:
+    sm, iam = server.client("sagemaker"), server.client("iam")
+    name = _name("p")
+    definition = json.dumps({"Version": "2020-12-01", "Steps": [{"Name": "c", "Type": "Condition", "Arguments": {
+        "Conditions": [{"Type": "Equals", "LeftValue": 1, "RightValue": 1}], "IfSteps": [], "ElseSteps": []}}]})
+    sm.create_pipeline(PipelineName=name, PipelineDefinition=definition,
+                       RoleArn=f"arn:aws:iam::{server.account_id('dev')}:role/pipeline")
+    with pytest.raises(ClientError) as exc:  # a long: SQLite and PostgreSQL both overflowed (500)
+        sm.describe_pipeline(PipelineName=name, PipelineVersionId=2**63)
+    assert _code(exc) == "SerializationException"
+    with pytest.raises(ClientError) as exc:  # an integer
+        iam.list_users(MaxItems=2**31)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

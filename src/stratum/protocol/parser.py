@@ -210,7 +210,10 @@ def match_route(index: ServiceIndex, request: HttpRequest, path: str | None = No
                 break
         if not ok or any(q not in query for q in route.required_query):
             continue
-        if any(h not in request.headers for h in route.required_headers):
+        # A subresource in the query (?attributes, ?renameObject) names the operation by itself: a
+        # required header it lacks is then a validation error, not a reason to pick GetObject.
+        named = any(key != "x-id" for key in route.literal_query)
+        if not named and any(h not in request.headers for h in route.required_headers):
             continue
         score = (len(route.literal_query), len(route.required_query) + len(route.required_headers))
         if best is None or score > best:

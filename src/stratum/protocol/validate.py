@@ -30,6 +30,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_BITS = {"integer": 31, "long": 63}  # signed 32- and 64-bit ranges
+
+
 @cache
 def _pattern(pattern: str) -> re.Pattern[str] | None:
     try:
@@ -112,6 +115,11 @@ def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
                               f"Member must satisfy regular expression pattern: {pattern}")
         return
     if kind in ("integer", "long", "float", "double"):
+        bits = _BITS.get(kind)
+        if bits is not None and not -(1 << bits) <= value < (1 << bits):
+            # AWS reads these into Java ints and longs; stored, they would overflow the database's.
+            raise ServiceError("SerializationException",
+                               f"Value {_show(value)} at '{path}' is not a valid {kind}", 400)
         lo, hi = meta.get("min"), meta.get("max")
         if lo is not None and value < lo:
             errors.append(f"Value {_show(value)} at '{path}' failed to satisfy constraint: "
