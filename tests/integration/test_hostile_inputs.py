@@ -376,6 +376,14 @@ def test_numbers_beyond_java_int_and_long_are_refused(server: StratumServer) -> 
     with pytest.raises(ClientError) as exc:  # a long: SQLite and PostgreSQL both overflowed (500)
         sm.describe_pipeline(PipelineName=name, PipelineVersionId=2**63)
     assert _code(exc) == "SerializationException"
+    for version in (2**31, 2**62):  # a long, beyond PostgreSQL's integer column (SQLite's is 64-bit)
+        with pytest.raises(ClientError) as exc:
+            sm.describe_pipeline(PipelineName=name, PipelineVersionId=version)
+        assert _code(exc) == "ResourceNotFound"
+        with pytest.raises(ClientError) as exc:
+            sm.update_pipeline_version(PipelineArn=sm.describe_pipeline(PipelineName=name)["PipelineArn"],
+                                       PipelineVersionId=version, PipelineVersionDisplayName="x")
+        assert _code(exc) == "ResourceNotFound"
     with pytest.raises(ClientError) as exc:  # an integer
         iam.list_users(MaxItems=2**31)
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
