@@ -37,7 +37,7 @@ from conftest import BACKENDS, close_server, make_server  # noqa: E402
 from fuzz_inputs import Case, build_case  # noqa: E402
 from stratum_testing import StratumServer  # noqa: E402
 
-from stratum.protocol.service_models import SERVED_SERVICES, service_model  # noqa: E402
+from stratum.protocol.service_models import SERVED_SERVICES, known_by_signing_name, service_model  # noqa: E402
 
 CASES = int(os.environ.get("STRATUM_FUZZ_CASES", "4"))
 SECONDS = float(os.environ.get("STRATUM_FUZZ_SECONDS", "45"))
@@ -198,3 +198,64 @@ def test_the_generator_is_reproducible() -> None:
         return case.url, case.body, case.notes
 
     assert build() == build()
+
+
+UNSERVED = int(os.environ.get("STRATUM_FUZZ_UNSERVED", "12"))
+
+
+def _unserved_sample() -> list[str]:
+    from stratum.protocol.service_models import known_services
+
+    # Not the services that sign with a bearer token or SigV2 in the form (SimpleDB): nothing in
+    # such a request names its service.
+    names = sorted(k.name for k in known_services()
+                   if k.name not in SERVED_SERVICES and k.metadata.get("signatureVersion") not in ("bearer", "v2"))
+    return random.Random(f"{SEED}:unserved").sample(names, min(UNSERVED, len(names)))
+
+
+def test_services_not_served_answer_their_clients(fuzz_server: StratumServer) -> None:
+    """A sample of the services in botocore's data that Stratum does not serve, each called with
+    its own boto3 client: a ClientError (501) saying the service is not served, nothing else."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    from fuzz_inputs import Values
+
+    ak, sk = fuzz_server.creds("dev")
+    config = Config(retries={"max_attempts": 1}, parameter_validation=False, inject_host_prefix=False,
+                    read_timeout=TIMEOUT, connect_timeout=5)
+    problems: list[str] = []
+    checked = 0
+    for name in _unserved_sample():
+        client = boto3.client(name, endpoint_url=fuzz_server.endpoint_url, region_name="us-east-1",
+                              aws_access_key_id=ak, aws_secret_access_key=sk, config=config)
+        model = client.meta.service_model
+        rng = random.Random(f"{SEED}:{name}")
+        signed = [op for op in model.operation_names
+                  if model.operation_model(op).auth_type not in ("none", "smithy.api#noAuth")
+                  and "none" not in (model.operation_model(op).auth or [])]
+        if not signed:
+            continue
+        op = model.operation_model(rng.choice(sorted(signed)))
+        params = Values(rng, hostile=False).structure(op.input_shape) if op.input_shape is not None else {}
+        method = getattr(client, __import__("botocore").xform_name(op.name))
+        try:
+            method(**params)
+        except ClientError as exc:
+            checked += 1
+            status = exc.response["ResponseMetadata"].get("HTTPStatusCode")
+            # Services sharing a signing name (bedrock, bedrock-agent, bedrock-runtime) are told
+            # apart by the request's protocol only: the message may name a sibling.
+            siblings = {k.name for k in known_by_signing_name(model.signing_name or model.endpoint_prefix)} | {name}
+            said = any(f"The service '{n}' is not served by Stratum" in str(exc) for n in siblings)
+            if status != 501 or not (said or op.http["method"] == "HEAD"):  # a HEAD answer has no body
+                problems.append(f"{name}:{op.name} ({model.protocol}): {status} {str(exc)[:200]}")
+        except Exception as exc:  # ResponseParserError, a client-side refusal of the draw...
+            if type(exc).__name__ in ("ParamValidationError", "UnknownParameterError", "NoAuthTokenError",
+                                      "EndpointConnectionError", "EndpointResolutionError"):  # hosts from parameters
+                continue
+            problems.append(f"{name}:{op.name} ({model.protocol}): {type(exc).__name__}: {str(exc)[:200]}")
+        else:
+            problems.append(f"{name}:{op.name}: succeeded")
+    print(f"unserved services, seed {SEED}: {checked} answered as not served")
+    assert not problems, f"seed {SEED}:\n" + "\n".join(problems)

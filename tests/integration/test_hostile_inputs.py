@@ -310,7 +310,13 @@ def _unserved_calls() -> list[tuple[str, str, dict[str, Any]]]:
     return [("cloudformation", "list_stacks", {}), ("ec2", "describe_instances", {}),
             ("lambda", "list_functions", {}), ("logs", "describe_log_groups", {}), ("sqs", "list_queues", {}),
             ("dynamodb", "list_tables", {}), ("cloudwatch", "list_metrics", {}),
-            ("route53", "list_hosted_zones", {})]
+            ("route53", "list_hosted_zones", {}),
+            # Services that sign with a served service's name: told apart by the request's shape.
+            ("eventbridgev2", "list_event_buses", {}),  # signs as "events", speaks CBOR
+            ("sagemaker-a2i-runtime", "list_human_loops", {"FlowDefinitionArn": "arn:aws:x"}),  # "sagemaker"
+            ("bedrock-agent", "list_agent_aliases", {"agentId": "ABCDEFGHIJ"}),  # "bedrock", like bedrock
+            ("iam-toolbox", "get_request_authorization_details", {"authorizationId": "a"}),  # "iam", REST
+            ]
 
 
 @pytest.mark.parametrize(("service", "method", "kwargs"), _unserved_calls(), ids=lambda v: v if isinstance(v, str) else "")

@@ -199,6 +199,10 @@ def _known_by_target_prefix() -> dict[str, KnownService]:
     return {k.metadata["targetPrefix"]: k for k in known_services() if k.metadata.get("targetPrefix")}
 
 
+def known_by_signing_name(signing_name: str) -> tuple[KnownService, ...]:
+    return _known_by_signing_name().get(signing_name, ())
+
+
 def known_service(*, signing_name: str | None = None, target_prefix: str | None = None,
                   protocol: str | None = None) -> KnownService | None:
     """The botocore service a request names by its X-Amz-Target prefix or SigV4 signing name;
