@@ -3,7 +3,7 @@
 Each answer must come within the per-request timeout, must not be a 5xx (a 501 NotImplemented
 for an operation Stratum does not implement is the one exception), and must be readable by
 botocore's parser for the service's protocol: an error carries a code from its body (HEAD
-answers have none). The run is bounded: STRATUM_FUZZ_CASES cases per operation (default 4, one of
+answers have none). The run is bounded: STRATUM_FUZZ_CASES cases per operation (default 8, two of
 each kind in fuzz_inputs.KINDS) and at most STRATUM_FUZZ_SECONDS of wall time per backend
 (default 45); every operation gets its first case before any gets a second.
 
@@ -39,7 +39,7 @@ from stratum_testing import StratumServer  # noqa: E402
 
 from stratum.protocol.service_models import SERVED_SERVICES, known_by_signing_name, service_model  # noqa: E402
 
-CASES = int(os.environ.get("STRATUM_FUZZ_CASES", "4"))
+CASES = int(os.environ.get("STRATUM_FUZZ_CASES", "8"))
 SECONDS = float(os.environ.get("STRATUM_FUZZ_SECONDS", "45"))
 TIMEOUT = float(os.environ.get("STRATUM_FUZZ_TIMEOUT", "20"))
 _SEED_SETTING = os.environ.get("STRATUM_FUZZ_SEED", "0")
