@@ -393,3 +393,38 @@ def test_numbers_beyond_java_int_and_long_are_refused(server: StratumServer) -> 
     with pytest.raises(ClientError) as exc:  # an integer
         iam.list_users(MaxItems=2**31)
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def _timestamp_members() -> list[tuple[str, str, str]]:
+    """(service, operation, member) for every top-level timestamp member of the JSON services."""
+    from stratum.protocol.service_models import SERVED_SERVICES, service_model
+
+    found = []
+    for service in SERVED_SERVICES:
+        model = service_model(service)
+        if model.protocol != "json":
+            continue
+        for name in model.operation_names:
+            shape = model.operation_model(name).input_shape
+            for member, member_shape in (shape.members.items() if shape is not None else ()):
+                if member_shape.type_name == "timestamp":
+                    found.append((service, name, member))
+    return found
+
+
+def test_every_timestamp_member_refuses_out_of_range_values(server: StratumServer) -> None:
+    from stratum.protocol.service_models import service_model
+
+    members = _timestamp_members()
+    assert len(members) > 80
+    bad = []
+    for i, (service, operation, member) in enumerate(members):
+        model = service_model(service)
+        value = ["1e20", '"inf"', '"9999-12-31T23:59:59-12:00"'][i % 3]
+        response = _signed(server, "POST", "/", f'{{"{member}": {value}}}'.encode(),
+                           {"X-Amz-Target": f"{model.metadata['targetPrefix']}.{operation}",
+                            "Content-Type": "application/x-amz-json-1.1"},
+                           signing_name=model.signing_name or model.endpoint_prefix)
+        if response.status != 400 or _parsed_error(response, "json")["Code"] != "SerializationException":
+            bad.append(f"{service}:{operation}.{member}: {response.status} {response.data[:120]!r}")
+    assert not bad, bad
