@@ -25,7 +25,11 @@ def dumps_bytes(value: Any) -> bytes:
     try:
         return orjson.dumps(value, option=_OPTIONS)
     except TypeError:
-        return _stdlib_dumps(value).encode()
+        text = _stdlib_dumps(value)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (an error message echoing a client's text): escaped
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def dumps(value: Any) -> str:
@@ -48,14 +52,53 @@ _LONG_RUN = b"0" * 19
 
 
 def loads(data: bytes | str) -> Any:
-    """json.loads(data), faster."""
+    """json.loads(data), faster; a text nested too deep for the standard library's recursive
+    reader is a ValueError (json.loads raises RecursionError)."""
     try:
         raw = data.encode() if isinstance(data, str) else data
     except UnicodeEncodeError:  # a lone surrogate: orjson would refuse it
-        return json.loads(data)
+        return _stdlib_loads(data)
     if _LONG_RUN not in raw.translate(_DIGITS_AS_ZEROS):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(data)
+    return _stdlib_loads(data)
+
+
+def loads_text(data: bytes | str) -> Any:
+    """loads(data) for text received from a client: a string holding a lone surrogate (written
+    as an escape such as \\ud800: orjson refuses it, json.loads keeps it) is a ValueError too.
+    Such a string has no UTF-8 form, so it could be neither stored nor written back."""
+    try:
+        raw = data.encode() if isinstance(data, str) else data
+    except UnicodeEncodeError:
+        raise ValueError("lone surrogate in text") from None
+    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZEROS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    # Only texts orjson refused get here: written back as UTF-8, a lone surrogate fails.
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text") from None
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON value")
+
+
+def _stdlib_loads(data: bytes | str) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None

@@ -69,3 +69,17 @@ def test_other_writes_pass_through_and_attributes_delegate() -> None:
 
     rec, info = asyncio.run(go())
     assert rec.writes == [b"chunk-1", HEAD + b"ab", b"chunk-2"] and info == "info:peername"
+
+
+def test_a_refused_head_is_read_leniently_in_linear_time() -> None:
+    import time
+
+    from stratum.server.http_protocol import _lenient_headers
+
+    head = (b"PUT /b/k HTTP/1.1\r\nHost: x\r\nX-Long: " + b"\xc3\xa9A=" * 50_000 + b"\r\nX-Bad: a\x01b\r\n"
+            b"Authorization: AWS4-HMAC-SHA256 Credential=AK/20261207/us-east-1/iam/aws4_request\r\n\r\nbody")
+    started = time.monotonic()
+    headers = _lenient_headers(head)
+    assert time.monotonic() - started < 0.5  # a backtracking pattern took 39 s on a 150 KB head
+    assert headers["authorization"].endswith("/iam/aws4_request") and headers["x-bad"] == "a\x01b"
+    assert _lenient_headers(b"\x00garbage") == {}

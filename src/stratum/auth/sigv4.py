@@ -419,7 +419,10 @@ def _http_date_to_amz(value: str) -> str:
         raise SigV4Error("IncompleteSignature", f"Date header '{value}' is not a valid HTTP date.")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    try:
+        return parsed.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    except OverflowError:  # "31 Dec 9999 23:59:59 -1200" is a year beyond 9999 in UTC
+        raise SigV4Error("IncompleteSignature", f"Date header '{value}' is not a valid HTTP date.") from None
 
 
 # --------------------------------------------------------------------------- signing key

@@ -148,7 +148,7 @@ def _load(doc: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(doc, str | bytes):
         try:
             loaded = json.loads(doc)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the reader's stack
             raise MalformedPolicyDocument("Syntax errors in policy.") from None
     else:
         loaded = doc

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 from xml.etree import ElementTree
@@ -45,7 +44,7 @@ def _parse_json_protocol(index: ServiceIndex, request: HttpRequest) -> tuple[Ope
     body: Any = {}
     if request.body.strip():
         try:
-            body = jsonfast.loads(request.body)
+            body = jsonfast.loads_text(request.body)
         except ValueError as exc:
             raise serialization_error(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -211,7 +210,10 @@ def match_route(index: ServiceIndex, request: HttpRequest, path: str | None = No
                 break
         if not ok or any(q not in query for q in route.required_query):
             continue
-        if any(h not in request.headers for h in route.required_headers):
+        # A subresource in the query (?attributes, ?renameObject) names the operation by itself: a
+        # required header it lacks is then a validation error, not a reason to pick GetObject.
+        named = any(key != "x-id" for key in route.literal_query)
+        if not named and any(h not in request.headers for h in route.required_headers):
             continue
         score = (len(route.literal_query), len(route.required_query) + len(route.required_headers))
         if best is None or score > best:
@@ -281,22 +283,32 @@ def parse_rest_input(index: ServiceIndex, op: OperationModel, request: HttpReque
         member = shape.members[payload_name]
         if member.type_name in ("blob", "string"):
             if request.body or payload_name in shape.required_members:
-                params[payload_name] = request.body if member.type_name == "blob" else request.body.decode()
+                params[payload_name] = request.body if member.type_name == "blob" else _body_text(index, request.body)
         elif request.body.strip():
             params[payload_name] = _parse_body(index, member, request.body, root=True)
     elif body_members and request.body.strip():
         parsed = _parse_body(index, shape, request.body, root=True)
+        if not isinstance(parsed, dict):  # JSON null, a list, a number: no members to read
+            raise serialization_error("Request body must be a JSON object")
         for name in body_members:
             if name in parsed:
                 params[name] = parsed[name]
     return params
 
 
+def _body_text(index: ServiceIndex, body: bytes) -> str:
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        code = "InvalidArgument" if index.protocol == "rest-xml" else "SerializationException"
+        raise ServiceError(code, "The request body is not valid UTF-8 text", 400) from None
+
+
 def _header_value(shape: Shape, value: str) -> Any:
     kind = shape.type_name
     if kind == "string" and shape.serialization.get("jsonvalue"):
         try:
-            return json.loads(base64.b64decode(value))
+            return jsonfast.loads_text(base64.b64decode(value))
         except (ValueError, binascii.Error):
             raise serialization_error("Invalid JSON value header") from None
     if kind == "list":
@@ -307,7 +319,7 @@ def _header_value(shape: Shape, value: str) -> Any:
 def _parse_body(index: ServiceIndex, shape: Shape, body: bytes, *, root: bool) -> Any:
     if index.protocol == "rest-json":
         try:
-            data = jsonfast.loads(body)
+            data = jsonfast.loads_text(body)
         except ValueError as exc:
             raise serialization_error(f"Request body is not valid JSON: {exc}") from None
         return _from_json(shape, data)

@@ -6,9 +6,13 @@ server accepts exactly what the real clients send.
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
+from typing import Any
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel
@@ -117,3 +121,98 @@ def target_prefixes() -> dict[str, str]:
         if prefix:
             out[prefix] = name
     return out
+
+
+# --------------------------------------------------------------------- services Stratum does not serve
+@dataclass(frozen=True)
+class KnownService:
+    """A service in botocore's data, by the metadata that routes a request to it."""
+
+    name: str
+    metadata: dict[str, Any]
+
+    @property
+    def signing_name(self) -> str:
+        return str(self.metadata.get("signingName") or self.metadata.get("endpointPrefix") or self.name)
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        return tuple(self.metadata.get("protocols") or (self.metadata.get("protocol", ""),))
+
+    def error_model(self, protocol: str) -> ServiceModel:
+        """A model holding only this service's metadata, with ``protocol`` as its wire protocol:
+        enough for the error serializer, without loading the full model (EC2's is 2 MB zipped)."""
+        return ServiceModel({"metadata": {**self.metadata, "protocol": protocol}, "operations": {}, "shapes": {}},
+                            service_name=self.name)
+
+
+def _read_metadata(path: Path) -> dict[str, Any] | None:
+    # "metadata" is the first member of every service-2.json: the head of the file is enough.
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        head = f.read(16384).decode("utf-8", "replace")
+    at = head.find('"metadata"')
+    if at < 0:
+        return None
+    start = head.find("{", at)
+    try:
+        value, _ = json.JSONDecoder().raw_decode(head, start)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@cache
+def known_services() -> tuple[KnownService, ...]:
+    """Every service in botocore's data (latest API version), read once: about 0.3 s."""
+    loader = _botocore_session().get_component("data_loader")
+    found: list[KnownService] = []
+    for name in loader.list_available_services("service-2"):
+        try:
+            version = loader.determine_latest_version(name, "service-2")
+        except Exception:  # botocore's DataNotFoundError: a directory without a model
+            continue
+        for base in loader.search_paths:
+            candidates = [Path(base, name, version, "service-2.json" + ext) for ext in ("", ".gz")]
+            path = next((p for p in candidates if p.is_file()), None)
+            if path is not None:
+                metadata = _read_metadata(path)
+                if metadata is not None:
+                    found.append(KnownService(name, metadata))
+                break
+    return tuple(found)
+
+
+@cache
+def _known_by_signing_name() -> dict[str, tuple[KnownService, ...]]:
+    out: dict[str, list[KnownService]] = {}
+    for known in known_services():
+        out.setdefault(known.signing_name, []).append(known)
+    # Several services may share a signing name (ses: ses, sesv2, mailmanager): the one named by
+    # it first, then the one whose endpoint prefix it is.
+    return {name: tuple(sorted(found, key=lambda k: (k.name != name, k.metadata.get("endpointPrefix") != name)))
+            for name, found in out.items()}
+
+
+@cache
+def _known_by_target_prefix() -> dict[str, KnownService]:
+    return {k.metadata["targetPrefix"]: k for k in known_services() if k.metadata.get("targetPrefix")}
+
+
+def known_by_signing_name(signing_name: str) -> tuple[KnownService, ...]:
+    return _known_by_signing_name().get(signing_name, ())
+
+
+def known_service(*, signing_name: str | None = None, target_prefix: str | None = None,
+                  protocol: str | None = None) -> KnownService | None:
+    """The botocore service a request names by its X-Amz-Target prefix or SigV4 signing name;
+    among services sharing a signing name, the first that speaks ``protocol`` (the request's)."""
+    if target_prefix:
+        found = _known_by_target_prefix().get(target_prefix)
+        if found is not None:
+            return found
+    candidates = _known_by_signing_name().get(signing_name or "", ())
+    for known in candidates:
+        if protocol is None or protocol in known.protocols:
+            return known
+    return candidates[0] if candidates else None

@@ -7,6 +7,15 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 
 def parse_timestamp(value: object) -> datetime:
+    """An aware UTC datetime for a timestamp member's wire value; ValueError for anything that is
+    not one or lies outside what a datetime holds once in UTC (1e20, "inf", year 9999 at -12:00)."""
+    try:
+        return _parse(value).astimezone(UTC)
+    except (OverflowError, OSError):  # fromtimestamp's and astimezone's range errors
+        raise ValueError(f"Timestamp out of range: {value!r}") from None
+
+
+def _parse(value: object) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -30,6 +30,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_BITS = {"integer": 31, "long": 63}  # signed 32- and 64-bit ranges
+
+
 @cache
 def _pattern(pattern: str) -> re.Pattern[str] | None:
     try:
@@ -52,7 +55,7 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    return f"'{text}'" if isinstance(value, str) else text
+    return f"'{text}'".replace("\x00", "\\u0000") if isinstance(value, str) else text
 
 
 def validate_input(shape: Shape | None, params: dict[str, Any], code: str = "ValidationException") -> None:
@@ -92,6 +95,12 @@ def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
                 _check(shape.value, v, f"{path}.{k}", errors)
         return
     if kind == "string":
+        if "\x00" in value:
+            # No AWS name, ARN, key or text field takes a NUL, and PostgreSQL cannot store one: it is
+            # refused here so that every backend answers alike, before anything is looked up.
+            errors.append(f"Value {_show(value)} at '{path}' failed to satisfy constraint: "
+                          "Member must not contain the null character")
+            return
         enum = meta.get("enum")
         if enum and value not in enum:
             errors.append(f"Value {_show(value)} at '{path}' failed to satisfy constraint: "
@@ -106,6 +115,11 @@ def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
                               f"Member must satisfy regular expression pattern: {pattern}")
         return
     if kind in ("integer", "long", "float", "double"):
+        bits = _BITS.get(kind)
+        if bits is not None and not -(1 << bits) <= value < (1 << bits):
+            # AWS reads these into Java ints and longs; stored, they would overflow the database's.
+            raise ServiceError("SerializationException",
+                               f"Value {_show(value)} at '{path}' is not a valid {kind}", 400)
         lo, hi = meta.get("min"), meta.get("max")
         if lo is not None and value < lo:
             errors.append(f"Value {_show(value)} at '{path}' failed to satisfy constraint: "

@@ -16,7 +16,7 @@ from stratum.protocol.validate import validate_input
 from stratum.server.app_state import AppState
 from stratum.server.body import ClientDisconnected
 from stratum.server.context import RequestContext
-from stratum.server.routing import route_service
+from stratum.server.routing import UnservedService, route_service
 from stratum.server.streaming import body_too_large, receive_body, run_streamed
 
 log = logging.getLogger("stratum.request")
@@ -54,6 +54,8 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
             log.error("%s:%s returned without an authorization decision", service, op.name)
             raise internal_error()
         return serialize_response(index.model, op, output, request_id)
+    except UnservedService as exc:  # answered in that service's protocol, not in one Stratum serves
+        return serialize_error(exc.service_model, exc, request_id, request.method)
     except ServiceError as exc:
         return serialize_error(index.model if index else None, exc, request_id, request.method)
     except ClientDisconnected:

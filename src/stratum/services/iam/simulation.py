@@ -276,7 +276,10 @@ def _convert(name: str, kind: str, value: str) -> Any:
         stamp = parse_date(value)
         if stamp is None:
             raise bad
-        return datetime.fromtimestamp(stamp, UTC)
+        try:
+            return datetime.fromtimestamp(stamp, UTC)
+        except (OverflowError, OSError, ValueError):  # an epoch beyond year 9999, or not a number
+            raise bad from None
     if kind == "ip":
         try:
             ipaddress.ip_network(value, strict=False)

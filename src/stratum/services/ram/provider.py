@@ -53,7 +53,8 @@ def _request_context(params: dict[str, Any]) -> dict[str, Any]:
         context["ram:Principal"] = list(params["principals"])
     if params.get("allowExternalPrincipals") is not None:
         context["ram:RequestedAllowsExternalPrincipals"] = bool(params["allowExternalPrincipals"])
-    tags = params.get("tags") or []
+    # A tag without a key (the model leaves it optional) is refused by shares.check_tags later.
+    tags = [t for t in params.get("tags") or [] if "key" in t]
     for tag in tags:
         context[f"aws:RequestTag/{tag['key']}"] = tag.get("value", "")
     keys = [t["key"] for t in tags] or list(params.get("tagKeys") or [])

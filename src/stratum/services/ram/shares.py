@@ -59,6 +59,8 @@ def owned_share(conn: Connection, owner: str, region: str, arn: str, *, active: 
 
 
 def check_tags(tags: list[dict[str, str]]) -> None:
+    if any(not t.get("key") for t in tags):  # the model leaves key optional; RAM requires one
+        raise errors.invalid_parameter("Each tag must have a key.")
     keys = [t["key"] for t in tags]
     if len(set(keys)) != len(keys):
         raise errors.invalid_parameter("The tag keys must be unique.")

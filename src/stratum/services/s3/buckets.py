@@ -243,7 +243,7 @@ def validate_bucket_policy(bucket: str, document: str) -> None:
         raise malformed_policy(_JSON_MESSAGE)
     try:
         data = json.loads(document)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the reader's stack
         raise malformed_policy(_JSON_MESSAGE) from None
     if not isinstance(data, dict):
         raise malformed_policy(_JSON_MESSAGE)

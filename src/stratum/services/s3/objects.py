@@ -130,8 +130,9 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
     version = None
     if query:
         version = (parse_qs(query).get("versionId") or [None])[0]
-    bucket, _, key = unquote(path).lstrip("/").partition("/")
-    if not bucket or not key:
+    decoded = unquote(path)
+    bucket, _, key = decoded.lstrip("/").partition("/")
+    if not bucket or not key or "\x00" in decoded:  # %00: a NUL no bucket or key holds (nor can PostgreSQL)
         raise invalid_argument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
                                "x-amz-copy-source", value)
     return bucket, key, version

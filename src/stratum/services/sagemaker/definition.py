@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from stratum import jsonfast
 from stratum.services.sagemaker import step_arguments
 from stratum.services.sagemaker.dag import CycleError
 from stratum.services.sagemaker.dag import topological_order as _topological_order
@@ -159,9 +160,30 @@ class PipelineDefinition:
         return list(self._order)
 
 
-def _reject_constant(token: str) -> Any:
-    # json.loads accepts NaN/Infinity by default; they are not JSON and cannot round-trip.
-    raise ValueError(f"{token} is not a valid JSON value")
+# Objects and lists inside one another. A definition the SDK writes nests about a dozen deep (a
+# step's Arguments mirror a Create*Job request); Conditions (Not, Or) and Std:Join add a few levels
+# each.
+MAX_NESTING = 100
+
+
+def _depth(doc: Any) -> int:
+    """How deep objects and lists nest in ``doc``, found without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if level > deepest:
+            deepest = level
+            if deepest > MAX_NESTING:
+                break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def parse_definition(text: str | bytes) -> PipelineDefinition:
@@ -169,12 +191,15 @@ def parse_definition(text: str | bytes) -> PipelineDefinition:
     if not isinstance(text, str | bytes | bytearray):
         raise DefinitionError("Pipeline definition must be a JSON string")
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        # NaN/Infinity, lone surrogates (no UTF-8 form: the definition could not be stored) and
+        # nesting beyond the reader's stack are refused with the syntax errors.
+        doc = jsonfast.loads_text(text)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
         raise DefinitionError(f"Pipeline definition is not valid JSON: {exc}") from None
-    except RecursionError:
-        # The stdlib parser recurses per nesting level; a hostile document must not become a 500.
-        raise DefinitionError("Pipeline definition is not valid JSON: nested too deeply") from None
+    if _depth(doc) > MAX_NESTING:
+        # Every walk over a definition (here and when an execution evaluates it) recurses per level;
+        # refused here so that no start fails on a definition that was accepted.
+        raise DefinitionError(f"Pipeline definition is nested deeper than {MAX_NESTING} levels")
     if not isinstance(doc, dict):
         raise DefinitionError("Pipeline definition must be a JSON object")
 

@@ -179,12 +179,18 @@ def get_pipeline_version(conn: Connection, ref: PipelineRef, version_id: int | N
     latest, given = _FOR_START if for_start else _FULL
     if version_id is None:
         row = latest.first(conn, _ref_params(ref))
+    elif version_id > MAX_VERSION_ID:  # a long no version has: PostgreSQL's integer would overflow
+        row = None
     else:
         row = given.first(conn, {**_ref_params(ref), "version_id": version_id})
     if row is None and version_id is not None and get_pipeline(conn, ref) is not None:
         # Error path only: tell a missing version from a missing pipeline.
         raise errors.version_not_found(ref.arn, version_id)
     return row
+
+
+# Version ids are stored as 32-bit integers; the API's PipelineVersionId is a long.
+MAX_VERSION_ID = 2**31 - 1
 
 
 def _version_for_alias(conn: Connection, ref: PipelineRef, alias: str) -> int | None:
@@ -366,7 +372,7 @@ def update_pipeline(conn: Connection, row: Row[Any], *, definition: str | None, 
 def update_pipeline_version(conn: Connection, row: Row[Any], version_id: int, *, display_name: str | None,
                             description: str | None, add_aliases: list[str], remove_aliases: list[str],
                             actor: Actor, now: datetime) -> None:
-    current = conn.execute(select(versions_t.c.aliases).where(
+    current = None if version_id > MAX_VERSION_ID else conn.execute(select(versions_t.c.aliases).where(
         (versions_t.c.pipeline_id == row.pipeline_id) & (versions_t.c.version_id == version_id))).first()
     if current is None:
         raise errors.version_not_found(row.arn, version_id)
