@@ -2,6 +2,15 @@
 
 Everything is compiled to regular expressions once, at policy parse time; templates that
 contain policy variables are compiled per distinct substituted value and cached.
+
+The expressions never backtrack into an earlier star. A pattern is split at its ``*`` into
+literal chunks (``?`` is any one character inside a chunk); each chunk between two stars is
+matched at its leftmost occurrence inside an atomic group, ``(?>.*?chunk)``, and only the last
+star (before the final chunk, anchored by ``fullmatch``) may backtrack. The leftmost occurrence
+is always a safe choice, because the next star can absorb any text it skipped, so a match costs
+O(len(value) * len(pattern)) at worst, as in CPython's ``fnmatch``. A plain ``.*`` per star
+backtracked through every split of the value: five stars against a 140-character S3 key took
+18 s of CPU on the event loop.
 """
 
 from __future__ import annotations
@@ -28,20 +37,34 @@ def glob_regex(pieces: Iterable[tuple[str, bool]], *, arn: bool) -> str:
     pieces = tuple(pieces)
     segmented = arn and sum(text.count(":") for text, _ in pieces) >= _ARN_PREFIX_COLONS
     colons = 0
-    out: list[str] = []
+    # Tokens: a star (its character class) or a chunk (the regex of the literal text between stars).
+    chunks: list[str] = []
+    stars: list[str] = []
+    current: list[str] = []
     for text, wild in pieces:
         for ch in text:
             if ch == ":":
                 colons += 1
-                out.append(":")
+                current.append(":")
             elif wild and ch in "*?":
                 confined = segmented and colons < _ARN_PREFIX_COLONS
-                if ch == "*":
-                    out.append("[^:]*" if confined else ".*")
-                else:
-                    out.append("[^:]" if confined else ".")
+                if ch == "?":
+                    current.append("[^:]" if confined else ".")
+                elif current or not stars:  # a star right after a star adds nothing
+                    chunks.append("".join(current))
+                    stars.append("[^:]" if confined else ".")
+                    current = []
             else:
-                out.append(re.escape(ch))
+                current.append(re.escape(ch))
+    chunks.append("".join(current))
+    # chunks[0] is anchored at the start, chunks[-1] at the end (fullmatch); every chunk between
+    # two stars is committed to at its leftmost occurrence.
+    out = [chunks[0]]
+    for i, star in enumerate(stars, start=1):
+        if i < len(stars):
+            out.append(f"(?>{star}*?{chunks[i]})")
+        else:
+            out.append(f"{star}*{chunks[i]}")
     return "".join(out)
 
 
