@@ -73,3 +73,18 @@ def test_huge_lists_parse_in_linear_time(service: str, operation: str, params: d
     seconds, parsed = _parse_seconds(service, operation, params)
     assert json.dumps(parsed, sort_keys=True, default=str) == json.dumps(params, sort_keys=True, default=str)
     assert seconds < 3.0, f"{operation} with {BIG:,} list items took {seconds:.2f} s of CPU"
+
+
+def test_a_huge_list_over_its_limit_is_refused_with_a_bounded_message() -> None:
+    """8,000 tags were echoed whole in the ValidationError: a 3 MB message."""
+    from stratum.protocol.errors import ServiceError
+    from stratum.protocol.validate import validate_input
+
+    request = wire_request("iam", "TagUser", {"UserName": "u", "Tags": _tags(8000)})
+    op, params = parse_request(service_index("iam"), request)
+    with pytest.raises(ServiceError) as exc:
+        validate_input(op.input_shape, params, "ValidationError")
+    assert exc.value.code == "ValidationError"
+    assert "at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50" in exc.value.message
+    assert "... (7900 more)]" in exc.value.message
+    assert len(exc.value.message) < 10_000

@@ -44,6 +44,9 @@ def _lower_camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
+_SHOWN_ITEMS = 100  # items of a list or map value a message echoes
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "null"
@@ -51,6 +54,11 @@ def _show(value: Any) -> str:
         return "java.nio.HeapByteBuffer"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | dict) and len(value) > _SHOWN_ITEMS:
+        # An 8,000-item list echoed whole was a 3 MB message, built while holding the GIL.
+        items = list(value.items() if isinstance(value, dict) else value)[:_SHOWN_ITEMS]
+        shown = str(dict(items) if isinstance(value, dict) else items)
+        return f"{shown[:-1]}, ... ({len(value) - _SHOWN_ITEMS} more){shown[-1]}"
     text = str(value)
     return f"'{text}'" if isinstance(value, str) else text
 
