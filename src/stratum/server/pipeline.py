@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import logging
 
 from stratum import ids
@@ -23,9 +25,14 @@ VALIDATION_CODES = {"iam": "ValidationError", "sts": "ValidationError", "s3": "I
                     "ram": "InvalidParameterException"}
 # A request with a larger body is authenticated, parsed, validated, handled and serialized in a
 # worker thread: hashing, parsing and checking hundreds of KB (8,000 tags, a 1 MB pipeline
-# definition, a policy whose patterns compile for 100 ms) would otherwise hold the event loop, and
-# every other account's requests with it. Everyday requests are far smaller and stay on the loop.
+# definition) would otherwise hold the event loop, and every other account's requests with it.
+# Everyday requests are far smaller and stay on the loop.
 OFFLOAD_BODY_BYTES = 4096
+# Those large documents are worked on one at a time: each is CPU in Python, holding the GIL, and
+# two at once left the event loop a third of it instead of a half (DescribePipeline p99 under an
+# 8,000-tag flood: 240-360 ms with the shared pool, 90-145 ms with one worker; bench/fairness.py).
+# S3 bodies are object data for blocking handlers that wait on I/O: they keep the shared pool.
+_DOCUMENTS = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="stratum-large-request")
 
 
 async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
@@ -38,7 +45,8 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
         if provider is not None:
             provider.prepare_request(request)
         if isinstance(request.body, bytes) and len(request.body) > OFFLOAD_BODY_BYTES:
-            return await asyncio.to_thread(_answer_in_thread, app, request, request_id, index, service, region)
+            answer = functools.partial(_answer_in_thread, app, request, request_id, index, service, region)
+            return await asyncio.get_running_loop().run_in_executor(None if service == "s3" else _DOCUMENTS, answer)
         identity, _info = app.authenticator.authenticate(request, index.protocol)
         op, params = parse_request(index, request)
         validate_input(op.input_shape, params, VALIDATION_CODES.get(service, "ValidationException"))
