@@ -6,14 +6,13 @@ Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,25
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from botocore.model import Shape
 
 from .errors import ServiceError
+from .patterns import compile_pattern
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -30,14 +29,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-@cache
-def _pattern(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        # Java-only constructs (\p{...} classes and the like): the real clients never send such
-        # values through a client-side check, so skip rather than reject valid input.
-        return None
+_pattern = compile_pattern  # linear time where the pattern nests repetitions (see patterns.py)
 
 
 def _lower_camel(name: str) -> str:
