@@ -28,7 +28,7 @@ from typing import Any, Final, Protocol
 
 from stratum.policy.context import MISSING, EvalContext
 from stratum.policy.errors import MalformedPolicyDocument
-from stratum.policy.matching import compile_alternation, glob_regex, match_resolved
+from stratum.policy.matching import GlobSet, Matcher, compile_glob, match_resolved
 from stratum.policy.variables import Resolved, Template, parse_template, resolve, resolve_text, scalar_to_str
 
 QUALIFIER_NONE: Final = 0
@@ -217,21 +217,21 @@ class _StringMatcher:
 class _LikeMatcher:
     """``StringLike`` and ``Arn*`` families: glob patterns, ARN-segment aware for ARNs."""
 
-    __slots__ = ("regex", "templates", "arn", "static")
+    __slots__ = ("globs", "templates", "arn", "static")
 
     def __init__(self, values: Sequence[str], *, arn: bool, variables: bool) -> None:
         self.arn = arn
-        sources: list[str] = []
+        globs: list[Matcher] = []
         templates: list[Template] = []
         for value in values:
             template = parse_template(value) if variables else None
             if template is not None:
                 templates.append(template)
             else:
-                sources.append(glob_regex([(value, True)], arn=arn))
-        self.regex = compile_alternation(tuple(sources)) if sources else None
+                globs.append(compile_glob([(value, True)], arn=arn))
+        self.globs = GlobSet(globs)
         self.templates = tuple(templates)
-        self.static: tuple[Any, bool] = ((self.regex, ()), True)
+        self.static: tuple[Any, bool] = ((self.globs, ()), True)
 
     def resolve(self, ctx: EvalContext) -> tuple[Any, bool]:
         if not self.templates:
@@ -244,14 +244,14 @@ class _LikeMatcher:
                 complete = False
             else:
                 resolved.append(pieces)
-        return (self.regex, tuple(resolved)), complete
+        return (self.globs, tuple(resolved)), complete
 
     def test(self, value: Any, compiled: Any) -> bool:
         text = value if isinstance(value, str) else scalar_to_str(value)
         if text is None:
             return False
-        regex, dynamic = compiled
-        if regex is not None and regex.fullmatch(text) is not None:
+        globs, dynamic = compiled
+        if globs and globs.matches(text):
             return True
         return any(match_resolved(pieces, text, arn=self.arn) for pieces in dynamic)
 

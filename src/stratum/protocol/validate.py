@@ -6,14 +6,13 @@ Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,25
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from botocore.model import Shape
 
 from .errors import ServiceError
+from .patterns import compile_pattern
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -32,19 +31,14 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 _BITS = {"integer": 31, "long": 63}  # signed 32- and 64-bit ranges
 
-
-@cache
-def _pattern(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        # Java-only constructs (\p{...} classes and the like): the real clients never send such
-        # values through a client-side check, so skip rather than reject valid input.
-        return None
+_pattern = compile_pattern  # linear time where the pattern nests repetitions (see patterns.py)
 
 
 def _lower_camel(name: str) -> str:
     return name[:1].lower() + name[1:]
+
+
+_SHOWN_ITEMS = 100  # items of a list or map value a message echoes
 
 
 def _show(value: Any) -> str:
@@ -54,6 +48,11 @@ def _show(value: Any) -> str:
         return "java.nio.HeapByteBuffer"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | dict) and len(value) > _SHOWN_ITEMS:
+        # An 8,000-item list echoed whole was a 3 MB message, built while holding the GIL.
+        items = list(value.items() if isinstance(value, dict) else value)[:_SHOWN_ITEMS]
+        shown = str(dict(items) if isinstance(value, dict) else items)
+        return f"{shown[:-1]}, ... ({len(value) - _SHOWN_ITEMS} more){shown[-1]}"
     text = str(value)
     return f"'{text}'".replace("\x00", "\\u0000") if isinstance(value, str) else text
 

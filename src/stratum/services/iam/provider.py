@@ -14,7 +14,7 @@ from stratum import ids
 from stratum.policy import MalformedPolicyDocument, parse_policy
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
-from stratum.services.iam import simulation, store
+from stratum.services.iam import limits, simulation, store
 from stratum.services.iam.tables import (
     iam_access_keys,
     iam_attachments,
@@ -32,6 +32,8 @@ def _encoded(document: str) -> str:
 
 
 def _check_document(document: str, kind: str) -> None:
+    if kind == "trust":
+        limits.check_trust_policy(document)
     try:
         parse_policy(document, kind=kind)
     except MalformedPolicyDocument as exc:
@@ -209,9 +211,11 @@ class IamProvider(Provider):
         name = params[name_key]
         arn = self._user_arn(ctx, name) if kind == "user" else self._role_arn(ctx, name)
         ctx.authorize(action, arn)
+        limits.check_inline_policy(kind, name, params["PolicyDocument"])
         _check_document(params["PolicyDocument"], "identity")
         with self._write() as conn:
             (store.get_user if kind == "user" else store.get_role)(conn, ctx.account_id, name)
+            limits.check_inline_total(conn, ctx.account_id, kind, name, params["PolicyName"], params["PolicyDocument"])
             key = ((iam_inline_policies.c.account_id == ctx.account_id)
                    & (iam_inline_policies.c.principal_type == kind)
                    & (iam_inline_policies.c.principal_name == name)
@@ -301,6 +305,7 @@ class IamProvider(Provider):
         path = store.normalize_path(params.get("Path"))
         arn = f"arn:aws:iam::{ctx.account_id}:policy{path}{params['PolicyName']}"
         ctx.authorize("iam:CreatePolicy", arn)
+        limits.check_managed_policy(params["PolicyDocument"])
         _check_document(params["PolicyDocument"], "identity")
         ts = store.now()
         with self._write() as conn:
@@ -349,6 +354,7 @@ class IamProvider(Provider):
     def create_policy_version(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         arn = params["PolicyArn"]
         ctx.authorize("iam:CreatePolicyVersion", arn)
+        limits.check_managed_policy(params["PolicyDocument"])
         _check_document(params["PolicyDocument"], "identity")
         ts = store.now()
         with self._write() as conn:
@@ -610,6 +616,7 @@ class IamProvider(Provider):
                 tags[t["Key"]] = t["Value"]
             for k in remove or []:
                 tags.pop(k, None)
+            limits.check_tag_count(len(tags))
             conn.execute(update(table).where((table.c.account_id == ctx.account_id) & (table.c.name == name))
                          .values(tags=[{"Key": k, "Value": v} for k, v in tags.items()]))
         return {}
