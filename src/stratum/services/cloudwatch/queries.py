@@ -1,0 +1,98 @@
+"""GetMetricStatistics and GetMetricData computed from stored datapoints (shared with alarms)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from stratum.protocol.errors import ServiceError
+from stratum.services.cloudwatch import datapoints, statistics
+from stratum.services.cloudwatch.datapoints import MetricRef
+from stratum.services.cloudwatch.expressions import ExpressionError, Series, evaluate
+
+
+def invalid(message: str) -> ServiceError:
+    return ServiceError("InvalidParameterValue", message, 400)
+
+
+def ref_of(account: str, region: str, metric: dict[str, Any]) -> MetricRef:
+    return MetricRef(account, region, metric["Namespace"], metric["MetricName"],
+                     datapoints.sorted_dimensions(metric.get("Dimensions")))
+
+
+def stat_series(conn: Connection, ref: MetricRef, stat: str, start: datetime, end: datetime, period: int,
+                unit: str | None = None) -> Series:
+    points = datapoints.read(conn, ref, statistics.aligned(start, period), end)
+    if unit is not None:
+        points = [p for p in points if (p.unit or "None") == unit]
+    out: Series = {}
+    for bucket, members in sorted(statistics.buckets(points, period).items()):
+        value = statistics.statistic(members, stat)
+        if value is not None:
+            out[bucket] = value
+    return out
+
+
+def metric_data(conn: Connection, account: str, region: str, queries: list[dict[str, Any]],
+                start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Every query's result in request order (ReturnData false ones left out), ascending time."""
+    computed: dict[str, Series] = {}
+    labels: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    periods = [q["MetricStat"]["Period"] for q in queries if q.get("MetricStat")] + \
+              [q["Period"] for q in queries if q.get("Period")]
+    default_period = min(periods) if periods else 60
+    ids = [q["Id"] for q in queries]
+    if len(set(ids)) != len(ids):
+        raise ServiceError("ValidationError", "The values for parameter id in MetricDataQueries are not unique.", 400)
+    for q in queries:
+        if bool(q.get("MetricStat")) == bool(q.get("Expression")):
+            raise ServiceError("ValidationError",
+                               f"Exactly one of MetricStat and Expression must be set for query {q['Id']}.", 400)
+        if q.get("MetricStat"):
+            ms = q["MetricStat"]
+            ref = ref_of(account, region, ms["Metric"])
+            computed[q["Id"]] = stat_series(conn, ref, ms["Stat"], start, end, ms["Period"], ms.get("Unit"))
+            labels[q["Id"]] = q.get("Label") or ms["Metric"]["MetricName"]
+    pending = [q for q in queries if q.get("Expression")]
+    # Expressions may use each other: evaluate those whose inputs are ready until none is left.
+    while pending:
+        progressed = False
+        for q in list(pending):
+            try:
+                value = evaluate(q["Expression"], computed, q.get("Period") or default_period)
+            except ExpressionError as exc:
+                if "Unknown identifier" in str(exc) and any(
+                        p["Id"] in q["Expression"] for p in pending if p is not q):
+                    continue
+                raise ServiceError("ValidationError", f"Error in expression '{q['Id']}': {exc}", 400) from None
+            if isinstance(value, float):
+                value = {start.timestamp(): value}
+            if isinstance(value, list):
+                if len(value) != 1:
+                    errors[q["Id"]] = "Expression returned more than one time series; use SUM, AVG, MIN or MAX."
+                    value = {}
+                else:
+                    value = value[0]
+            computed[q["Id"]] = value
+            labels[q["Id"]] = q.get("Label") or q["Id"]
+            pending.remove(q)
+            progressed = True
+        if not progressed:
+            raise ServiceError("ValidationError", "Circular or unknown references between expressions.", 400)
+    results = []
+    for q in queries:
+        if q.get("ReturnData", True) is False:
+            continue
+        series = computed[q["Id"]]
+        times = sorted(series)
+        result: dict[str, Any] = {"Id": q["Id"], "Label": labels[q["Id"]],
+                                  "Timestamps": [datetime.fromtimestamp(t, UTC) for t in times],
+                                  "Values": [series[t] for t in times], "StatusCode": "Complete"}
+        if q["Id"] in errors:
+            result["StatusCode"] = "InternalError"
+            result["Messages"] = [{"Code": "InternalError", "Value": errors[q["Id"]]}]
+        results.append(result)
+    return results
