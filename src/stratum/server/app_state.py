@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Protocol
 
 from stratum.config import Settings
+from stratum.server.telemetry import RequestStats
 from stratum.store.db import Database
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class AppState:
         self.background: list[BackgroundService] = []
         # Set when a shutdown signal arrives, before requests drain and background services stop.
         self.shutting_down = threading.Event()
+        self.request_stats = RequestStats()  # for the Prometheus endpoint
         self.providers: dict[str, Provider] = build_providers(self)
 
     def add_background(self, service: BackgroundService) -> None:

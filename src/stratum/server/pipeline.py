@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 
 from stratum import ids
 from stratum.protocol.errors import ServiceError, internal_error
@@ -24,8 +25,10 @@ VALIDATION_CODES = {"iam": "ValidationError", "sts": "ValidationError", "s3": "I
 
 
 async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
+    started = perf_counter()
     request_id = ids.request_id()
     index: ServiceIndex | None = None
+    service = operation = "-"  # for the request counters, until known
     try:
         service, region = route_service(request, app.settings.region)
         index = service_index(service)
@@ -34,6 +37,7 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
             provider.prepare_request(request)
         identity, _info = app.authenticator.authenticate(request, index.protocol)
         op, params = parse_request(index, request)
+        operation = op.name
         validate_input(op.input_shape, params, VALIDATION_CODES.get(service, "ValidationException"))
         handler, blocking = provider.dispatch(op.name) if provider is not None else (None, False)
         if handler is None:
@@ -46,9 +50,11 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
         if not ctx.authorized:
             log.error("%s:%s returned without an authorization decision", service, op.name)
             raise internal_error()
-        return serialize_response(index.model, op, output, request_id)
+        response = serialize_response(index.model, op, output, request_id)
     except ServiceError as exc:
-        return serialize_error(index.model if index else None, exc, request_id, request.method)
+        response = serialize_error(index.model if index else None, exc, request_id, request.method)
     except Exception:
         log.exception("unhandled error in request %s %s", request.method, request.raw_path)
-        return serialize_error(index.model if index else None, internal_error(), request_id, request.method)
+        response = serialize_error(index.model if index else None, internal_error(), request_id, request.method)
+    app.request_stats.record(service, operation, response.status, perf_counter() - started)
+    return response

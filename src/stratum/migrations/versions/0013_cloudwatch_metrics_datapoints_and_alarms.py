@@ -12,7 +12,6 @@ from alembic import op
 
 import stratum.store.schema
 
-
 revision = '0013_cloudwatch'
 down_revision = '0012_organizations'
 branch_labels = None
