@@ -34,10 +34,12 @@ def _tokens(text: str) -> list[str]:
 
 
 class _Parser:
-    def __init__(self, text: str, series: dict[str, Series], period: int) -> None:
+    def __init__(self, text: str, series: dict[str, Series], period: int, metric_ids: list[str]) -> None:
         self.tokens = _tokens(text)
         self.pos = 0
         self.series = series
+        self.metric_ids = metric_ids
+        self.filter = ""
         self.period = period
 
     def peek(self) -> str | None:
@@ -95,6 +97,9 @@ class _Parser:
         if self.peek() == "(":
             self.take("(")
             args: list[Value] = []
+            self.filter = ""
+            if (self.peek() or "").startswith('"'):
+                self.filter = self.take()[1:-1]
             while self.peek() != ")":
                 args.append(self.additive())
                 if self.peek() == ",":
@@ -106,8 +111,8 @@ class _Parser:
         raise ExpressionError(f"Unknown identifier {token!r}")
 
     def call(self, name: str, args: list[Value]) -> Value:
-        if name == "METRICS":
-            return list(self.series.values())
+        if name == "METRICS":  # the request's metrics (not its expressions), by id when a string is given
+            return [self.series[i] for i in self.metric_ids if not self.filter or self.filter in i]
         if not args:
             raise ExpressionError(f"{name} needs an argument")
         if name in _ACROSS:
@@ -198,5 +203,6 @@ def _binary(left: Value, right: Value, op: str) -> Value:
     return {t: v for t, v in pairs if v is not None}
 
 
-def evaluate(text: str, series: dict[str, Series], period: int) -> Value:
-    return _Parser(text, series, period).parse()
+def evaluate(text: str, series: dict[str, Series], period: int, metric_ids: list[str] | None = None) -> Value:
+    """``series`` by query id; ``metric_ids`` the ids of the request's MetricStat queries."""
+    return _Parser(text, series, period, list(series) if metric_ids is None else metric_ids).parse()

@@ -57,12 +57,13 @@ def metric_data(conn: Connection, account: str, region: str, queries: list[dict[
             computed[q["Id"]] = stat_series(conn, ref, ms["Stat"], start, end, ms["Period"], ms.get("Unit"))
             labels[q["Id"]] = q.get("Label") or ms["Metric"]["MetricName"]
     pending = [q for q in queries if q.get("Expression")]
+    metric_ids = [q["Id"] for q in queries if q.get("MetricStat")]
     # Expressions may use each other: evaluate those whose inputs are ready until none is left.
     while pending:
         progressed = False
         for q in list(pending):
             try:
-                value = evaluate(q["Expression"], computed, q.get("Period") or default_period)
+                value = evaluate(q["Expression"], computed, q.get("Period") or default_period, metric_ids)
             except ExpressionError as exc:
                 if "Unknown identifier" in str(exc) and any(
                         p["Id"] in q["Expression"] for p in pending if p is not q):
