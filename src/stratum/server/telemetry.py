@@ -17,17 +17,13 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 class RequestStats:
     def __init__(self) -> None:
-        self.counts: dict[tuple[str, str, int], int] = {}
-        # (service, operation) -> [count per bucket (the last for +Inf)..., sum of seconds]
-        self.latency: dict[tuple[str, str], list[float]] = {}
+        # (service, operation, status) -> [count per latency bucket (the last for +Inf)..., seconds]
+        self.entries: dict[tuple[str, str, int], list[float]] = {}
 
     def record(self, service: str, operation: str, status: int, seconds: float) -> None:
-        key = (service, operation, status)
-        counts = self.counts
-        counts[key] = counts.get(key, 0) + 1
-        entry = self.latency.get((service, operation))
+        entry = self.entries.get((service, operation, status))
         if entry is None:
-            entry = self.latency[(service, operation)] = [0.0] * (len(BUCKETS) + 2)
+            entry = self.entries[(service, operation, status)] = [0.0] * (len(BUCKETS) + 2)
         entry[bisect_left(BUCKETS, seconds)] += 1
         entry[-1] += seconds
 
@@ -40,13 +36,18 @@ def render(stats: RequestStats, gauges: dict[str, tuple[str, float]]) -> str:
     """The Prometheus text exposition format (version 0.0.4)."""
     lines = ["# HELP stratum_requests_total API requests answered, by service, operation and HTTP status.",
              "# TYPE stratum_requests_total counter"]
-    for (service, op, status), count in sorted(dict(stats.counts).items()):
+    entries = sorted((key, list(entry)) for key, entry in dict(stats.entries).items())
+    for (service, op, status), entry in entries:
         lines.append(f'stratum_requests_total{{service="{_label(service)}",operation="{_label(op)}",'
-                     f'status="{status}"}} {count}')
+                     f'status="{status}"}} {sum(entry[:-1]):g}')
     lines += ["# HELP stratum_request_duration_seconds Time to answer an API request.",
               "# TYPE stratum_request_duration_seconds histogram"]
-    for (service, op), entry in sorted(dict(stats.latency).items()):
-        entry = list(entry)
+    latency: dict[tuple[str, str], list[float]] = {}
+    for (service, op, _status), entry in entries:
+        merged = latency.setdefault((service, op), [0.0] * len(entry))
+        for i, value in enumerate(entry):
+            merged[i] += value
+    for (service, op), entry in sorted(latency.items()):
         labels = f'service="{_label(service)}",operation="{_label(op)}"'
         cumulative = 0.0
         for bound, count in zip((*BUCKETS, float("inf")), entry[:-1], strict=True):
