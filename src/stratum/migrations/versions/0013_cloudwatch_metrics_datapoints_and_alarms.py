@@ -41,6 +41,7 @@ def upgrade() -> None:
     sa.Column('arn', sa.String(length=1600), nullable=False),
     sa.Column('definition', sa.JSON().with_variant(sa.JSON(none_as_null=True), 'postgresql'), nullable=False),
     sa.Column('actions_enabled', sa.Boolean(), nullable=False),
+    sa.Column('tags', sa.JSON().with_variant(sa.JSON(none_as_null=True), 'postgresql'), nullable=False),
     sa.Column('state_value', sa.String(length=32), nullable=False),
     sa.Column('state_reason', sa.Text(), nullable=False),
     sa.Column('state_reason_data', sa.Text(), nullable=True),

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
+from stratum.protocol.errors import ServiceError
 from stratum.services.cloudwatch import queries
 from stratum.services.cloudwatch.tables import cloudwatch_alarm_history as history_t
 from stratum.services.cloudwatch.tables import cloudwatch_alarms as alarms_t
@@ -30,9 +31,10 @@ _SYMBOL = {"GreaterThanOrEqualToThreshold": ">=", "GreaterThanThreshold": ">", "
            "LessThanOrEqualToThreshold": "<="}
 
 
-def get(conn: Connection, account: str, region: str, name: str) -> Row[Any] | None:
-    return conn.execute(select(alarms_t).where((alarms_t.c.account_id == account) & (alarms_t.c.region == region)
-                                               & (alarms_t.c.name == name))).first()
+def get(conn: Connection, account: str, region: str, name: str, *, lock: bool = False) -> Row[Any] | None:
+    query = select(alarms_t).where((alarms_t.c.account_id == account) & (alarms_t.c.region == region)
+                                   & (alarms_t.c.name == name))
+    return conn.execute(query.with_for_update() if lock else query).first()
 
 
 def rows(conn: Connection, account: str, region: str) -> list[Row[Any]]:
@@ -40,14 +42,16 @@ def rows(conn: Connection, account: str, region: str) -> list[Row[Any]]:
                                                     & (alarms_t.c.region == region)).order_by(alarms_t.c.name)))
 
 
-def put(conn: Connection, account: str, region: str, arn: str, definition: dict[str, Any], now: datetime) -> None:
+def put(conn: Connection, account: str, region: str, arn: str, definition: dict[str, Any], now: datetime,
+        tags: list[dict[str, str]]) -> None:
+    """Create or update an alarm; ``tags`` apply only when it is created, as in CloudWatch."""
     existing = get(conn, account, region, definition["AlarmName"])
     values = {"definition": definition, "actions_enabled": definition.get("ActionsEnabled", True),
               "configuration_updated_at": now}
     if existing is None:
         conn.execute(insert(alarms_t).values(account_id=account, region=region, name=definition["AlarmName"], arn=arn,
                                              state_value="INSUFFICIENT_DATA", state_reason="Unchecked: Initial alarm creation",
-                                             state_updated_at=now, **values))
+                                             state_updated_at=now, tags=tags, **values))
         summary = f"Alarm \"{definition['AlarmName']}\" created"
     else:
         conn.execute(update(alarms_t).where((alarms_t.c.account_id == account) & (alarms_t.c.region == region)
@@ -55,6 +59,11 @@ def put(conn: Connection, account: str, region: str, arn: str, definition: dict[
         summary = f"Alarm \"{definition['AlarmName']}\" updated"
     _history(conn, account, region, definition["AlarmName"], now, "ConfigurationUpdate", summary,
              {"type": "Update" if existing else "Create", "updatedAlarm": _jsonable(definition)})
+
+
+def set_tags(conn: Connection, row: Row[Any], tags: list[dict[str, str]]) -> None:
+    conn.execute(update(alarms_t).where((alarms_t.c.account_id == row.account_id) & (alarms_t.c.region == row.region)
+                                        & (alarms_t.c.name == row.name)).values(tags=tags))
 
 
 def remove(conn: Connection, account: str, region: str, name: str) -> None:
@@ -134,20 +143,32 @@ def evaluate(conn: Connection, row: Row[Any], now: datetime) -> tuple[str, str, 
     """The state the alarm's recent datapoints call for, with reason and reason data; None to keep
     the current state (missing data treated as "ignore")."""
     d = row.definition
-    period = int(d["Period"])
+    metrics = d.get("Metrics")
+    if metrics:  # a metric-math alarm: the period of its returned query, or the shortest of its metrics
+        periods_seen = [q["MetricStat"]["Period"] for q in metrics if q.get("MetricStat")]
+        periods_seen += [q["Period"] for q in metrics if q.get("Period")]
+        period = int(min(periods_seen) if periods_seen else 60)
+    else:
+        period = int(d["Period"])
     periods = int(d["EvaluationPeriods"])
     needed = int(d.get("DatapointsToAlarm") or periods)
-    threshold = float(d["Threshold"])
     compare = _COMPARE.get(d["ComparisonOperator"])
-    if compare is None or not d.get("MetricName"):
-        return None  # anomaly-detection and metric-math alarms are not evaluated
+    if compare is None or d.get("Threshold") is None:
+        return None  # anomaly-detection bands (ThresholdMetricId) are not evaluated
+    threshold = float(d["Threshold"])
     # The evaluation window: the last `periods` whole periods before now.
     end_epoch = (int(now.timestamp()) // period) * period
     start = datetime.fromtimestamp(end_epoch - period * periods, UTC)
     end = datetime.fromtimestamp(end_epoch, UTC)
-    ref = queries.ref_of(row.account_id, row.region, d)
-    stat = d.get("Statistic") or d.get("ExtendedStatistic")
-    series = queries.stat_series(conn, ref, stat, start, end, period, d.get("Unit"))
+    if metrics:
+        results = queries.metric_data(conn, row.account_id, row.region, metrics, start, end)
+        if len(results) != 1:
+            return None
+        series = {t.timestamp(): v for t, v in zip(results[0]["Timestamps"], results[0]["Values"], strict=True)}
+    else:
+        ref = queries.ref_of(row.account_id, row.region, d)
+        stat = d.get("Statistic") or d.get("ExtendedStatistic")
+        series = queries.stat_series(conn, ref, stat, start, end, period, d.get("Unit"))
     slots = [start.timestamp() + i * period for i in range(periods)]
     treat = d.get("TreatMissingData") or "missing"
     breaching = 0
@@ -162,7 +183,7 @@ def evaluate(conn: Connection, row: Row[Any], now: datetime) -> tuple[str, str, 
         if treat == "ignore":
             return None
         return ("INSUFFICIENT_DATA", f"Insufficient Data: {periods} datapoints were unknown.", _reason_data(
-            d, [], start, end))
+            d, [], start, end, period))
     recent = [series[s] for s in slots if s in series]
     symbol = _SYMBOL[d["ComparisonOperator"]]
     shown = ", ".join(f"{v:g}" for v in recent[-needed:][::-1])
@@ -170,18 +191,20 @@ def evaluate(conn: Connection, row: Row[Any], now: datetime) -> tuple[str, str, 
         reason = (f"Threshold Crossed: {breaching} out of the last {periods} datapoints [{shown}] "
                   f"were {symbol} the threshold ({threshold:g}) (minimum {needed} datapoint(s) for OK -> ALARM "
                   "transition).")
-        return "ALARM", reason, _reason_data(d, recent, start, end)
+        return "ALARM", reason, _reason_data(d, recent, start, end, period)
     reason = (f"Threshold Crossed: {periods - breaching} out of the last {periods} datapoints [{shown}] were not "
               f"{symbol} the threshold ({threshold:g}) (minimum 1 datapoint for ALARM -> OK transition).")
-    return "OK", reason, _reason_data(d, recent, start, end)
+    return "OK", reason, _reason_data(d, recent, start, end, period)
 
 
-def _reason_data(d: dict[str, Any], recent: list[float], start: datetime, end: datetime) -> str:
-    return json.dumps({"version": "1.0", "queryDate": _iso(datetime.now(UTC)), "startDate": _iso(start),
-                       "statistic": d.get("Statistic") or d.get("ExtendedStatistic"), "period": d["Period"],
-                       "recentDatapoints": recent, "threshold": d["Threshold"],
-                       "evaluatedDatapoints": [{"timestamp": _iso(end - timedelta(seconds=d["Period"])),
-                                                "value": v} for v in recent[-1:]]})
+def _reason_data(d: dict[str, Any], recent: list[float], start: datetime, end: datetime, period: int) -> str:
+    data: dict[str, Any] = {"version": "1.0", "queryDate": _iso(datetime.now(UTC)), "startDate": _iso(start),
+                            "period": period, "recentDatapoints": recent, "threshold": d["Threshold"],
+                            "evaluatedDatapoints": [{"timestamp": _iso(end - timedelta(seconds=period)), "value": v}
+                                                    for v in recent[-1:]]}
+    if d.get("Statistic") or d.get("ExtendedStatistic"):
+        data["statistic"] = d.get("Statistic") or d.get("ExtendedStatistic")
+    return json.dumps(data)
 
 
 def evaluate_all(db: Database, now: datetime | None = None) -> int:
@@ -193,10 +216,14 @@ def evaluate_all(db: Database, now: datetime | None = None) -> int:
     changed = 0
     for account, region, name in keys:
         with db.begin() as conn:
-            row = get(conn, account, region, name)
+            row = get(conn, account, region, name, lock=True)  # servers sharing a database take turns
             if row is None:
                 continue
-            outcome = evaluate(conn, row, now)
+            try:
+                outcome = evaluate(conn, row, now)
+            except ServiceError as exc:  # a metric-math expression that cannot be computed
+                log.warning("alarm %s cannot be evaluated: %s", name, exc.message)
+                continue
             if outcome is not None and set_state(conn, row, *outcome, now):
                 changed += 1
     return changed

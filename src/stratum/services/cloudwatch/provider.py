@@ -11,6 +11,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stratum.auth.authorizer import tag_condition_keys
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
 from stratum.services.cloudwatch import alarms, datapoints, queries, statistics
@@ -229,9 +230,16 @@ class CloudWatchProvider(Provider):
         needed = params.get("DatapointsToAlarm")
         if needed is not None and needed > params["EvaluationPeriods"]:
             raise invalid("DatapointsToAlarm must be less than or equal to EvaluationPeriods.")
+        tags = params.get("Tags") or []
+        if tags:
+            ctx.authorize(ACTION + "TagResource", arn, context=tag_condition_keys(tags))
         definition = {k: v for k, v in params.items() if k in _ALARM_FIELDS or k == "AlarmName"}
+        now = datetime.now(UTC)
         with self.app.db.begin() as conn:
-            alarms.put(conn, ctx.account_id, ctx.region, arn, alarms._jsonable(definition), datetime.now(UTC))
+            if params.get("Metrics"):  # the expressions must compute (on an empty window)
+                queries.metric_data(conn, ctx.account_id, ctx.region, params["Metrics"], now - timedelta(minutes=1),
+                                    now)
+            alarms.put(conn, ctx.account_id, ctx.region, arn, alarms._jsonable(definition), now, tags)
         return {}
 
     def _alarm_out(self, row: Any) -> dict[str, Any]:
@@ -321,6 +329,46 @@ class CloudWatchProvider(Provider):
                 raise ServiceError("ResourceNotFound", f"Alarm {name} not found", 404)
             alarms.set_state(conn, row, params["StateValue"], params["StateReason"], data, datetime.now(UTC))
         return {}
+
+    # --------------------------------------------------------------------------------------- tags
+    def _alarm_by_arn(self, ctx: RequestContext, arn: str, action: str, context: dict[str, Any] | None = None
+                      ) -> tuple[str, Any]:
+        ctx.authorize(ACTION + action, arn, context=context)
+        prefix = ctx.arn("cloudwatch", "alarm:")
+        if not arn.startswith(prefix):
+            raise ServiceError("ResourceNotFoundException", f"Resource {arn} not found.", 404)
+        return arn[len(prefix):], prefix
+
+    def tag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        name, _ = self._alarm_by_arn(ctx, params["ResourceARN"], "TagResource", tag_condition_keys(params["Tags"]))
+        with self.app.db.begin() as conn:
+            row = alarms.get(conn, ctx.account_id, ctx.region, name, lock=True)
+            if row is None:
+                raise ServiceError("ResourceNotFoundException", f"Resource {params['ResourceARN']} not found.", 404)
+            values = {t["Key"]: t["Value"] for t in row.tags or []}
+            values.update({t["Key"]: t["Value"] for t in params["Tags"]})
+            if len(values) > 50:
+                raise ServiceError("LimitExceededException", "An alarm can have at most 50 tags.", 400)
+            alarms.set_tags(conn, row, [{"Key": k, "Value": v} for k, v in values.items()])
+        return {}
+
+    def untag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        name, _ = self._alarm_by_arn(ctx, params["ResourceARN"], "UntagResource",
+                                     tag_condition_keys(None, params["TagKeys"]))
+        with self.app.db.begin() as conn:
+            row = alarms.get(conn, ctx.account_id, ctx.region, name, lock=True)
+            if row is None:
+                raise ServiceError("ResourceNotFoundException", f"Resource {params['ResourceARN']} not found.", 404)
+            alarms.set_tags(conn, row, [t for t in row.tags or [] if t["Key"] not in params["TagKeys"]])
+        return {}
+
+    def list_tags_for_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        name, _ = self._alarm_by_arn(ctx, params["ResourceARN"], "ListTagsForResource")
+        with self.app.db.read() as conn:
+            row = alarms.get(conn, ctx.account_id, ctx.region, name)
+        if row is None:
+            raise ServiceError("ResourceNotFoundException", f"Resource {params['ResourceARN']} not found.", 404)
+        return {"Tags": list(row.tags or [])}
 
     def describe_alarm_history(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = params.get("AlarmName")

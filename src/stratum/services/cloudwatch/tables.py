@@ -47,6 +47,7 @@ cloudwatch_alarms = Table(
     Column("arn", String(1600), nullable=False),
     Column("definition", JsonType, nullable=False),  # the PutMetricAlarm parameters, as given
     Column("actions_enabled", Boolean, nullable=False, default=True),
+    Column("tags", JsonType, nullable=False, default=list),
     Column("state_value", String(32), nullable=False),
     Column("state_reason", Text, nullable=False),
     Column("state_reason_data", Text, nullable=True),
