@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from stratum.protocol.errors import ServiceError
-from stratum.services.cloudwatch import queries
+from stratum.services.cloudwatch import datapoints, queries
 from stratum.services.cloudwatch.tables import cloudwatch_alarm_history as history_t
 from stratum.services.cloudwatch.tables import cloudwatch_alarms as alarms_t
 from stratum.services.sagemaker.registry.tables import sagemaker_registry_events as outbox_t
@@ -21,6 +22,7 @@ from stratum.store.db import Database
 log = logging.getLogger("stratum.cloudwatch")
 
 STATE_CHANGE = "CloudWatch Alarm State Change"
+RETENTION = timedelta(days=455)  # one-hour datapoints, the longest CloudWatch keeps
 _COMPARE = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
     "GreaterThanThreshold": lambda v, t: v > t,
@@ -250,8 +252,13 @@ class AlarmEvaluator:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
+        next_expiry = 0.0
         while not self._stop.wait(self.interval):
             try:
                 evaluate_all(self.db)
+                if time.monotonic() >= next_expiry:  # hourly: datapoints past CloudWatch's retention
+                    next_expiry = time.monotonic() + 3600
+                    with self.db.begin() as conn:
+                        datapoints.expire(conn, datetime.now(UTC) - RETENTION)
             except Exception:
                 log.exception("alarm evaluation failed")

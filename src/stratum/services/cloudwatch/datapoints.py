@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from stratum.services.cloudwatch.tables import cloudwatch_datapoints as points_t
 from stratum.services.cloudwatch.tables import cloudwatch_metrics as metrics_t
@@ -97,3 +97,8 @@ def list_metrics(conn: Connection, account: str, region: str, namespace: str | N
         query = query.where(metrics_t.c.last_put_at >= active_since)
     query = query.order_by(metrics_t.c.namespace, metrics_t.c.metric_name, metrics_t.c.dimensions_key)
     return [MetricRef(account, region, r[0], r[1], sorted_dimensions(r[2])) for r in conn.execute(query)]
+
+
+def expire(conn: Connection, before: datetime) -> int:
+    """Drop datapoints older than CloudWatch keeps any (455 days); returns how many went."""
+    return int(conn.execute(delete(points_t).where(points_t.c.timestamp < before)).rowcount or 0)

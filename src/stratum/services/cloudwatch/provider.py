@@ -19,6 +19,7 @@ from stratum.services.cloudwatch.queries import invalid
 
 ACTION = "cloudwatch:"
 RECENTLY_ACTIVE = timedelta(hours=3)
+LISTED_FOR = timedelta(days=14)
 LIST_PAGE = 500
 _ALARM_FIELDS = ("AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions", "InsufficientDataActions",
                  "MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit",
@@ -193,7 +194,8 @@ class CloudWatchProvider(Provider):
         active = params.get("RecentlyActive")
         if active is not None and active != "PT3H":
             raise invalid(f"The value {active} for parameter RecentlyActive is not valid.")
-        since = datetime.now(UTC) - RECENTLY_ACTIVE if active else None
+        # Metrics without new datapoints for two weeks are no longer listed (their data stays readable).
+        since = datetime.now(UTC) - (RECENTLY_ACTIVE if active else LISTED_FOR)
         with self.app.db.read() as conn:
             found = datapoints.list_metrics(conn, ctx.account_id, ctx.region, params.get("Namespace"),
                                             params.get("MetricName"), since)
