@@ -151,18 +151,20 @@ def test_get_metric_data_math_scan_order_and_pagination(cw: StratumServer) -> No
                                StartTime=minutes[0], EndTime=_minute(1))["MetricDataResults"][0]
     assert newest["Timestamps"] == list(reversed(minutes)) and newest["Values"][0] == 300.0
     # Pages of at most MaxDatapoints values, through boto3's paginator.
-    pages = list(c.get_paginator("get_metric_data").paginate(
-        MetricDataQueries=[{"Id": "req", "MetricStat": _stat(ns, "Requests")},
-                           {"Id": "err", "MetricStat": _stat(ns, "Errors")}],
-        StartTime=minutes[0], EndTime=_minute(1), ScanBy="TimestampAscending", MaxDatapoints=3))
-    assert len(pages) == 3
-    collected: dict[str, list[float]] = {}
-    for page in pages:
-        assert sum(len(r["Values"]) for r in page["MetricDataResults"]) <= 3
-        for r in page["MetricDataResults"]:
-            collected.setdefault(r["Id"], []).extend(r["Values"])
-    assert collected == {"req": [60.0, 120.0, 180.0, 240.0, 300.0], "err": [0.0, 1.0, 3.0, 4.0]}
-    assert pages[0]["MetricDataResults"][0]["StatusCode"] == "PartialData"
+    for size, count in ((3, 3), (5, 2), (9, 1)):
+        pages = list(c.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=[{"Id": "req", "MetricStat": _stat(ns, "Requests")},
+                               {"Id": "err", "MetricStat": _stat(ns, "Errors")},
+                               {"Id": "none", "MetricStat": _stat(ns, "Nothing")}],
+            StartTime=minutes[0], EndTime=_minute(1), ScanBy="TimestampAscending", MaxDatapoints=size))
+        assert len(pages) == count
+        assert pages[0]["MetricDataResults"][0]["StatusCode"] == ("PartialData" if size < 5 else "Complete")
+        collected: dict[str, list[float]] = {}
+        for page in pages:
+            assert sum(len(r["Values"]) for r in page["MetricDataResults"]) <= size
+            for r in page["MetricDataResults"]:
+                collected.setdefault(r["Id"], []).extend(r["Values"])
+        assert collected == {"req": [60.0, 120.0, 180.0, 240.0, 300.0], "err": [0.0, 1.0, 3.0, 4.0], "none": []}
     err = _error(c.get_metric_data, MetricDataQueries=[{"Id": "bad", "Expression": "nope + 1"}],
                  StartTime=minutes[0], EndTime=_minute(1))
     assert err["Code"] == "ValidationError"

@@ -170,20 +170,22 @@ class CloudWatchProvider(Provider):
         more = False
         for r in results:
             count = len(r["Values"])
-            lo, hi = max(offset - position, 0), min(count, offset + budget - position)
-            if position + count <= offset and (count or offset):
-                position += count
+            first, position = position, position + count
+            if count == 0:
+                if offset == 0:  # a result without values is reported once, on the first page
+                    page.append(r)
                 continue
-            if hi < lo or (lo >= count and count):
-                more = more or position + count > offset + budget
-                position += count
+            lo, hi = max(offset - first, 0), min(count, offset + budget - first)
+            if lo >= count:  # given on an earlier page
+                continue
+            if hi <= lo:  # for a later page
+                more = True
                 continue
             part = dict(r, Timestamps=r["Timestamps"][lo:hi], Values=r["Values"][lo:hi])
             if hi < count:
                 part["StatusCode"] = "PartialData"
                 more = True
             page.append(part)
-            position += count
         out: dict[str, Any] = {"MetricDataResults": page, "Messages": []}
         if more:
             out["NextToken"] = _token(offset + budget)
