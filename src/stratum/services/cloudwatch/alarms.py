@@ -60,7 +60,7 @@ def put(conn: Connection, account: str, region: str, arn: str, definition: dict[
                                             & (alarms_t.c.name == definition["AlarmName"])).values(**values))
         summary = f"Alarm \"{definition['AlarmName']}\" updated"
     _history(conn, account, region, definition["AlarmName"], now, "ConfigurationUpdate", summary,
-             {"type": "Update" if existing else "Create", "updatedAlarm": _jsonable(definition)})
+             {"type": "Update" if existing else "Create", "updatedAlarm": jsonable(definition)})
 
 
 def set_tags(conn: Connection, row: Row[Any], tags: list[dict[str, str]]) -> None:
@@ -130,11 +130,12 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A definition as stored (JSON): timestamps as text."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, datetime):
         return _iso(value)
     return value

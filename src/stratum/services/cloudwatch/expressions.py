@@ -203,6 +203,11 @@ def _binary(left: Value, right: Value, op: str) -> Value:
     return {t: v for t, v in pairs if v is not None}
 
 
+def references(text: str) -> set[str]:
+    """The identifiers an expression names (query ids among them)."""
+    return {t for t in _tokens(text) if t[0].isalpha() or t[0] == "_"}
+
+
 def evaluate(text: str, series: dict[str, Series], period: int, metric_ids: list[str] | None = None) -> Value:
     """``series`` by query id; ``metric_ids`` the ids of the request's MetricStat queries."""
     return _Parser(text, series, period, list(series) if metric_ids is None else metric_ids).parse()

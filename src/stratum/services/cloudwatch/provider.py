@@ -243,7 +243,7 @@ class CloudWatchProvider(Provider):
             if params.get("Metrics"):  # the expressions must compute (on an empty window)
                 queries.metric_data(conn, ctx.account_id, ctx.region, params["Metrics"], now - timedelta(minutes=1),
                                     now)
-            alarms.put(conn, ctx.account_id, ctx.region, arn, alarms._jsonable(definition), now, tags)
+            alarms.put(conn, ctx.account_id, ctx.region, arn, alarms.jsonable(definition), now, tags)
         return {}
 
     def _alarm_out(self, row: Any) -> dict[str, Any]:
@@ -336,15 +336,16 @@ class CloudWatchProvider(Provider):
 
     # --------------------------------------------------------------------------------------- tags
     def _alarm_by_arn(self, ctx: RequestContext, arn: str, action: str, context: dict[str, Any] | None = None
-                      ) -> tuple[str, Any]:
+                      ) -> str:
+        """The name of the caller's alarm ``arn`` names, once ``action`` on it is allowed."""
         ctx.authorize(ACTION + action, arn, context=context)
         prefix = ctx.arn("cloudwatch", "alarm:")
         if not arn.startswith(prefix):
             raise ServiceError("ResourceNotFoundException", f"Resource {arn} not found.", 404)
-        return arn[len(prefix):], prefix
+        return arn[len(prefix):]
 
     def tag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name, _ = self._alarm_by_arn(ctx, params["ResourceARN"], "TagResource", tag_condition_keys(params["Tags"]))
+        name = self._alarm_by_arn(ctx, params["ResourceARN"], "TagResource", tag_condition_keys(params["Tags"]))
         with self.app.db.begin() as conn:
             row = alarms.get(conn, ctx.account_id, ctx.region, name, lock=True)
             if row is None:
@@ -357,7 +358,7 @@ class CloudWatchProvider(Provider):
         return {}
 
     def untag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name, _ = self._alarm_by_arn(ctx, params["ResourceARN"], "UntagResource",
+        name = self._alarm_by_arn(ctx, params["ResourceARN"], "UntagResource",
                                      tag_condition_keys(None, params["TagKeys"]))
         with self.app.db.begin() as conn:
             row = alarms.get(conn, ctx.account_id, ctx.region, name, lock=True)
@@ -367,7 +368,7 @@ class CloudWatchProvider(Provider):
         return {}
 
     def list_tags_for_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name, _ = self._alarm_by_arn(ctx, params["ResourceARN"], "ListTagsForResource")
+        name = self._alarm_by_arn(ctx, params["ResourceARN"], "ListTagsForResource")
         with self.app.db.read() as conn:
             row = alarms.get(conn, ctx.account_id, ctx.region, name)
         if row is None:

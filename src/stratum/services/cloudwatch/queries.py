@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from stratum.protocol.errors import ServiceError
 from stratum.services.cloudwatch import datapoints, statistics
 from stratum.services.cloudwatch.datapoints import MetricRef
-from stratum.services.cloudwatch.expressions import ExpressionError, Series, evaluate
+from stratum.services.cloudwatch.expressions import ExpressionError, Series, evaluate, references
 
 
 def invalid(message: str) -> ServiceError:
@@ -58,16 +58,15 @@ def metric_data(conn: Connection, account: str, region: str, queries: list[dict[
             labels[q["Id"]] = q.get("Label") or ms["Metric"]["MetricName"]
     pending = [q for q in queries if q.get("Expression")]
     metric_ids = [q["Id"] for q in queries if q.get("MetricStat")]
-    # Expressions may use each other: evaluate those whose inputs are ready until none is left.
+    # Expressions may use each other: each is evaluated once the ids it names are computed.
     while pending:
-        progressed = False
-        for q in list(pending):
+        ready = [q for q in pending if references(q["Expression"]) & set(ids) <= computed.keys()]
+        if not ready:
+            raise ServiceError("ValidationError", "Circular references between expressions.", 400)
+        for q in ready:
             try:
                 value = evaluate(q["Expression"], computed, q.get("Period") or default_period, metric_ids)
             except ExpressionError as exc:
-                if "Unknown identifier" in str(exc) and any(
-                        p["Id"] in q["Expression"] for p in pending if p is not q):
-                    continue
                 raise ServiceError("ValidationError", f"Error in expression '{q['Id']}': {exc}", 400) from None
             if isinstance(value, float):
                 value = {start.timestamp(): value}
@@ -80,9 +79,6 @@ def metric_data(conn: Connection, account: str, region: str, queries: list[dict[
             computed[q["Id"]] = value
             labels[q["Id"]] = q.get("Label") or q["Id"]
             pending.remove(q)
-            progressed = True
-        if not progressed:
-            raise ServiceError("ValidationError", "Circular or unknown references between expressions.", 400)
     results = []
     for q in queries:
         if q.get("ReturnData", True) is False:
