@@ -1,6 +1,6 @@
-"""A training job's MetricDefinitions reach CloudWatch as the job runs: GetMetricData (with math on
+"""Jobs publish to CloudWatch as they run. A training job's MetricDefinitions: GetMetricData (with math on
 them) and the SageMaker SDK's TrainingJobAnalytics dataframe read them, with the job's CPU and
-memory under dimension Host."""
+memory under dimension Host; a processing job's CPU and memory."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sdk_testing import user_environment
 from stratum_testing import StratumServer
-from test_jobs_support import put, script_training_request, uid, wait_job
+from test_jobs_support import processing_request, put, script_training_request, uid, wait_job
 
 TRAIN = r"""
 import time
@@ -96,3 +96,35 @@ def test_training_metrics_in_get_metric_data_and_training_job_analytics(server: 
     expected = [sum(v) / len(v) for _, v in sorted(by_minute.items())]
     assert loss["value"].tolist() == pytest.approx(expected)
     assert loss["timestamp"].tolist() == [60.0 * i for i in range(len(expected))]
+
+
+BUSY = r"""
+import time
+end = time.monotonic() + 3.5
+data = bytearray(64 * 1024 * 1024)  # memory the job holds while it works
+while time.monotonic() < end:
+    sum(range(10000))
+print("done", len(data))
+"""
+
+
+@pytest.mark.slow
+def test_processing_job_cpu_and_memory(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    cw = server.client("cloudwatch")
+    name = uid("cwproc")
+    sm.create_processing_job(**processing_request(server, name, BUSY))
+    d = wait_job(sm, "processing", name)
+    assert d["ProcessingJobStatus"] == "Completed", d.get("FailureReason")
+    host = [{"Name": "Host", "Value": f"{name}/algo-1"}]
+    start, end = d["ProcessingStartTime"] - timedelta(minutes=1), d["ProcessingEndTime"] + timedelta(minutes=1)
+    cpu = cw.get_metric_statistics(Namespace="/aws/sagemaker/ProcessingJobs", MetricName="CPUUtilization",
+                                   Dimensions=host, StartTime=start, EndTime=end, Period=1, Statistics=["Maximum"])
+    # A busy loop keeps one core near 100% for most of the job's seconds.
+    assert max(p["Maximum"] for p in cpu["Datapoints"]) > 50
+    memory = cw.get_metric_statistics(Namespace="/aws/sagemaker/ProcessingJobs", MetricName="MemoryUtilization",
+                                      Dimensions=host, StartTime=start, EndTime=end, Period=60,
+                                      Statistics=["Maximum"])
+    assert max(p["Maximum"] for p in memory["Datapoints"]) > 0
+    # Nothing under the training namespace for a processing job.
+    assert cw.list_metrics(Namespace="/aws/sagemaker/TrainingJobs", Dimensions=host)["Metrics"] == []

@@ -4,13 +4,15 @@ last match wins, as FinalMetricDataList reports it) and the built-in XGBoost's e
 While a training job runs, ``publishing`` also tails its log and publishes every match to CloudWatch
 as SageMaker does: namespace ``/aws/sagemaker/TrainingJobs``, dimension ``TrainingJobName`` (what
 the SDK's TrainingJobAnalytics reads), with the instance's CPUUtilization and MemoryUtilization
-under dimension ``Host`` = ``<job>/algo-1``."""
+under dimension ``Host`` = ``<job>/algo-1``; a processing job publishes its CPU and memory under
+``/aws/sagemaker/ProcessingJobs``."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from stratum.store.db import Database
 log = logging.getLogger("stratum.jobs.metrics")
 
 NAMESPACE = "/aws/sagemaker/TrainingJobs"
+NAMESPACES = {"training": NAMESPACE, "processing": "/aws/sagemaker/ProcessingJobs"}
 PUBLISH_SECONDS = 1.0
 
 # "[12]#011train-rmse:2.1#011validation-rmse:2.3" (CloudWatch shows the tab as #011).
@@ -124,12 +127,13 @@ class _ProcessSampler:
         return max(cpu_pct, 0.0), 100.0 * rss_pages / total if total > 0 else 0.0
 
 
-class TrainingMetricsPublisher:
-    """Tails one training job's log while it runs and publishes its metrics as CloudWatch datapoints."""
+class JobMetricsPublisher:
+    """Tails one job's log while it runs and publishes its metrics as CloudWatch datapoints."""
 
     def __init__(self, db: Database, account: str, region: str, job_name: str, job_id: str, log_path: str,
-                 definitions: list[dict[str, str]], builtin_xgboost: bool) -> None:
+                 definitions: list[dict[str, str]], builtin_xgboost: bool, namespace: str = NAMESPACE) -> None:
         self.db = db
+        self.namespace = namespace
         self.account, self.region, self.job_name, self.job_id = account, region, job_name, job_id
         self.log_path = log_path
         self.matcher = LineMatcher(definitions, builtin_xgboost)
@@ -179,12 +183,12 @@ class TrainingMetricsPublisher:
         usage = None if final else self._usage()
         with self.db.begin() as conn:
             for name, points in rows.items():
-                datapoints.put(conn, datapoints.MetricRef(self.account, self.region, NAMESPACE, name,
+                datapoints.put(conn, datapoints.MetricRef(self.account, self.region, self.namespace, name,
                                                           (("TrainingJobName", self.job_name),)), points, now)
             if usage is not None:
                 host = (("Host", f"{self.job_name}/algo-1"),)
                 for name, value in zip(("CPUUtilization", "MemoryUtilization"), usage, strict=True):
-                    datapoints.put(conn, datapoints.MetricRef(self.account, self.region, NAMESPACE, name, host),
+                    datapoints.put(conn, datapoints.MetricRef(self.account, self.region, self.namespace, name, host),
                                    [_point(now, value, "Percent")], now)
 
     def _usage(self) -> tuple[float, float] | None:
@@ -192,8 +196,10 @@ class TrainingMetricsPublisher:
 
         with self.db.read() as conn:
             row = store.get_job_by_id(conn, self.job_id)
-        pid = (row.process or {}).get("pid") if row is not None else None
-        return self.sampler.sample(int(pid)) if pid else None
+        process = (row.process or {}) if row is not None else {}
+        if not process.get("pid") or process.get("host") != socket.gethostname():
+            return None  # not started yet, or running on another machine (a Ray worker)
+        return self.sampler.sample(int(process["pid"]))
 
 
 def _point(at: datetime, value: float, unit: str | None) -> dict[str, Any]:
@@ -203,14 +209,20 @@ def _point(at: datetime, value: float, unit: str | None) -> dict[str, Any]:
 
 @contextmanager
 def publishing(db: Database, spec: JobSpec) -> Iterator[None]:
-    """Publish a training job's metrics while the block (the job's run) lasts."""
-    if spec.kind != "training":
+    """Publish a job's metrics while the block (the job's run) lasts: a training job's metric
+    definitions and usage, a processing job's usage."""
+    namespace = NAMESPACES.get(spec.kind)
+    if namespace is None:
         yield
         return
-    definitions = (spec.request.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
-    program = (spec.request.get("HyperParameters") or {}).get("sagemaker_program")
-    publisher = TrainingMetricsPublisher(db, spec.account_id, spec.region, spec.name, spec.job_id, spec.log_path,
-                                         definitions, spec.runtime == "xgboost" and not program)
+    definitions: list[dict[str, str]] = []
+    builtin_xgboost = False
+    if spec.kind == "training":
+        definitions = (spec.request.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
+        program = (spec.request.get("HyperParameters") or {}).get("sagemaker_program")
+        builtin_xgboost = spec.runtime == "xgboost" and not program
+    publisher = JobMetricsPublisher(db, spec.account_id, spec.region, spec.name, spec.job_id, spec.log_path,
+                                         definitions, builtin_xgboost, namespace)
     publisher.start()
     try:
         yield
