@@ -220,14 +220,15 @@ def test_alarm_is_evaluated_and_its_state_changes_recorded(cw: StratumServer) ->
     name = f"high-latency-{uuid.uuid4().hex[:6]}"
     dims = [{"Name": "Service", "Value": "api"}]
     c.put_metric_alarm(AlarmName=name, AlarmDescription="p latency", Namespace=ns, MetricName="Latency",
-                       Dimensions=dims, Statistic="Maximum", Period=10, EvaluationPeriods=3, DatapointsToAlarm=1,
+                       Dimensions=dims, Statistic="Maximum", Period=10, EvaluationPeriods=6, DatapointsToAlarm=1,
                        Threshold=100.0, ComparisonOperator="GreaterThanThreshold", TreatMissingData="missing")
     alarm = c.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
     account = cw.account_id("dev")
     assert alarm["AlarmArn"] == f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{name}"
     assert alarm["StateValue"] == "INSUFFICIENT_DATA" and alarm["Threshold"] == 100.0
-    assert alarm["Dimensions"] == dims and alarm["EvaluationPeriods"] == 3
-    # A breaching datapoint in a complete 10-second period: the server's evaluation raises the alarm.
+    assert alarm["Dimensions"] == dims and alarm["EvaluationPeriods"] == 6
+    # A breaching datapoint in a complete 10-second period: the server raises the alarm (the point stays
+    # in the one-minute evaluation window long enough for the checks below, even on a slow machine).
     c.put_metric_data(Namespace=ns, MetricData=[{
         "MetricName": "Latency", "Dimensions": dims, "Value": 250.0, "StorageResolution": 1,
         "Timestamp": datetime.now(UTC) - timedelta(seconds=12)}])
@@ -357,7 +358,7 @@ def test_metric_math_alarm_and_alarm_tags(cw: StratumServer) -> None:
     name = f"error-rate-{uuid.uuid4().hex[:6]}"
     stat = {"Metric": {"Namespace": ns, "MetricName": "Errors"}, "Period": 10, "Stat": "Sum"}
     total = {"Metric": {"Namespace": ns, "MetricName": "Requests"}, "Period": 10, "Stat": "Sum"}
-    c.put_metric_alarm(AlarmName=name, EvaluationPeriods=3, DatapointsToAlarm=1, Threshold=10.0,
+    c.put_metric_alarm(AlarmName=name, EvaluationPeriods=6, DatapointsToAlarm=1, Threshold=10.0,
                        ComparisonOperator="GreaterThanOrEqualToThreshold", Tags=[{"Key": "team", "Value": "ml"}],
                        Metrics=[{"Id": "e", "MetricStat": stat, "ReturnData": False},
                                 {"Id": "r", "MetricStat": total, "ReturnData": False},
