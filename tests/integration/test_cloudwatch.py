@@ -400,3 +400,36 @@ def test_aws_cli_puts_and_reads_metrics(cw: StratumServer) -> None:
     denied = cw.aws_cli("cloudwatch", "put-metric-data", "--namespace", "AWS/SageMaker", "--metric-name", "x",
                         "--value", "1", check=False)
     assert denied.returncode != 0 and "InvalidParameterValue" in denied.stderr
+
+
+def test_get_metric_data_search_expressions(cw: StratumServer) -> None:
+    c = client(cw, "cloudwatch")
+    ns = _ns()
+    at = _minute(-2)
+    c.put_metric_data(Namespace=ns, MetricData=[
+        *({"MetricName": "Latency", "Dimensions": [{"Name": "Shard", "Value": shard}], "Value": value, "Timestamp": at}
+          for shard, value in (("alpha", 1.0), ("beta", 2.0), ("gamma", 4.0))),
+        {"MetricName": "Latency", "Dimensions": [{"Name": "Shard", "Value": "alpha"}, {"Name": "Zone", "Value": "z"}],
+         "Value": 100.0, "Timestamp": at},
+        {"MetricName": "Errors", "Dimensions": [{"Name": "Shard", "Value": "alpha"}], "Value": 9.0, "Timestamp": at}])
+    search = f"SEARCH('{{{ns},Shard}} MetricName=\"Latency\"', 'Maximum', 60)"
+    out = c.get_metric_data(MetricDataQueries=[
+        {"Id": "each", "Expression": search},
+        {"Id": "total", "Expression": f"SUM({search})", "Label": "all shards"},
+        {"Id": "labelled", "Expression": f"SEARCH('{{{ns},Shard}} beta', 'Sum', 60)", "Label": "shard"},
+        {"Id": "loose", "Expression": f"SEARCH('Namespace=\"{ns}\" alpha', 'Sum', 60)"}],
+        StartTime=_minute(-5), EndTime=_minute(1))["MetricDataResults"]
+    each = sorted((r["Label"], r["Values"]) for r in out if r["Id"] == "each")
+    assert each == [("alpha", [1.0]), ("beta", [2.0]), ("gamma", [4.0])]  # not the Shard+Zone metric
+    assert [(r["Label"], r["Values"]) for r in out if r["Id"] == "total"] == [("all shards", [7.0])]
+    assert [(r["Label"], r["Values"]) for r in out if r["Id"] == "labelled"] == [("shard beta", [2.0])]
+    loose = sorted((r["Label"], r["Values"]) for r in out if r["Id"] == "loose")
+    assert loose == [("Errors alpha", [9.0]), ("Latency alpha", [1.0]), ("Latency alpha z", [100.0])]
+    # Another account's search finds nothing of these.
+    other = client(cw, "cloudwatch", account="test").get_metric_data(
+        MetricDataQueries=[{"Id": "each", "Expression": search}], StartTime=_minute(-5), EndTime=_minute(1))
+    assert other["MetricDataResults"] == []
+    err = _error(c.put_metric_alarm, AlarmName=f"search-{uuid.uuid4().hex[:6]}", EvaluationPeriods=1,
+                 Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+                 Metrics=[{"Id": "s", "Expression": f"SUM({search})", "ReturnData": True}])
+    assert err["Code"] == "ValidationError"

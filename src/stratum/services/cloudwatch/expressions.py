@@ -13,11 +13,21 @@ from collections.abc import Callable
 Series = dict[float, float]
 Value = float | Series | list[Series]
 
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(\"[^\"]*\")|(.))")
+_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(\"[^\"]*\"|'[^']*')|(.))")
 
 
 class ExpressionError(ValueError):
     pass
+
+
+class Labeled(dict[float, float]):
+    """A series that carries its own label (each series a SEARCH finds)."""
+
+    label = ""
+
+
+# SEARCH's callback: (search expression, statistic, period) -> the series found
+Search = Callable[[str, str, int], list[Labeled]]
 
 
 def _tokens(text: str) -> list[str]:
@@ -34,7 +44,9 @@ def _tokens(text: str) -> list[str]:
 
 
 class _Parser:
-    def __init__(self, text: str, series: dict[str, Series], period: int, metric_ids: list[str]) -> None:
+    def __init__(self, text: str, series: dict[str, Series], period: int, metric_ids: list[str],
+                 search: Search | None) -> None:
+        self.search = search
         self.tokens = _tokens(text)
         self.pos = 0
         self.series = series
@@ -94,6 +106,8 @@ class _Parser:
             return items
         if token[0].isdigit():
             return float(token)
+        if token.upper() == "SEARCH" and self.peek() == "(":
+            return self.search_call()
         if self.peek() == "(":
             self.take("(")
             args: list[Value] = []
@@ -109,6 +123,23 @@ class _Parser:
         if token in self.series:
             return self.series[token]
         raise ExpressionError(f"Unknown identifier {token!r}")
+
+    def search_call(self) -> Value:
+        """SEARCH('{Namespace,Dim} terms', 'Stat', period): every matching metric, a series each."""
+        self.take("(")
+        query = self.take()
+        self.take(",")
+        stat = self.take()
+        period = self.period
+        if self.peek() == ",":
+            self.take()
+            period = int(float(self.take()))
+        self.take(")")
+        if query[:1] not in ("'", '"') or stat[:1] not in ("'", '"'):
+            raise ExpressionError("SEARCH takes a quoted search expression and a quoted statistic")
+        if self.search is None:
+            raise ExpressionError("SEARCH is not supported here")
+        return list(self.search(query[1:-1], stat[1:-1], period))
 
     def call(self, name: str, args: list[Value]) -> Value:
         if name == "METRICS":  # the request's metrics (not its expressions), by id when a string is given
@@ -208,6 +239,7 @@ def references(text: str) -> set[str]:
     return {t for t in _tokens(text) if t[0].isalpha() or t[0] == "_"}
 
 
-def evaluate(text: str, series: dict[str, Series], period: int, metric_ids: list[str] | None = None) -> Value:
+def evaluate(text: str, series: dict[str, Series], period: int, metric_ids: list[str] | None = None,
+             search: Search | None = None) -> Value:
     """``series`` by query id; ``metric_ids`` the ids of the request's MetricStat queries."""
-    return _Parser(text, series, period, list(series) if metric_ids is None else metric_ids).parse()
+    return _Parser(text, series, period, list(series) if metric_ids is None else metric_ids, search).parse()

@@ -240,6 +240,8 @@ class CloudWatchProvider(Provider):
         definition = {k: v for k, v in params.items() if k in _ALARM_FIELDS or k == "AlarmName"}
         now = datetime.now(UTC)
         with self.app.db.begin() as conn:
+            if any("SEARCH" in (q.get("Expression") or "").upper() for q in params.get("Metrics") or []):
+                raise ServiceError("ValidationError", "SEARCH expressions are not supported for alarms.", 400)
             if params.get("Metrics"):  # the expressions must compute (on an empty window)
                 queries.metric_data(conn, ctx.account_id, ctx.region, params["Metrics"], now - timedelta(minutes=1),
                                     now)

@@ -10,7 +10,9 @@ from sqlalchemy import Connection
 from stratum.protocol.errors import ServiceError
 from stratum.services.cloudwatch import datapoints, statistics
 from stratum.services.cloudwatch.datapoints import MetricRef
-from stratum.services.cloudwatch.expressions import ExpressionError, Series, evaluate, references
+from stratum.services.cloudwatch.expressions import ExpressionError, Labeled, Series, evaluate, references
+from stratum.services.cloudwatch.search import MAX_RESULTS, SearchQuery
+from stratum.services.cloudwatch.search import labels as search_labels
 
 
 def invalid(message: str) -> ServiceError:
@@ -37,8 +39,9 @@ def stat_series(conn: Connection, ref: MetricRef, stat: str, start: datetime, en
 
 def metric_data(conn: Connection, account: str, region: str, queries: list[dict[str, Any]],
                 start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Every query's result in request order (ReturnData false ones left out), ascending time."""
-    computed: dict[str, Series] = {}
+    """Every query's result in request order (ReturnData false ones left out), ascending time; a
+    SEARCH gives one result per series found, all with the query's Id."""
+    computed: dict[str, Any] = {}  # id -> Series, or a list of Labeled series (a SEARCH)
     labels: dict[str, str] = {}
     errors: dict[str, str] = {}
     periods = [q["MetricStat"]["Period"] for q in queries if q.get("MetricStat")] + \
@@ -56,6 +59,18 @@ def metric_data(conn: Connection, account: str, region: str, queries: list[dict[
             ref = ref_of(account, region, ms["Metric"])
             computed[q["Id"]] = stat_series(conn, ref, ms["Stat"], start, end, ms["Period"], ms.get("Unit"))
             labels[q["Id"]] = q.get("Label") or ms["Metric"]["MetricName"]
+
+    def run_search(text: str, stat: str, period: int) -> list[Labeled]:
+        query = SearchQuery(text)
+        found = [ref for ref in datapoints.list_metrics(conn, account, region, query.namespace, None, None)
+                 if query.matches(ref)][:MAX_RESULTS]
+        out = []
+        for ref, label in zip(found, search_labels(found), strict=True):
+            series = Labeled(stat_series(conn, ref, stat, start, end, period))
+            series.label = label
+            out.append(series)
+        return out
+
     pending = [q for q in queries if q.get("Expression")]
     metric_ids = [q["Id"] for q in queries if q.get("MetricStat")]
     # Expressions may use each other: each is evaluated once the ids it names are computed.
@@ -65,12 +80,13 @@ def metric_data(conn: Connection, account: str, region: str, queries: list[dict[
             raise ServiceError("ValidationError", "Circular references between expressions.", 400)
         for q in ready:
             try:
-                value = evaluate(q["Expression"], computed, q.get("Period") or default_period, metric_ids)
+                value = evaluate(q["Expression"], computed, q.get("Period") or default_period, metric_ids,
+                                 run_search)
             except ExpressionError as exc:
                 raise ServiceError("ValidationError", f"Error in expression '{q['Id']}': {exc}", 400) from None
             if isinstance(value, float):
                 value = {start.timestamp(): value}
-            if isinstance(value, list):
+            if isinstance(value, list) and not all(isinstance(v, Labeled) for v in value):
                 if len(value) != 1:
                     errors[q["Id"]] = "Expression returned more than one time series; use SUM, AVG, MIN or MAX."
                     value = {}
@@ -83,13 +99,18 @@ def metric_data(conn: Connection, account: str, region: str, queries: list[dict[
     for q in queries:
         if q.get("ReturnData", True) is False:
             continue
-        series = computed[q["Id"]]
-        times = sorted(series)
-        result: dict[str, Any] = {"Id": q["Id"], "Label": labels[q["Id"]],
-                                  "Timestamps": [datetime.fromtimestamp(t, UTC) for t in times],
-                                  "Values": [series[t] for t in times], "StatusCode": "Complete"}
-        if q["Id"] in errors:
-            result["StatusCode"] = "InternalError"
-            result["Messages"] = [{"Code": "InternalError", "Value": errors[q["Id"]]}]
-        results.append(result)
+        value = computed[q["Id"]]
+        found = value if isinstance(value, list) else [value]
+        for series in found:
+            times = sorted(series)
+            label = labels[q["Id"]]
+            if isinstance(series, Labeled):
+                label = f"{q['Label']} {series.label}" if q.get("Label") else series.label
+            result: dict[str, Any] = {"Id": q["Id"], "Label": label,
+                                      "Timestamps": [datetime.fromtimestamp(t, UTC) for t in times],
+                                      "Values": [series[t] for t in times], "StatusCode": "Complete"}
+            if q["Id"] in errors:
+                result["StatusCode"] = "InternalError"
+                result["Messages"] = [{"Code": "InternalError", "Value": errors[q["Id"]]}]
+            results.append(result)
     return results
