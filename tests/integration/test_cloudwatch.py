@@ -190,6 +190,11 @@ def test_list_metrics_filters_recently_active_and_pagination(cw: StratumServer) 
     assert [m["MetricName"] for m in zoned] == ["Misses"]
     recent = c.list_metrics(Namespace=ns, MetricName="Misses", RecentlyActive="PT3H")["Metrics"]
     assert len(recent) == 1
+    c.put_metric_data(Namespace=ns, EntityMetricData=[{
+        "Entity": {"KeyAttributes": {"Type": "Service", "Name": "api", "Environment": "prod"}},
+        "MetricData": [{"MetricName": "FromEntity", "Value": 1.0}]}])
+    assert [m["MetricName"] for m in c.list_metrics(Namespace=ns, MetricName="FromEntity")["Metrics"]] == [
+        "FromEntity"]
 
 
 def _wait_state(c: Any, name: str, state: str, timeout: float = 30) -> dict[str, Any]:

@@ -90,7 +90,9 @@ class CloudWatchProvider(Provider):
         namespace = params["Namespace"]
         if namespace.startswith("AWS/"):
             raise invalid(f"The value {namespace} for parameter Namespace is invalid.")
-        data = params.get("MetricData") or []
+        # Entity-associated data (EntityMetricData) is stored like the rest; the entity is not kept.
+        data = [*(params.get("MetricData") or []),
+                *(d for entity in params.get("EntityMetricData") or [] for d in entity.get("MetricData") or [])]
         if not data:
             raise ServiceError("MissingParameter", "The parameter MetricData is required.", 400)
         now = datetime.now(UTC)
