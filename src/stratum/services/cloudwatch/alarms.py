@@ -210,24 +210,31 @@ def _reason_data(d: dict[str, Any], recent: list[float], start: datetime, end: d
     return json.dumps(data)
 
 
+def _outcome(conn: Connection, row: Row[Any], now: datetime) -> tuple[str, str, str] | None:
+    try:
+        return evaluate(conn, row, now)
+    except ServiceError as exc:  # a metric-math expression that cannot be computed
+        log.warning("alarm %s cannot be evaluated: %s", row.name, exc.message)
+        return None
+
+
 def evaluate_all(db: Database, now: datetime | None = None) -> int:
-    """Evaluate every alarm once; returns how many changed state."""
+    """Evaluate every alarm once; returns how many changed state. Alarms are read without the
+    write lock (SQLite has one writer): only an alarm whose state changes is written, evaluated
+    again under a row lock so servers sharing a database record each change once."""
     now = now or datetime.now(UTC)
     with db.read() as conn:
-        keys = [(r.account_id, r.region, r.name) for r in conn.execute(
-            select(alarms_t.c.account_id, alarms_t.c.region, alarms_t.c.name))]
+        due = []
+        for row in conn.execute(select(alarms_t)).all():
+            outcome = _outcome(conn, row, now)
+            if outcome is not None and outcome[0] != row.state_value:
+                due.append((row.account_id, row.region, row.name))
     changed = 0
-    for account, region, name in keys:
+    for account, region, name in due:
         with db.begin() as conn:
-            row = get(conn, account, region, name, lock=True)  # servers sharing a database take turns
-            if row is None:
-                continue
-            try:
-                outcome = evaluate(conn, row, now)
-            except ServiceError as exc:  # a metric-math expression that cannot be computed
-                log.warning("alarm %s cannot be evaluated: %s", name, exc.message)
-                continue
-            if outcome is not None and set_state(conn, row, *outcome, now):
+            row = get(conn, account, region, name, lock=True)
+            outcome = _outcome(conn, row, now) if row is not None else None
+            if row is not None and outcome is not None and set_state(conn, row, *outcome, now):
                 changed += 1
     return changed
 
