@@ -51,6 +51,7 @@ ACCESS_DENIED = {
     "s3": ("AccessDenied", 403),
     "organizations": ("AccessDeniedException", 400),
     "ram": ("AccessDeniedException", 403),
+    "cloudwatch": ("AccessDenied", 403),  # its query-compatible code, as boto3 reports it
 }
 
 

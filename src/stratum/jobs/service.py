@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 
-from stratum.jobs import images, logs, store
+from stratum.jobs import images, logs, metrics, store
 from stratum.jobs.executors import build_executor
 from stratum.jobs.executors.base import Executor, JobHandle
 from stratum.jobs.process import kill_orphan
@@ -414,7 +414,8 @@ class JobService:
             stop_now = row.job_id in self._stopping or self._closed
         if stop_now:
             handle.kill()
-        result = handle.wait()
+        with metrics.publishing(self.db, spec):
+            result = handle.wait()
         assert result is not None
         return result
 

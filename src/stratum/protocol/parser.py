@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gzip
+import zlib
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 from xml.etree import ElementTree
@@ -42,15 +44,25 @@ def _parse_json_protocol(index: ServiceIndex, request: HttpRequest) -> tuple[Ope
     if op is None:
         raise ServiceError("UnknownOperationException", f"Unknown operation {target!r}", 400)
     body: Any = {}
-    if request.body.strip():
+    raw = request.body
+    if raw[:2] == b"\x1f\x8b" and "gzip" in request.headers.get("content-encoding", ""):
+        raw = _gunzip(raw)  # botocore compresses large bodies of operations with requestcompression
+    if raw.strip():
         try:
-            body = jsonfast.loads_text(request.body)
+            body = jsonfast.loads_text(raw)
         except ValueError as exc:
             raise serialization_error(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise serialization_error("Request body must be a JSON object")
     shape = op.input_shape
     return op, (_from_json(shape, body) if shape is not None else {})
+
+
+def _gunzip(data: bytes) -> bytes:
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):
+        raise serialization_error("Request body is not valid gzip") from None
 
 
 def _from_json(shape: Shape, value: Any) -> Any:

@@ -48,7 +48,7 @@ def serialize_response(service: ServiceModel, op: OperationModel, output: Any, r
         output.headers.setdefault("x-amzn-RequestId", request_id)
         return output
     output = output or {}
-    protocol = service.protocol
+    protocol = service.resolved_protocol  # the one botocore picks from the model's "protocols"
     shape = op.output_shape
     if protocol == "json":
         body = _to_json(shape, output) if shape is not None else {}
@@ -297,10 +297,13 @@ def _xml_document(shape: Shape, tag: str, value: Any) -> bytes:
 # --------------------------------------------------------------------------------------------- errors
 def serialize_error(service: ServiceModel | None, error: ServiceError, request_id: str, method: str = "POST"
                     ) -> HttpResponse:
-    protocol = service.protocol if service is not None else "json"
+    protocol = service.resolved_protocol if service is not None else "json"
     headers = {"x-amzn-RequestId": request_id, **error.headers}
     if protocol in ("json", "rest-json"):
         headers["x-amzn-ErrorType"] = error.code
+        if service is not None and "awsQueryCompatible" in service.metadata:
+            # Services that moved from query to JSON (CloudWatch) keep their query error codes here.
+            headers["x-amzn-query-error"] = f"{error.code};{'Sender' if error.sender_fault else 'Receiver'}"
         headers["Content-Type"] = JSON_CONTENT_TYPE[protocol]
         payload: dict[str, Any] = {"__type": error.code, "message": error.message}
         if protocol == "rest-json":

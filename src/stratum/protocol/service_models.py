@@ -18,7 +18,8 @@ import botocore.session
 from botocore.model import OperationModel, ServiceModel
 
 # The services Stratum serves. Order matters only for documentation.
-SERVED_SERVICES = ("sagemaker", "sagemaker-runtime", "sts", "iam", "s3", "ram", "events", "kms", "organizations")
+SERVED_SERVICES = ("sagemaker", "sagemaker-runtime", "sts", "iam", "s3", "ram", "events", "kms", "organizations",
+                   "cloudwatch")
 
 
 @cache
@@ -91,8 +92,8 @@ def uri_group(name: str) -> str:
 @cache
 def service_index(name: str) -> ServiceIndex:
     model = service_model(name)
-    index = ServiceIndex(name, model, model.protocol, model.metadata.get("targetPrefix"))
-    if model.protocol in ("rest-json", "rest-xml"):
+    index = ServiceIndex(name, model, model.resolved_protocol, model.metadata.get("targetPrefix"))
+    if index.protocol in ("rest-json", "rest-xml"):
         for op_name in model.operation_names:
             op = model.operation_model(op_name)
             regex, literal = _compile_uri(op.http["requestUri"])

@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Protocol
 
 from stratum.config import Settings
+from stratum.server.telemetry import RequestStats
 from stratum.store.claims import Claims, Renewer
 from stratum.store.db import Database
 
@@ -47,6 +48,7 @@ class AppState:
         self.background: list[BackgroundService] = [self.renewer]
         # Set when a shutdown signal arrives, before requests drain and background services stop.
         self.shutting_down = threading.Event()
+        self.request_stats = RequestStats()  # for the Prometheus endpoint
         self.providers: dict[str, Provider] = build_providers(self)
 
     def add_background(self, service: BackgroundService) -> None:

@@ -12,10 +12,12 @@ from stratum.protocol.http import HttpRequest, HttpResponse
 from stratum.server.app_state import AppState
 from stratum.server.body import AsgiBody, ClientDisconnected
 from stratum.server.pipeline import handle
+from stratum.server.telemetry import gauges, render
 
 log = logging.getLogger("stratum.asgi")
 
 HEALTH_PATH = "/_stratum/health"
+METRICS_PATH = "/metrics"  # Prometheus text format, beside the API like the health check
 # Raw header name -> its lower-case text: a dozen headers per request, the same names every time.
 _HEADER_NAMES: dict[bytes, str] = {}
 
@@ -60,6 +62,9 @@ class StratumApp:
             if path == HEALTH_PATH and request.method == "GET":
                 response = HttpResponse(200, {"Content-Type": "application/json"},
                                         json.dumps({"status": "ok", "service": "stratum"}).encode())
+            elif path == METRICS_PATH and request.method == "GET":
+                response = HttpResponse(200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+                                        render(self.state.request_stats, gauges(self.state)).encode())
             else:
                 response = await handle(self.state, request)
             if not stream.finished and not await _settle_body(stream):

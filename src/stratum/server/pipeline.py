@@ -8,6 +8,7 @@ import concurrent.futures
 import functools
 import logging
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from botocore.model import OperationModel
@@ -43,6 +44,14 @@ _DOCUMENTS = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_pr
 
 
 async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
+    started = perf_counter()
+    labels = ["-", "-"]  # service and operation for the request counters, as far as they are known
+    response = await _respond(app, request, labels)
+    app.request_stats.record(labels[0], labels[1], response.status, perf_counter() - started)
+    return response
+
+
+async def _respond(app: AppState, request: HttpRequest, labels: list[str]) -> HttpResponse:
     request_id = ids.request_id()
     index: ServiceIndex | None = None
     try:
@@ -50,14 +59,16 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
             index = service_index(route_service(request, app.settings.region)[0])
             raise body_too_large(index.protocol)
         service, region = route_service(request, app.settings.region)
+        labels[0] = service
         index = service_index(service)
         provider = app.providers.get(service)
         if provider is not None:
             provider.prepare_request(request)
         if isinstance(request.body, bytes) and len(request.body) > OFFLOAD_BODY_BYTES:
-            answer = functools.partial(_answer_in_thread, app, request, request_id, index, service, region)
+            answer = functools.partial(_answer_in_thread, app, request, request_id, index, service, region,
+                                       labels)
             return await asyncio.get_running_loop().run_in_executor(None if service == "s3" else _DOCUMENTS, answer)
-        ctx, op, params, handler, blocking = _admit(app, request, request_id, index, service, region)
+        ctx, op, params, handler, blocking = _admit(app, request, request_id, index, service, region, labels)
         if blocking and request.stream is not None:
             output = await run_streamed(handler, ctx, params)
         elif blocking:
@@ -76,11 +87,12 @@ async def handle(app: AppState, request: HttpRequest) -> HttpResponse:
         return serialize_error(index.model if index else None, internal_error(), request_id, request.method)
 
 
-def _admit(app: AppState, request: HttpRequest, request_id: str, index: ServiceIndex, service: str, region: str
-           ) -> tuple[RequestContext, OperationModel, dict[str, Any], Handler, bool]:
+def _admit(app: AppState, request: HttpRequest, request_id: str, index: ServiceIndex, service: str, region: str,
+           labels: list[str]) -> tuple[RequestContext, OperationModel, dict[str, Any], Handler, bool]:
     """authenticate -> parse + validate -> the provider's handler for the operation."""
     identity, _info = app.authenticator.authenticate(request, index.protocol)
     op, params = parse_request(index, request)
+    labels[1] = op.name
     validate_input(op.input_shape, params, VALIDATION_CODES.get(service, "ValidationException"))
     provider = app.providers.get(service)
     handler, blocking = provider.dispatch(op.name) if provider is not None else (None, False)
@@ -97,11 +109,11 @@ def _serialize(ctx: RequestContext, index: ServiceIndex, op: OperationModel, out
 
 
 def _answer_in_thread(app: AppState, request: HttpRequest, request_id: str, index: ServiceIndex, service: str,
-                      region: str) -> HttpResponse:
+                      region: str, labels: list[str]) -> HttpResponse:
     """The steps of ``handle`` after routing, for a large request, in a worker thread (an error
     message can be as large as the input: it is serialized here too)."""
     try:
-        ctx, op, params, handler, _blocking = _admit(app, request, request_id, index, service, region)
+        ctx, op, params, handler, _blocking = _admit(app, request, request_id, index, service, region, labels)
         return _serialize(ctx, index, op, handler(ctx, params))
     except ServiceError as exc:
         return serialize_error(index.model, exc, request_id, request.method)

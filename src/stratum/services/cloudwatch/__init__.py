@@ -1,0 +1,1 @@
+"""CloudWatch metrics (the monitoring API): datapoints, statistics, metric math and alarms."""
