@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,22 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from stratum_testing import StratumServer, create_pg_database, drop_pg_database  # noqa: E402
-
-BACKENDS = [b.strip() for b in os.environ.get("STRATUM_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
-
-
-def make_server(tmp_path_factory: pytest.TempPathFactory, backend: str, extra_args: list[str] | None = None
-                ) -> StratumServer:
-    data_dir = tmp_path_factory.mktemp(f"stratum-{backend}")
-    url = create_pg_database() if backend == "postgresql" else None
-    return StratumServer(data_dir, url, extra_args, backend=backend)
-
-
-def close_server(server: StratumServer) -> None:
-    server.stop()
-    if server.database_url:
-        drop_pg_database(server.database_url)
+from stratum_testing import BACKENDS, StratumServer, close_server, make_server  # noqa: E402
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

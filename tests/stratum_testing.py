@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from botocore.config import Config
 
 REGION = "us-east-1"
@@ -168,3 +169,21 @@ class StratumServer:
         aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or "aws"
         return subprocess.run([aws, *args], env=self.env(account), capture_output=True, text=True, check=check,
                               timeout=120)
+
+
+# The backends every integration test runs on, and a server of its own for a test (the fixtures in
+# conftest.py use these too; tests import them from here, not from conftest, which is not one module).
+BACKENDS = [b.strip() for b in os.environ.get("STRATUM_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
+
+
+def make_server(tmp_path_factory: pytest.TempPathFactory, backend: str, extra_args: list[str] | None = None
+                ) -> StratumServer:
+    data_dir = tmp_path_factory.mktemp(f"stratum-{backend}")
+    url = create_pg_database() if backend == "postgresql" else None
+    return StratumServer(data_dir, url, extra_args, backend=backend)
+
+
+def close_server(server: StratumServer) -> None:
+    server.stop()
+    if server.database_url:
+        drop_pg_database(server.database_url)

@@ -33,9 +33,13 @@ from botocore.parsers import create_parser
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from conftest import BACKENDS, close_server, make_server  # noqa: E402
 from fuzz_inputs import Case, build_case  # noqa: E402
-from stratum_testing import StratumServer  # noqa: E402
+from stratum_testing import (  # noqa: E402
+    BACKENDS,
+    StratumServer,  # noqa: E402
+    close_server,
+    make_server,
+)
 
 from stratum.protocol.service_models import SERVED_SERVICES, known_by_signing_name, service_model  # noqa: E402
 

@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import WaiterError
-from conftest import BACKENDS, close_server, make_server
 from sdk_testing import loopback_only, user_environment
-from stratum_testing import StratumServer
+from stratum_testing import BACKENDS, StratumServer, close_server, make_server
 
 sagemaker = pytest.importorskip("sagemaker")
 pytest.importorskip("xgboost")

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import BACKENDS
-from stratum_testing import PG_ADMIN_URL, StratumServer, drop_pg_database
+from stratum_testing import BACKENDS, PG_ADMIN_URL, StratumServer, drop_pg_database
 
 
 def _profile_env(server: StratumServer) -> dict[str, str]:

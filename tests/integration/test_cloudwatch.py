@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from authz_testing import client, limited_user
 from botocore.exceptions import ClientError
-from conftest import BACKENDS, close_server, make_server
 from sqlalchemy import select
-from stratum_testing import REGION, StratumServer
+from stratum_testing import BACKENDS, REGION, StratumServer, close_server, make_server
 
 from stratum.services.sagemaker.registry.tables import sagemaker_registry_events
 from stratum.store.db import Database

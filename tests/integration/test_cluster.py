@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BACKENDS
 from sqlalchemy import create_engine, text
-from stratum_testing import StratumServer, create_pg_database, drop_pg_database
+from stratum_testing import BACKENDS, StratumServer, create_pg_database, drop_pg_database
 from test_jobs_support import SKLEARN_IMAGE, processing_request, put, sagemaker_role, wait_job
 from test_jobs_support import wait_status as wait_job_status
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import BACKENDS, close_server, make_server
-from stratum_testing import StratumServer
+from stratum_testing import BACKENDS, StratumServer, close_server, make_server
 
 BOOTSTRAP = """
 organization:

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS, close_server, make_server
-from stratum_testing import StratumServer, free_port
+from stratum_testing import BACKENDS, StratumServer, close_server, free_port, make_server
 from test_jobs_support import (
     bucket,
     get,

@@ -497,7 +497,7 @@ def test_slow_uploads_do_not_stall_other_requests(server: StratumServer, s3: Any
 @pytest.fixture
 def impatient_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
                      ) -> Iterator[StratumServer]:
-    from conftest import BACKENDS, close_server, make_server
+    from stratum_testing import BACKENDS, close_server, make_server
 
     monkeypatch.setenv("STRATUM_BODY_IDLE_TIMEOUT", "1")
     srv = make_server(tmp_path_factory, BACKENDS[0])

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS, close_server, make_server
-from stratum_testing import StratumServer
+from stratum_testing import BACKENDS, StratumServer, close_server, make_server
 
 REPO = Path(__file__).resolve().parents[2]
 SDK3_PYTHON = Path(os.environ.get("STRATUM_SDK3_PYTHON", REPO / ".venv-sdk3" / "bin" / "python"))

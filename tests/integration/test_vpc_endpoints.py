@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from authz_testing import client
 from botocore.exceptions import ClientError
-from conftest import BACKENDS
-from stratum_testing import StratumServer, create_pg_database, drop_pg_database, free_port
+from stratum_testing import BACKENDS, StratumServer, create_pg_database, drop_pg_database, free_port
 
 from stratum.services.registry import PROVIDERS
 

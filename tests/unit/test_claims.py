@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS
-from stratum_testing import create_pg_database, drop_pg_database
+from stratum_testing import BACKENDS, create_pg_database, drop_pg_database
 
 from stratum.store.claims import EXECUTION, JOB, ClaimKey, Claims, LeaseLost
 from stratum.store.db import Database
