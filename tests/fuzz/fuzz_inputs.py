@@ -261,7 +261,7 @@ def build_case(endpoint: str, creds: tuple[str, str], service: str, op: Operatio
     """The case ``number`` for ``op``; None when this draw cannot be serialized at all."""
     rng = random.Random(f"{seed}:{service}:{op.name}:{number}")
     kind = KINDS[number % len(KINDS)]
-    protocol = op.service_model.protocol
+    protocol = op.service_model.resolved_protocol  # what botocore speaks (cloudwatch: json, not cbor)
     values = Values(rng, hostile=kind == "hostile", known=known)
     params = values.structure(op.input_shape) if op.input_shape is not None else {}
     request = _serialize(endpoint, protocol, op, params)
@@ -314,7 +314,7 @@ def _form_value(value: Any) -> str:
 
 
 def _mutate(case: Case, op: OperationModel, rng: random.Random) -> None:
-    protocol = op.service_model.protocol
+    protocol = op.service_model.resolved_protocol  # what botocore speaks (cloudwatch: json, not cbor)
     choice = rng.random()
     if choice < 0.5 and protocol in ("json", "rest-json") and case.body.strip().startswith(b"{"):
         _mutate_json(case, op, rng)

@@ -106,7 +106,7 @@ def _resources(server: StratumServer) -> dict[str, list[str]]:
 
 def _check(case: Case, op: OperationModel, status: int, headers: dict[str, str], body: bytes) -> str | None:
     """What is wrong with the answer, or None."""
-    protocol = op.service_model.protocol
+    protocol = op.service_model.resolved_protocol  # what botocore speaks (cloudwatch: json, not cbor)
     try:
         parsed = create_parser(protocol).parse({"status_code": status, "headers": headers, "body": body},
                                                op.output_shape)
@@ -253,12 +253,12 @@ def test_services_not_served_answer_their_clients(fuzz_server: StratumServer) ->
             siblings = {k.name for k in known_by_signing_name(model.signing_name or model.endpoint_prefix)} | {name}
             said = any(f"The service '{n}' is not served by Stratum" in str(exc) for n in siblings)
             if status != 501 or not (said or op.http["method"] == "HEAD"):  # a HEAD answer has no body
-                problems.append(f"{name}:{op.name} ({model.protocol}): {status} {str(exc)[:200]}")
+                problems.append(f"{name}:{op.name} ({model.resolved_protocol}): {status} {str(exc)[:200]}")
         except Exception as exc:  # ResponseParserError, a client-side refusal of the draw...
             if type(exc).__name__ in ("ParamValidationError", "UnknownParameterError", "NoAuthTokenError",
                                       "EndpointConnectionError", "EndpointResolutionError"):  # hosts from parameters
                 continue
-            problems.append(f"{name}:{op.name} ({model.protocol}): {type(exc).__name__}: {str(exc)[:200]}")
+            problems.append(f"{name}:{op.name} ({model.resolved_protocol}): {type(exc).__name__}: {str(exc)[:200]}")
         else:
             problems.append(f"{name}:{op.name}: succeeded")
     print(f"unserved services, seed {SEED}: {checked} answered as not served")

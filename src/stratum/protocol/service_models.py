@@ -143,7 +143,7 @@ class KnownService:
     def error_model(self, protocol: str) -> ServiceModel:
         """A model holding only this service's metadata, with ``protocol`` as its wire protocol:
         enough for the error serializer, without loading the full model (EC2's is 2 MB zipped)."""
-        return ServiceModel({"metadata": {**self.metadata, "protocol": protocol}, "operations": {}, "shapes": {}},
+        return ServiceModel({"metadata": {**self.metadata, "protocol": protocol, "protocols": [protocol]}, "operations": {}, "shapes": {}},
                             service_name=self.name)
 
 

@@ -233,6 +233,9 @@ class CloudWatchProvider(Provider):
             _check_period(params["Period"])
         if params.get("Threshold") is None and not params.get("ThresholdMetricId"):
             raise invalid("Threshold is required.")
+        for member in ("EvaluationPeriods", "ComparisonOperator"):  # required by the API, optional in the model
+            if params.get(member) is None:
+                raise ServiceError("MissingParameter", f"The parameter {member} is required.", 400)
         needed = params.get("DatapointsToAlarm")
         if needed is not None and needed > params["EvaluationPeriods"]:
             raise invalid("DatapointsToAlarm must be less than or equal to EvaluationPeriods.")
@@ -310,6 +313,9 @@ class CloudWatchProvider(Provider):
 
     def delete_alarms(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         names = params["AlarmNames"]
+        if not names:  # nothing to delete: still a decision on the action, for the account's alarms
+            ctx.authorize(ACTION + "DeleteAlarms", self._alarm_arn(ctx, "*"))
+            return {}
         for name in names:
             ctx.authorize(ACTION + "DeleteAlarms", self._alarm_arn(ctx, name))
         with self.app.db.begin() as conn:
