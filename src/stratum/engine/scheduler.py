@@ -187,7 +187,7 @@ class PipelineEngine:
             return nullcontext(conn)
         if ex is None or not self._check_claims:
             return self.app.db.begin()
-        return _Owned(self, ex)
+        return self.claims.owned(self.app.db, claim_of(ex.key))
 
     def release_claim(self, conn: Connection, ex: ExecState) -> None:
         """In the transaction that records the execution's end: nothing left to run."""
@@ -744,28 +744,6 @@ class PipelineEngine:
     def active_count(self) -> int:
         return len(self._executions)
 
-
-class _Owned:
-    """A transition's transaction that first checks the execution's claim (see PipelineEngine.tx)."""
-
-    __slots__ = ("engine", "ex", "cm")
-
-    def __init__(self, engine: PipelineEngine, ex: ExecState) -> None:
-        self.engine = engine
-        self.ex = ex
-
-    def __enter__(self) -> Connection:
-        self.cm = self.engine.app.db.begin()
-        conn = self.cm.__enter__()
-        try:
-            self.engine.claims.check(conn, claim_of(self.ex.key))
-        except BaseException as exc:
-            self.cm.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        return conn
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> Any:
-        return self.cm.__exit__(kind, exc, tb)
 
 
 def _state_load(conn: Connection, key: ExecKey, definition_of: Any, default_parallelism: int) -> ExecState | None:

@@ -244,7 +244,7 @@ class JobService:
         key = self._keys.get(job_id)
         if key is None or not self._check_claims:
             return self.db.begin()
-        return _Owned(self, key)
+        return self.claims.owned(self.db, key)
 
     def _claims_renewed(self, held: set[ClaimKey], started: float) -> None:
         """After each renewal: stop running the jobs whose claim this server no longer holds."""
@@ -531,28 +531,6 @@ class JobService:
             with self.db.begin() as conn:  # the tuning job has ended (or was given up): nothing to hold
                 self.claims.release(conn, key)
 
-
-class _Owned:
-    """JobService.owned's transaction: the claim is checked before the caller's statements."""
-
-    __slots__ = ("service", "key", "cm")
-
-    def __init__(self, service: JobService, key: ClaimKey) -> None:
-        self.service = service
-        self.key = key
-
-    def __enter__(self) -> Any:
-        self.cm = self.service.db.begin()
-        conn = self.cm.__enter__()
-        try:
-            self.service.claims.check(conn, self.key)
-        except BaseException as exc:
-            self.cm.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        return conn
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> Any:
-        return self.cm.__exit__(kind, exc, tb)
 
 
 def _image_of(row: Row[Any]) -> str:

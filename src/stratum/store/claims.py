@@ -156,6 +156,11 @@ class Claims:
         if not self.holds(conn, key):
             raise LeaseLost(f"{key.kind} {key.item_id} is no longer claimed by server {self.server_id}")
 
+    def owned(self, db: Database, key: ClaimKey) -> OwnedTransaction:
+        """A write transaction that first checks this server still holds ``key`` (LeaseLost if
+        not): a transition of work another server took over writes nothing."""
+        return OwnedTransaction(db, self, key)
+
     def release(self, conn: Connection, key: ClaimKey) -> None:
         _RELEASE.rowcount(conn, {**_params(key), "k_owner": self.server_id})
 
@@ -298,3 +303,25 @@ class Renewer:
                     fn(held, started)
                 except Exception:
                     log.exception("claims listener failed")
+
+
+class OwnedTransaction:
+    """Claims.owned's transaction: the claim is checked before the caller's statements."""
+
+    __slots__ = ("db", "claims", "key", "cm")
+
+    def __init__(self, db: Database, claims: Claims, key: ClaimKey) -> None:
+        self.db, self.claims, self.key = db, claims, key
+
+    def __enter__(self) -> Connection:
+        self.cm = self.db.begin()
+        conn = self.cm.__enter__()
+        try:
+            self.claims.check(conn, self.key)
+        except BaseException as exc:
+            self.cm.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return conn
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> Any:
+        return self.cm.__exit__(kind, exc, tb)
