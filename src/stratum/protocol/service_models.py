@@ -14,7 +14,8 @@ import botocore.session
 from botocore.model import OperationModel, ServiceModel
 
 # The services Stratum serves. Order matters only for documentation.
-SERVED_SERVICES = ("sagemaker", "sagemaker-runtime", "sts", "iam", "s3", "ram", "events", "kms", "organizations")
+SERVED_SERVICES = ("sagemaker", "sagemaker-runtime", "sts", "iam", "s3", "ram", "events", "kms", "organizations",
+                   "logs")
 
 
 @cache

@@ -14,7 +14,7 @@ _SCOPE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request
 # SigV4 signing name -> service, for the services without an X-Amz-Target.
 _SIGNING_NAMES = {
     "sts": "sts", "iam": "iam", "s3": "s3", "ram": "ram", "events": "events", "kms": "kms",
-    "organizations": "organizations", "sagemaker": "sagemaker-runtime",
+    "organizations": "organizations", "sagemaker": "sagemaker-runtime", "logs": "logs",
 }
 
 

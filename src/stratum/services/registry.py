@@ -19,6 +19,7 @@ PROVIDERS = {
     "ram": "stratum.services.ram.provider:RamProvider",
     "events": "stratum.services.events.provider:EventsProvider",
     "organizations": "stratum.services.organizations.provider:OrganizationsProvider",
+    "logs": "stratum.services.logs.provider:LogsProvider",
 }
 
 
