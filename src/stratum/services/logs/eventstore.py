@@ -20,7 +20,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,6 +199,54 @@ class StreamReader:
                         nxt = pos + len(line) + 1
                         yield Event(pos, nxt, ts, ingest, line)
                         pos = nxt
+                    start += cut
+
+    def search(self, position: int, matcher: Callable[[bytes], bool], prefilter: bytes | None,
+               start_time: int, end_time: int | None) -> Iterator[Event]:
+        """Events at or after ``position`` within [start_time, end_time] whose message ``matcher``
+        accepts. Whole records outside the time window are skipped unread; with ``prefilter`` (a
+        substring every match contains) only the lines holding it are looked at, found with
+        bytes.find over large blocks rather than line by line."""
+        if not self.records:
+            return
+        i = max(bisect.bisect_right(self.starts, position) - 1, 0)
+        with open(self.data, "rb") as f:
+            for offset, length, ts, ingest, kind in self.records[i:]:
+                stop = offset + length
+                if stop <= position or ts < start_time or (end_time is not None and ts > end_time):
+                    continue
+                start = max(offset, position)
+                if kind == EVENT:
+                    if start != offset:
+                        continue
+                    f.seek(offset)
+                    message = f.read(length)[:-1]
+                    if matcher(message):
+                        yield Event(offset, stop, ts, ingest, message)
+                    continue
+                while start < stop:
+                    f.seek(start)
+                    chunk = f.read(min(_READ_CHUNK, stop - start))
+                    cut = chunk.rfind(b"\n") + 1
+                    if cut == 0:
+                        chunk += f.read(stop - start - len(chunk))
+                        cut = len(chunk)
+                    block = chunk[:cut]
+                    if prefilter:
+                        hit = block.find(prefilter)
+                        while hit >= 0:
+                            line_start = block.rfind(b"\n", 0, hit) + 1
+                            line_end = block.find(b"\n", hit)
+                            line = block[line_start:line_end]
+                            if matcher(line):
+                                yield Event(start + line_start, start + line_end + 1, ts, ingest, line)
+                            hit = block.find(prefilter, line_end + 1)
+                    else:
+                        pos = start
+                        for line in block.split(b"\n")[:-1]:
+                            if matcher(line):
+                                yield Event(pos, pos + len(line) + 1, ts, ingest, line)
+                            pos += len(line) + 1
                     start += cut
 
     def backward(self, position: int | None = None) -> Iterator[Event]:

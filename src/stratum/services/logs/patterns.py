@@ -22,6 +22,15 @@ class PatternError(ValueError):
     pass
 
 
+def prefilter(pattern: str | None) -> bytes | None:
+    """A substring every message the pattern matches must contain (for a fast scan), if any."""
+    text = (pattern or "").strip()
+    if not text or text.startswith(("{", "[")):
+        return None
+    required = _term_parts(text)[0]
+    return max(required, key=len) if required else None
+
+
 def compile_pattern(pattern: str | None) -> Matcher:
     text = (pattern or "").strip()
     if not text:
@@ -36,7 +45,7 @@ def compile_pattern(pattern: str | None) -> Matcher:
 _TOKEN = re.compile(r'\s*(-?\??"(?:[^"\\]|\\.)*"|\S+)')
 
 
-def _term_pattern(text: str) -> Matcher:
+def _term_parts(text: str) -> tuple[list[bytes], list[bytes], list[bytes]]:
     required: list[bytes] = []
     excluded: list[bytes] = []
     optional: list[bytes] = []
@@ -54,6 +63,11 @@ def _term_pattern(text: str) -> Matcher:
             continue
         term = token.encode()
         (excluded if negate else optional if either else required).append(term)
+    return required, excluded, optional
+
+
+def _term_pattern(text: str) -> Matcher:
+    required, excluded, optional = _term_parts(text)
 
     def match(message: bytes) -> bool:
         for t in required:

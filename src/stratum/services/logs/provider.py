@@ -21,7 +21,7 @@ from stratum.server.context import Provider, RequestContext, blocking
 from stratum.services.logs import catalog
 from stratum.services.logs.catalog import group_arn, invalid, not_found, stream_arn
 from stratum.services.logs.eventstore import Event, StreamReader, StreamWriter, lock_for, now_ms
-from stratum.services.logs.patterns import PatternError, compile_pattern
+from stratum.services.logs.patterns import PatternError, compile_pattern, prefilter
 
 ACTION = "logs:"
 RETENTION_DAYS = frozenset({1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
@@ -475,18 +475,12 @@ class LogsProvider(Provider):
         end_time = params.get("endTime")
         positions: dict[str, int] = {k: int(v) for k, v in ((_untoken(params.get("nextToken")) or {}).get("p") or {}).items()}
 
+        fast = prefilter(params.get("filterPattern"))
+
         def matches(index: int, stream: dict[str, Any]) -> Iterator[tuple[int, int, int, Event]]:
             reader = self._reader(stream)
-            ordered = _sorted_stream(reader)
-            for e in reader.forward(positions.get(stream["name"], 0)):
-                if e.timestamp < start_time:
-                    continue
-                if end_time is not None and e.timestamp > end_time:
-                    if ordered:
-                        return
-                    continue
-                if matcher(e.message):
-                    yield (e.timestamp, index, e.position, e)
+            for e in reader.search(positions.get(stream["name"], 0), matcher, fast, start_time, end_time):
+                yield (e.timestamp, index, e.position, e)
 
         iterators = [matches(i, s) for i, s in enumerate(streams)]
         out_events: list[dict[str, Any]] = []
