@@ -21,13 +21,13 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 RECORD = struct.Struct("<QIqqB")
 LINES = 0
 EVENT = 1
-_READ_CHUNK = 1 << 20
+_READ_CHUNK = 1 << 18
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -51,8 +51,7 @@ def index_path(data: str | Path) -> Path:
     return Path(str(data) + ".idx")
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):  # a tuple: tens of thousands are made per page
     position: int  # byte offset of the message in the data file
     end: int  # position of the event after it
     timestamp: int
@@ -87,16 +86,28 @@ class StreamWriter:
             idx.write(RECORD.pack(self.indexed_end, length, stamp, stamp, LINES))
         self.indexed_end += length
 
+    def seal(self) -> None:
+        """Index everything written so far, ending a line left unfinished, so what is appended
+        next starts an event of its own."""
+        size = self.data.stat().st_size
+        if size > self.indexed_end:
+            with open(self.data, "rb+") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    f.seek(0, os.SEEK_END)
+                    f.write(b"\n")
+        self.flush()
+
     def append_lines(self, text: str) -> None:
         """Lines written by the server itself (job progress), stamped now."""
-        self.flush()
+        self.seal()
         with open(self.data, "ab") as f:
             f.write(text.encode("utf-8", "replace"))
         self.flush()
 
     def append_events(self, events: list[tuple[int, str]], ingestion: int) -> None:
         """PutLogEvents: each (timestamp, message) is one event, whatever newlines it holds."""
-        self.flush()
+        self.seal()
         records = []
         chunks = []
         offset = self.data.stat().st_size
@@ -201,12 +212,12 @@ class StreamReader:
                         pos = nxt
                     start += cut
 
-    def search(self, position: int, matcher: Callable[[bytes], bool], prefilter: bytes | None,
+    def search(self, position: int, matcher: Callable[[bytes], bool], prefilter: list[bytes] | None,
                start_time: int, end_time: int | None) -> Iterator[Event]:
         """Events at or after ``position`` within [start_time, end_time] whose message ``matcher``
-        accepts. Whole records outside the time window are skipped unread; with ``prefilter`` (a
-        substring every match contains) only the lines holding it are looked at, found with
-        bytes.find over large blocks rather than line by line."""
+        accepts. Whole records outside the time window are skipped unread; with ``prefilter``
+        (substrings one of which every match contains) only the lines holding one are looked at,
+        found with bytes.find over large blocks rather than line by line."""
         if not self.records:
             return
         i = max(bisect.bisect_right(self.starts, position) - 1, 0)
@@ -233,20 +244,28 @@ class StreamReader:
                         cut = len(chunk)
                     block = chunk[:cut]
                     if prefilter:
-                        hit = block.find(prefilter)
-                        while hit >= 0:
-                            line_start = block.rfind(b"\n", 0, hit) + 1
-                            line_end = block.find(b"\n", hit)
+                        # Only the lines holding one of the substrings are tested.
+                        starts: set[int] = set()
+                        for needle in prefilter:
+                            hit = block.find(needle)
+                            while hit >= 0:
+                                line_start = block.rfind(b"\n", 0, hit) + 1
+                                starts.add(line_start)
+                                hit = block.find(needle, block.find(b"\n", hit) + 1)
+                        for line_start in sorted(starts):
+                            line_end = block.find(b"\n", line_start)
                             line = block[line_start:line_end]
                             if matcher(line):
                                 yield Event(start + line_start, start + line_end + 1, ts, ingest, line)
-                            hit = block.find(prefilter, line_end + 1)
                     else:
-                        pos = start
-                        for line in block.split(b"\n")[:-1]:
-                            if matcher(line):
-                                yield Event(pos, pos + len(line) + 1, ts, ingest, line)
-                            pos += len(line) + 1
+                        # Positions only for the matches: "\n<line>\n" first found after the last
+                        # match is that line (an earlier identical line would have matched too).
+                        framed = b"\n" + block
+                        cursor = 0
+                        for line in [ln for ln in block.split(b"\n")[:-1] if matcher(ln)]:
+                            at = framed.find(b"\n" + line + b"\n", cursor)
+                            cursor = at + len(line) + 1
+                            yield Event(start + at, start + at + len(line) + 1, ts, ingest, line)
                     start += cut
 
     def backward(self, position: int | None = None) -> Iterator[Event]:

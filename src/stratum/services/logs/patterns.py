@@ -22,13 +22,16 @@ class PatternError(ValueError):
     pass
 
 
-def prefilter(pattern: str | None) -> bytes | None:
-    """A substring every message the pattern matches must contain (for a fast scan), if any."""
+def prefilter(pattern: str | None) -> list[bytes] | None:
+    """Substrings one of which every message the pattern matches contains (for a fast scan), or
+    None when there are none (everything, exclusions only, JSON)."""
     text = (pattern or "").strip()
     if not text or text.startswith(("{", "[")):
         return None
-    required = _term_parts(text)[0]
-    return max(required, key=len) if required else None
+    required, _, optional = _term_parts(text)
+    if required:
+        return [max(required, key=len)]
+    return optional or None
 
 
 def compile_pattern(pattern: str | None) -> Matcher:
