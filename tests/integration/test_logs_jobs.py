@@ -1,7 +1,7 @@
 """A job's output reaches CloudWatch Logs while it runs: each stdout and stderr line is an event of
 the job's stream in /aws/sagemaker/ProcessingJobs (``<job>/algo-1-<epoch>``) in the job's account,
 read with boto3 and the AWS CLI while the job is still running; ``stratum logs`` prints the same
-lines; another account sees nothing."""
+lines; another account sees nothing. The same on the Ray executor."""
 
 from __future__ import annotations
 
@@ -11,9 +11,17 @@ import subprocess
 import sys
 import time
 
+import pytest
 from botocore.exceptions import ClientError
 from stratum_testing import StratumServer
 from test_jobs_support import processing_request, uid, wait_job
+
+try:  # the Ray executor's cluster and server fixtures, when Ray is installed
+    from test_ray_executor import ray_cluster, ray_server  # noqa: F401
+except pytest.skip.Exception:
+    @pytest.fixture
+    def ray_server() -> StratumServer:
+        pytest.skip("Ray is not installed")
 
 SCRIPT = """
 import sys, time
@@ -95,3 +103,29 @@ def test_processing_job_output_is_streamed_to_cloudwatch_logs(server: StratumSer
         raise AssertionError("another account read the job's log")
     except ClientError as exc:
         assert exc.response["Error"]["Code"] == "AccessDeniedException"
+
+
+@pytest.mark.slow
+def test_job_on_ray_streams_its_output(ray_server: StratumServer) -> None:
+    """On the Ray executor the runner in the Ray task stamps the lines into the same stream (a
+    worker on a machine sharing the data directory; otherwise the log arrives when the job ends)."""
+    server = ray_server
+    sm = server.client("sagemaker")
+    logs = server.client("logs")
+    name = uid("ray-logs")
+    sm.create_processing_job(**processing_request(server, name, SCRIPT))
+    deadline = time.monotonic() + 120
+    early: list[str] = []
+    while time.monotonic() < deadline and "job says hello" not in early:
+        try:
+            streams = logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix=f"{name}/")["logStreams"]
+        except ClientError:
+            streams = []
+        if streams:
+            early = [e["message"] for e in logs.get_log_events(
+                logGroupName=GROUP, logStreamName=streams[0]["logStreamName"], startFromHead=True)["events"]]
+        time.sleep(0.2)
+    assert "job says hello" in early and "tick 0" not in early, early
+    assert wait_job(sm, "processing", name)["ProcessingJobStatus"] == "Completed"
+    events = logs.filter_log_events(logGroupName=GROUP, logStreamNamePrefix=f"{name}/", filterPattern="tick")
+    assert [e["message"] for e in events["events"]] == ["tick 0", "tick 1", "tick 2"]
