@@ -10,8 +10,10 @@ AccessDeniedException, and by name it only ever finds its own account's groups.
 from __future__ import annotations
 
 import base64
+import contextlib
 import heapq
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext, blocking
 from stratum.services.logs import catalog
 from stratum.services.logs.catalog import group_arn, invalid, not_found, stream_arn
-from stratum.services.logs.eventstore import Event, StreamReader, StreamWriter, lock_for, now_ms
+from stratum.services.logs.eventstore import Event, StreamReader, StreamWriter, index_path, lock_for, now_ms
 from stratum.services.logs.patterns import PatternError, compile_pattern, prefilter
 
 ACTION = "logs:"
@@ -222,7 +224,11 @@ class LogsProvider(Provider):
                 reader = StreamReader(data)
                 last = reader.last_timestamp()
                 if last is not None and _latest(reader) < cutoff:
-                    catalog.remove_files(self.data_dir, [s["path"]])
+                    # Truncated, not unlinked: a job still running keeps appending through its
+                    # open descriptor (O_APPEND), into the same file.
+                    for path in (data, index_path(data)):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.truncate(path, 0)
 
     # -------------------------------------------------------------------------------------- tags
     def _tag_target(self, ctx: RequestContext, arn: str) -> tuple[str, str, str]:
