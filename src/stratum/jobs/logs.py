@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stratum.services.logs.eventstore import StreamWriter, lock_for
+from stratum.services.logs.eventstore import StreamWriter, exclusive
 
 GROUPS = {"training": "/aws/sagemaker/TrainingJobs", "processing": "/aws/sagemaker/ProcessingJobs",
           "transform": "/aws/sagemaker/TransformJobs"}
@@ -42,13 +42,13 @@ def read_log(path: Path) -> str:
 
 def append_line(path: str | Path, message: str) -> None:
     """One line of Stratum's own, stamped and indexed like the job's output."""
-    with lock_for(path):
+    with exclusive(path):
         StreamWriter(path).append_lines(message + "\n")
 
 
 def flush(path: str | Path) -> None:
     """Stamp and index the complete lines the job's processes appended since the last call."""
-    with lock_for(path):
+    with exclusive(path):
         StreamWriter(path).flush()
 
 

@@ -16,6 +16,8 @@ are positions, so reading a page seeks straight to it. Appends never move earlie
 from __future__ import annotations
 
 import bisect
+import contextlib
+import fcntl
 import os
 import struct
 import threading
@@ -45,6 +47,21 @@ def lock_for(path: str | Path) -> threading.Lock:
         if lock is None:
             lock = _locks[key] = threading.Lock()
         return lock
+
+
+@contextlib.contextmanager
+def exclusive(data: str | Path) -> Iterator[None]:
+    """Hold the stream for writing: against other threads here and, with flock on its index,
+    against other processes (another server on the same data directory, a job's Ray task)."""
+    with lock_for(data):
+        index = index_path(data)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        with open(index, "ab") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(held, fcntl.LOCK_UN)
 
 
 def index_path(data: str | Path) -> Path:

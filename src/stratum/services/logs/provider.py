@@ -22,7 +22,7 @@ from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext, blocking
 from stratum.services.logs import catalog
 from stratum.services.logs.catalog import group_arn, invalid, not_found, stream_arn
-from stratum.services.logs.eventstore import Event, StreamReader, StreamWriter, index_path, lock_for, now_ms
+from stratum.services.logs.eventstore import Event, StreamReader, StreamWriter, exclusive, index_path, now_ms
 from stratum.services.logs.patterns import PatternError, compile_pattern, prefilter
 
 ACTION = "logs:"
@@ -220,7 +220,7 @@ class LogsProvider(Provider):
             streams = catalog.list_streams(conn, group["account_id"], group["region"], group["name"])
         for s in streams:
             data = self.data_dir / s["path"]
-            with lock_for(data):
+            with exclusive(data):
                 reader = StreamReader(data)
                 last = reader.last_timestamp()
                 if last is not None and _latest(reader) < cutoff:
@@ -389,7 +389,7 @@ class LogsProvider(Provider):
                 accepted.append((ts, e["message"]))
         data = self.data_dir / stream["path"]
         if accepted:
-            with lock_for(data):
+            with exclusive(data):
                 StreamWriter(data).append_events(accepted, now)
         out: dict[str, Any] = {}
         rejected: dict[str, int] = {}
