@@ -14,6 +14,7 @@ import contextlib
 import heapq
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -334,12 +335,11 @@ class LogsProvider(Provider):
             out: dict[str, Any] = {"logStreamName": s["name"], "creationTime": s["created_at"],
                                    "arn": stream_arn(region, account, group_name, s["name"]),
                                    "storedBytes": 0}
-            first, last = reader.first_timestamp(), reader.last_timestamp()
+            first = reader.first_timestamp()
             if first is not None:
                 out["firstEventTimestamp"] = first
                 out["lastEventTimestamp"] = _latest(reader)
                 out["lastIngestionTime"] = reader.last_ingestion()
-            del last
             rows.append(out)
         descending = bool(params.get("descending"))
         if order == "LastEventTime":
@@ -512,8 +512,6 @@ class LogsProvider(Provider):
 
 
 def _check_group_name(name: str) -> None:
-    import re
-
     if not re.fullmatch(r"[\.\-_/#A-Za-z0-9]{1,512}", name) or name.startswith("aws/"):
         raise invalid(f"Invalid log group name {name!r}: 1 to 512 characters of a-z, A-Z, 0-9, '_', '-', '/', "
                       "'.' and '#'.")
