@@ -2,7 +2,8 @@
 from the environment the server prints, the account's default bucket, no request leaving the
 machine): SKLearnProcessor (code uploaded by the SDK, ScriptProcessor layout), a scikit-learn
 estimator in script mode (sourcedir.tar.gz built by the SDK) and the built-in XGBoost estimator
-with default arguments but logs=False (CloudWatch Logs is not served), then a batch transform."""
+with default arguments, then a batch transform. With the defaults (logs=True) the SDK tails the
+job's CloudWatch Logs stream while it waits: the job's own output lines must be printed."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ def sdk_session(server: StratumServer, tmp_path: Path, capfd: pytest.CaptureFixt
 
 
 @pytest.mark.slow
-def test_sdk_processor_and_sklearn_estimator(server: StratumServer, sdk_session: Session, tmp_path: Path) -> None:
+def test_sdk_processor_and_sklearn_estimator(server: StratumServer, sdk_session: Session, tmp_path: Path,
+                                             capfd: pytest.CaptureFixture[str]) -> None:
     from sagemaker.processing import ProcessingInput, ProcessingOutput
     from sagemaker.sklearn.estimator import SKLearn
     from sagemaker.sklearn.processing import SKLearnProcessor
@@ -72,9 +74,11 @@ def test_sdk_processor_and_sklearn_estimator(server: StratumServer, sdk_session:
                   inputs=[ProcessingInput(source=data, destination="/opt/ml/processing/input")],
                   outputs=[ProcessingOutput(output_name="train", source="/opt/ml/processing/train",
                                             destination=f"s3://{bucket}/{prefix}/train")],
-                  wait=True, logs=False)
+                  wait=True)
     job = processor.latest_job.describe()
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    printed = capfd.readouterr().out
+    assert "rows 500" in printed.splitlines(), printed  # the script's own line, tailed from the job's stream
 
     source = tmp_path / "src"
     source.mkdir()
@@ -83,15 +87,19 @@ def test_sdk_processor_and_sklearn_estimator(server: StratumServer, sdk_session:
                         instance_type="ml.m5.large", role=role, sagemaker_session=sdk_session,
                         hyperparameters={"fit-intercept": True},
                         metric_definitions=[{"Name": "train:r2", "Regex": "r2=([0-9.]+)"}])
-    estimator.fit({"train": f"s3://{bucket}/{prefix}/train"}, logs=False)
+    estimator.fit({"train": f"s3://{bucket}/{prefix}/train"})
     description = estimator.latest_training_job.describe()
     assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
+    printed = capfd.readouterr().out.splitlines()
+    assert any(line.startswith("r2=0.") for line in printed), printed
+    assert any(line.startswith("Training seconds:") for line in printed), printed
     assert 0 < description["FinalMetricDataList"][0]["Value"] <= 1
     assert estimator.model_data.endswith("/output/model.tar.gz")
 
 
 @pytest.mark.slow
-def test_sdk_builtin_xgboost_and_transformer(server: StratumServer, sdk_session: Session, tmp_path: Path) -> None:
+def test_sdk_builtin_xgboost_and_transformer(server: StratumServer, sdk_session: Session, tmp_path: Path,
+                                             capfd: pytest.CaptureFixture[str]) -> None:
     from sagemaker import image_uris
     from sagemaker.estimator import Estimator
     from sagemaker.inputs import TrainingInput
@@ -112,10 +120,12 @@ def test_sdk_builtin_xgboost_and_transformer(server: StratumServer, sdk_session:
     estimator = Estimator(image_uri=image, role=role, instance_count=1, instance_type="ml.m5.xlarge")
     estimator.set_hyperparameters(objective="reg:squarederror", num_round=10, max_depth=4, eta=0.3)
     estimator.fit({"train": TrainingInput(train, content_type="text/csv"),
-                   "validation": TrainingInput(validation, content_type="text/csv")}, logs=False)
+                   "validation": TrainingInput(validation, content_type="text/csv")})
     description = estimator.latest_training_job.describe()
     assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
     assert {m["MetricName"] for m in description["FinalMetricDataList"]} == {"train:rmse", "validation:rmse"}
+    printed = capfd.readouterr().out
+    assert "train-rmse:" in printed and "validation-rmse:" in printed, printed
     # The default output path: the default bucket, under the job's name.
     assert estimator.model_data == (f"s3://{sdk_session.default_bucket()}/{estimator.latest_training_job.name}"
                                     "/output/model.tar.gz")
@@ -124,6 +134,8 @@ def test_sdk_builtin_xgboost_and_transformer(server: StratumServer, sdk_session:
     transformer = estimator.transformer(instance_count=1, instance_type="ml.m5.large", strategy="MultiRecord",
                                         assemble_with="Line", output_path=f"s3://{sdk_session.default_bucket()}/"
                                                                           f"{prefix}/out")
-    transformer.transform(test, content_type="text/csv", split_type="Line", wait=True, logs=False)
+    transformer.transform(test, content_type="text/csv", split_type="Line", wait=True)
+    printed = capfd.readouterr().out
+    assert "starting the model server" in printed, printed
     body = sdk_session.read_s3_file(sdk_session.default_bucket(), f"{prefix}/out/test.csv.out")
     assert len([float(v) for v in body.split()]) == 10

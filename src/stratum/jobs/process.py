@@ -28,8 +28,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from stratum.jobs import logs as job_logs
+
 PATHPATCH_DIR = str(Path(__file__).resolve().parent / "pathpatch")
 MARKER_ENV = "STRATUM_JOB_MARKER"
+FLUSH_INTERVAL = 0.2  # seconds between stamping a running job's new output lines
 
 _probe_lock = threading.Lock()
 _probe_result: str | None = None
@@ -100,6 +103,7 @@ def run(argv: list[str], *, env: dict[str, str], cwd: str, log_path: str, marker
     if on_start is not None:
         on_start(proc.pid)
     outcome = Outcome.COMPLETED
+    next_flush = time.monotonic() + FLUSH_INTERVAL
     try:
         while True:
             try:
@@ -107,6 +111,11 @@ def run(argv: list[str], *, env: dict[str, str], cwd: str, log_path: str, marker
                 break
             except subprocess.TimeoutExpired:
                 pass
+            if time.monotonic() >= next_flush:
+                # The process writes its log file directly (no pipe to slow it down); its complete
+                # lines become CloudWatch Logs events stamped now (see jobs.logs).
+                job_logs.flush(log_path)
+                next_flush = time.monotonic() + FLUSH_INTERVAL
             if should_stop():
                 outcome = Outcome.STOPPED
             elif deadline is not None and time.monotonic() >= deadline:
@@ -122,6 +131,7 @@ def run(argv: list[str], *, env: dict[str, str], cwd: str, log_path: str, marker
     finally:
         # The leader may be gone while children it started still run.
         _signal_group(proc.pid, signal.SIGKILL)
+        job_logs.flush(log_path)
     return proc.returncode if proc.returncode is not None else -9, outcome
 
 

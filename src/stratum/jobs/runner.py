@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from stratum.jobs import contracts, process, pyenv
+from stratum.jobs import logs as job_logs
 from stratum.jobs.contracts import Layout
 from stratum.jobs.metrics import parse_metrics
 from stratum.jobs.s3io import S3, JobDataError, has_files, join_uri, split_uri
@@ -53,8 +54,7 @@ class Runner:
 
     # ------------------------------------------------------------------------------------ plumbing
     def log(self, message: str) -> None:
-        with open(self.spec.log_path, "a", encoding="utf-8") as f:
-            f.write(f"[stratum] {message}\n")
+        job_logs.append_line(self.spec.log_path, f"[stratum] {message}")
 
     def transition(self, status: str, message: str) -> None:
         now = time.time()
@@ -143,6 +143,7 @@ class Runner:
             self.log("internal error:\n" + traceback.format_exc())
             return self.failed(f"InternalServerError: {type(exc).__name__}: {exc}")
         finally:
+            job_logs.flush(self.spec.log_path)  # output a model server wrote after the last line of ours
             if not self.spec.keep_job_dir:
                 shutil.rmtree(self.spec.job_dir, ignore_errors=True)
 

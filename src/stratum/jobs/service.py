@@ -394,6 +394,7 @@ class JobService:
                                 f"allows principal 'sagemaker.amazonaws.com' to assume the role. ({exc.message})")
         log_file = logs.log_path(self.settings.data_dir, row.account_id, row.region, row.kind, row.name)
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        logs.register_job_stream(self.db, row, log_file, self.settings.data_dir)
         spec = JobSpec(
             job_id=row.job_id, kind=row.kind, name=row.name, arn=row.arn, account_id=row.account_id,
             region=row.region, request=row.request, runtime=runtime.kind, image=image,

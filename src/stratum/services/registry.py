@@ -20,6 +20,7 @@ PROVIDERS = {
     "events": "stratum.services.events.provider:EventsProvider",
     "organizations": "stratum.services.organizations.provider:OrganizationsProvider",
     "cloudwatch": "stratum.services.cloudwatch.provider:CloudWatchProvider",
+    "logs": "stratum.services.logs.provider:LogsProvider",
 }
 
 
