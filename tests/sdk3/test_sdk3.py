@@ -90,13 +90,21 @@ def test_model_trainer_job_runs(user: dict[str, str], tmp_path: Path) -> None:
         source_code=SourceCode(source_dir=str(_source(tmp_path)), entry_script="train.py"),
         role=_role("ModelTrainerRole"), base_job_name="sdk3-trainer", hyperparameters={"alpha": 3})
     trainer.train(input_data_config=[InputData(channel_name="train",
-                                               data_source=f"s3://{session.default_bucket()}/{prefix}/train")],
-                  wait=True, logs=False)
+                                               data_source=f"s3://{session.default_bucket()}/{prefix}/train")])
     job = trainer._latest_training_job
     assert job.training_job_status == "Completed", job.failure_reason
     artifacts = job.model_artifacts.s3_model_artifacts
     assert artifacts.startswith(f"s3://{session.default_bucket()}/")
     assert _model_json(artifacts) == {"rows": 4, "total": 10, "alpha": 3}
+    # train() waits with logs on by default, reading the job's stream as the SDK's log handler does
+    # (its rich logger writes to the console it was made with, which pytest's capfd cannot see).
+    logs = boto3.client("logs")
+    streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
+                                        logStreamNamePrefix=job.training_job_name)["logStreams"]
+    assert [s["logStreamName"].startswith(f"{job.training_job_name}/algo-1-") for s in streams] == [True]
+    events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
+                                 logStreamName=streams[0]["logStreamName"], startFromHead=True)["events"]
+    assert any(e["message"].startswith("rows 4 args") for e in events), events
     _timed("ModelTrainer.train", started)
 
 
