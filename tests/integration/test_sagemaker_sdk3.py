@@ -49,4 +49,4 @@ def test_sdk3_suite(sdk3_server: StratumServer) -> None:
                or " passed" in ln or " failed" in ln or re.match(r"^\d+\.\d+s call ", ln)]
     print(f"\n[{sdk3_server.backend}] SDK 3.x suite: {time.monotonic() - started:.1f}s\n" + "\n".join(summary))
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    assert "4 passed" in run.stdout, run.stdout[-3000:]
+    assert "5 passed" in run.stdout, run.stdout[-3000:]
