@@ -9,6 +9,7 @@ one resource for another account's and look at the answer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import importlib
@@ -20,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import botocore.session
@@ -32,9 +33,14 @@ from stratum_testing import REGION, StratumServer
 from stratum.bootstrap import DEFAULT_ACCOUNTS
 from stratum.services.registry import PROVIDERS
 
-SERVICES = ("sts", "iam", "s3", "kms", "sagemaker", "ram", "events", "organizations")
+SERVICES = ("sts", "iam", "s3", "kms", "sagemaker", "ram", "events", "organizations", "cloudwatch", "logs")
 _BOTO = botocore.session.get_session()
 UNKNOWN_IMAGE = "registry.example.com/isolation/none:1"  # jobs with it fail at once, and stay describable
+# One namespace in every account: metrics are per account, so the same namespace and metric name in
+# another account is another metric (the fixture metrics' names differ by their account's tag).
+METRIC_NAMESPACE = "Stratum/Isolation"
+OWNER_DATAPOINTS = (1.0, 2.0, 3.0)  # the fixture metric's samples, in one minute
+COMMON_LOG_GROUP = "/isolation/common"
 
 
 def served_operations() -> dict[str, list[str]]:
@@ -166,6 +172,30 @@ def create_resources(server: StratumServer, account: str) -> Resources:
     ids["bus"] = f"{tag}-bus"
     ids["bus_arn"] = events.create_event_bus(Name=ids["bus"])["EventBusArn"]
     events.put_permission(EventBusName=ids["bus"], StatementId="own", Action="events:PutEvents", Principal=aid)
+
+    cw, logs = r.client("cloudwatch"), r.client("logs")
+    ids["metric"] = f"{tag}-metric"
+    cw.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=[
+        {"MetricName": ids["metric"], "Value": v, "Timestamp": datetime.now(UTC)} for v in OWNER_DATAPOINTS])
+    ids["alarm"] = f"{tag}-alarm"
+    cw.put_metric_alarm(AlarmName=ids["alarm"], Namespace=METRIC_NAMESPACE, MetricName=ids["metric"],
+                        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=100.0,
+                        ComparisonOperator="GreaterThanThreshold", Tags=[{"Key": "isolation", "Value": tag}])
+    ids["alarm_arn"] = cw.describe_alarms(AlarmNames=[ids["alarm"]])["MetricAlarms"][0]["AlarmArn"]
+    cw.set_alarm_state(AlarmName=ids["alarm"], StateValue="ALARM", StateReason=f"{tag} history")
+    ids["log_group"] = f"/isolation/{tag}-logs"
+    logs.create_log_group(logGroupName=ids["log_group"], tags={"isolation": tag})
+    logs.put_retention_policy(logGroupName=ids["log_group"], retentionInDays=7)
+    ids["log_group_arn"] = f"arn:aws:logs:{REGION}:{aid}:log-group:{ids['log_group']}"
+    ids["log_stream"] = f"{tag}-stream"
+    logs.create_log_stream(logGroupName=ids["log_group"], logStreamName=ids["log_stream"])
+    logs.put_log_events(logGroupName=ids["log_group"], logStreamName=ids["log_stream"], logEvents=[
+        {"timestamp": int(time.time() * 1000), "message": f"{tag} event"}])
+    # A group of the same name in every account: another account's ARN of it names that account's
+    # group, never the caller's namesake.
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=COMMON_LOG_GROUP)
+    ids["common_log_group_arn"] = f"arn:aws:logs:{REGION}:{aid}:log-group:{COMMON_LOG_GROUP}"
     return r
 
 
@@ -359,6 +389,17 @@ RESOURCE_MEMBERS: dict[tuple[str, str], Callable[[Resources], list[Any]]] = {
     ("events", "ResourceARN"): _ids("bus_arn"),
     ("events", "Entries"): lambda r: [[{"EventBusName": r.ids["bus_arn"], "Source": "isolation",
                                         "DetailType": "probe", "Detail": "{}"}]],
+    # CloudWatch: alarms by name (in the caller's account) or ARN; a metric by its name in the
+    # shared namespace (metrics have no ARN: their actions take resource "*").
+    ("cloudwatch", "AlarmName"): _ids("alarm"),
+    ("cloudwatch", "AlarmNames"): lambda r: [[r.ids["alarm"]]],
+    ("cloudwatch", "ResourceARN"): _ids("alarm_arn"),
+    ("cloudwatch", "MetricName"): _ids("metric"),
+    ("logs", "logGroupName"): _ids("log_group"),
+    ("logs", "logGroupIdentifier"): _ids("log_group_arn", "log_group"),
+    ("logs", "logGroupIdentifiers"): lambda r: [[r.ids["log_group_arn"]], [r.ids["common_log_group_arn"]]],
+    ("logs", "logGroupNamePrefix"): _ids("log_group"),
+    ("logs", "resourceArn"): _ids("log_group_arn"),
 }
 
 # Members that name the resource the call creates (or a name inside a resource of the caller's
@@ -380,12 +421,18 @@ CREATED: dict[tuple[str, str], frozenset[str]] = {
     ("sagemaker", "CreateTransformJob"): frozenset({"TransformJobName"}),
     ("sagemaker", "CreateHyperParameterTuningJob"): frozenset({"HyperParameterTuningJobName"}),
     ("events", "CreateEventBus"): frozenset({"Name"}),
+    ("cloudwatch", "PutMetricAlarm"): frozenset({"AlarmName"}),
+    ("logs", "CreateLogGroup"): frozenset({"logGroupName"}),
+    ("logs", "CreateLogStream"): frozenset({"logStreamName"}),
 }
 
 # Members that only mean something inside another resource member of the same call (an S3 key in
 # its bucket, an upload in its key, a policy version in its policy): they follow it.
 DEPENDENT: dict[tuple[str, str], dict[str, Callable[[Resources], Any]]] = {
-    ("s3", "Bucket"): {"Key": lambda r: r.ids["key"], "UploadId": lambda r: r.ids["upload"]}}
+    ("s3", "Bucket"): {"Key": lambda r: r.ids["key"], "UploadId": lambda r: r.ids["upload"]},
+    ("cloudwatch", "MetricName"): {"Namespace": lambda r: METRIC_NAMESPACE},
+    ("logs", "logGroupName"): {"logStreamName": lambda r: r.ids["log_stream"]},
+    ("logs", "logGroupIdentifier"): {"logStreamName": lambda r: r.ids["log_stream"]}}
 
 
 def _dependent(service: str, member: str) -> Callable[[Resources], Any] | None:
@@ -529,7 +576,31 @@ def _complete(service: str, operation: str, r: Resources) -> dict[str, Any] | No
             return {"AccountId": ids["member_id"], "ServicePrincipal": "sagemaker.amazonaws.com"}
         case ("sts", "AssumeRole"):
             return {"RoleArn": ids["role_arn"], "RoleSessionName": "isolation"}
+        case ("cloudwatch", "GetMetricStatistics"):
+            return {"Namespace": METRIC_NAMESPACE, "MetricName": ids["metric"], "Period": 60,
+                    "Statistics": ["Sum", "SampleCount"], **_metric_window()}
+        case ("cloudwatch", "GetMetricData"):
+            return {"MetricDataQueries": [_metric_query(ids["metric"])], **_metric_window()}
+        case ("cloudwatch", "PutMetricData"):
+            return {"Namespace": METRIC_NAMESPACE, "MetricData": [{"MetricName": ids["metric"], "Value": 1.0}]}
+        case ("cloudwatch", "PutMetricAlarm"):
+            return {"AlarmName": fresh(), "Namespace": METRIC_NAMESPACE, "MetricName": ids["metric"],
+                    "Statistic": "Sum", "Period": 60, "EvaluationPeriods": 1, "Threshold": 100.0,
+                    "ComparisonOperator": "GreaterThanThreshold"}
+        case ("logs", "PutLogEvents"):
+            return {"logGroupName": ids["log_group"], "logStreamName": ids["log_stream"],
+                    "logEvents": [{"timestamp": int(time.time() * 1000), "message": "isolation"}]}
     return None
+
+
+def _metric_window() -> dict[str, datetime]:
+    now = datetime.now(UTC)
+    return {"StartTime": now - timedelta(hours=1), "EndTime": now + timedelta(minutes=5)}
+
+
+def _metric_query(metric: str) -> dict[str, Any]:
+    return {"Id": "m", "MetricStat": {"Metric": {"Namespace": METRIC_NAMESPACE, "MetricName": metric},
+                                      "Period": 60, "Stat": "Sum"}}
 
 
 @dataclass(frozen=True)
@@ -619,6 +690,12 @@ _OPTIONAL_KEPT: dict[tuple[str, str], tuple[str, ...]] = {
     ("events", "UpdateEventBus"): ("Name",),
     ("events", "PutPermission"): ("EventBusName",),
     ("events", "RemovePermission"): ("EventBusName",),
+    ("cloudwatch", "DescribeAlarms"): ("AlarmNames",),
+    ("cloudwatch", "DescribeAlarmHistory"): ("AlarmName",),
+    ("cloudwatch", "ListMetrics"): ("MetricName",),
+    ("logs", "DescribeLogStreams"): ("logGroupName",),
+    ("logs", "FilterLogEvents"): ("logGroupName",),
+    ("logs", "GetLogEvents"): ("logGroupName",),
 }
 
 
@@ -634,13 +711,21 @@ NESTED: dict[tuple[str, str], list[tuple[str, Callable[[dict[str, Any], Resource
     ("sagemaker", "UpdatePipeline"): [
         ("PipelineDefinitionS3Location", lambda p, r: p | {"PipelineDefinitionS3Location": {
             "Bucket": r.ids["bucket"], "ObjectKey": "definition.json"}})],
+    ("cloudwatch", "GetMetricData"): [
+        ("MetricDataQueries.MetricStat.Metric.MetricName",
+         lambda p, r: p | {"MetricDataQueries": [_metric_query(r.ids["metric"])]})],
+    ("cloudwatch", "PutMetricData"): [
+        ("MetricData.MetricName", lambda p, r: p | {"MetricData": [{"MetricName": r.ids["metric"], "Value": 1.0}]})],
 }
 
 
 # Optional members the model documents as an alternative to another ("specify either
 # resourceShareArn or resourceArn, but not both"): (service, operation, member) -> the one it replaces.
 _INSTEAD_OF = {("ram", "TagResource", "resourceArn"): "resourceShareArn",
-               ("ram", "UntagResource", "resourceArn"): "resourceShareArn"}
+               ("ram", "UntagResource", "resourceArn"): "resourceShareArn",
+               ("logs", "DescribeLogStreams", "logGroupIdentifier"): "logGroupName",
+               ("logs", "FilterLogEvents", "logGroupIdentifier"): "logGroupName",
+               ("logs", "GetLogEvents", "logGroupIdentifier"): "logGroupName"}
 
 
 def swaps(service: str, operation: str, mine: Resources, theirs: Resources) -> list[Call]:
@@ -656,10 +741,7 @@ def swaps(service: str, operation: str, mine: Resources, theirs: Resources) -> l
             params = dict(base)
             params[member] = value
             swapped = [member]
-            for dep, dep_value in DEPENDENT.get((service, member), {}).items():
-                if dep in params:
-                    params[dep] = dep_value(theirs)
-                    swapped.append(dep)
+            _follow(service, member, params, swapped, created, theirs)
             calls.append(Call(service, operation, params, tuple(swapped)))
     # Optional members that name a resource, added one at a time to the call (StartPipelineExecution
     # RoleArn, Decrypt KeyId, ListAliases KeyId...).
@@ -670,10 +752,22 @@ def swaps(service: str, operation: str, mine: Resources, theirs: Resources) -> l
         replaced = _INSTEAD_OF.get((service, operation, member))
         for value in resource_values(service, operation, member, theirs):
             params = {k: v for k, v in base.items() if k != replaced} | {member: value}
-            calls.append(Call(service, operation, params, (member,)))
+            swapped = [member]
+            _follow(service, member, params, swapped, created, theirs)
+            calls.append(Call(service, operation, params, tuple(swapped)))
     for label, rewrite in NESTED.get((service, operation), []):
         calls.append(Call(service, operation, rewrite(dict(base), theirs), (label,)))
     return calls
+
+
+def _follow(service: str, member: str, params: dict[str, Any], swapped: list[str], created: frozenset[str],
+            theirs: Resources) -> None:
+    """The members of ``params`` that depend on ``member`` follow it to ``theirs`` (a name the call
+    creates stays fresh)."""
+    for dep, dep_value in DEPENDENT.get((service, member), {}).items():
+        if dep in params and dep not in created:
+            params[dep] = dep_value(theirs)
+            swapped.append(dep)
 
 
 # ------------------------------------------------------------------------------------- outcomes

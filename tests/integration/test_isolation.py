@@ -16,11 +16,14 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from authz_testing import client, limited_user
 from botocore.config import Config
 from isolation_testing import (
+    METRIC_NAMESPACE,
+    OWNER_DATAPOINTS,
     PIPELINE_DEFINITION,
     Outcome,
     Resources,
@@ -107,13 +110,59 @@ SUCCEEDS_WITHOUT_ACCESS: dict[tuple[str, str], str] = {
     # A filter over the caller's own shares (resourceOwner SELF by default); AWS's model lists no
     # not-found error for it.
     ("ram", "ListPermissionAssociations"): "resourceShareArn filter over the caller's own shares",
+    # CloudWatch: metrics are each account's own (no ARN, resource "*"), and an alarm name is looked
+    # up in the caller's account; the owner's alarm by ARN is refused (below).
+    ("cloudwatch", "DescribeAlarms"): "AlarmNames filter over the caller's own alarms: none",
+    ("cloudwatch", "DescribeAlarmHistory"): "the history of the caller's (missing) alarm of that name: none",
+    ("cloudwatch", "DescribeAlarmsForMetric"): "alarms on the caller's own metric of that name: none",
+    ("cloudwatch", "GetMetricStatistics"): "the caller's own (empty) metric of that name: no datapoints",
+    ("cloudwatch", "GetMetricData"): "the caller's own (empty) metric of that name: no values",
+    ("cloudwatch", "ListMetrics"): "MetricName filter over the caller's own metrics: none",
+    # Writes into the caller's own namespace; the owner's metric is unchanged (_check_intact). (The
+    # sweep goes in the model's alphabetical order, so the reads above see the caller's metric of
+    # that name before these give it a datapoint or an alarm.)
+    ("cloudwatch", "PutMetricData"): "adds a datapoint to the caller's own metric of that name",
+    ("cloudwatch", "PutMetricAlarm"): "a new alarm of the caller's, on its own metric of that name",
+    # Logs: filters over the caller's own groups (an ARN of another account's group matches none).
+    ("logs", "DescribeLogGroups"): "logGroupNamePrefix / logGroupIdentifiers filter over the caller's own groups",
+}
+
+# Of those, the reads whose answer must also be empty (the member holding what was found): the
+# echoed name aside, a leak of the owner's data (datapoints, alarms) would carry no name to find.
+FOUND: dict[tuple[str, str], Callable[[dict[str, Any]], list[Any]]] = {
+    ("cloudwatch", "DescribeAlarms"): lambda b: b["MetricAlarms"] + b["CompositeAlarms"],
+    ("cloudwatch", "DescribeAlarmHistory"): lambda b: b["AlarmHistoryItems"],
+    ("cloudwatch", "DescribeAlarmsForMetric"): lambda b: b["MetricAlarms"],
+    ("cloudwatch", "GetMetricStatistics"): lambda b: b["Datapoints"],
+    ("cloudwatch", "GetMetricData"): lambda b: [v for r in b["MetricDataResults"] for v in r["Values"]],
+    ("cloudwatch", "ListMetrics"): lambda b: b["Metrics"],
+    ("logs", "DescribeLogGroups"): lambda b: b["logGroups"],
 }
 
 
-def _leaks(owner: Resources, outcome: Outcome) -> bool:
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _leaks(owner: Resources, outcome: Outcome, sent: dict[str, Any] | None = None) -> bool:
     """Whether a successful answer names anything of ``owner``'s (its resources carry its tag; its
-    shares and invitations its account ID)."""
-    return owner.tag in outcome.body or owner.account_id in outcome.body
+    shares and invitations its account ID) beyond what the caller sent (GetMetricStatistics echoes
+    the metric name it was given as its Label)."""
+    body = outcome.body
+    for text in sorted(_strings(sent or {}), key=len, reverse=True):
+        body = body.replace(json.dumps(text)[1:-1], "")
+    return owner.tag in body or owner.account_id in body
+
+
+def _found_nothing(service: str, operation: str, outcome: Outcome) -> bool:
+    found = FOUND.get((service, operation))
+    return found is None or not found(json.loads(outcome.body))
 
 
 def _per_item_refusal(service: str, operation: str, outcome: Outcome) -> bool:
@@ -197,7 +246,8 @@ def test_another_accounts_administrator_is_refused(server: StratumServer,
                     key = (service, operation)
                     if key in PER_ITEM and _per_item_refusal(service, operation, outcome):
                         continue
-                    if key in SUCCEEDS_WITHOUT_ACCESS and not _leaks(owner, outcome):
+                    if key in SUCCEEDS_WITHOUT_ACCESS and not _leaks(owner, outcome, probe.params) \
+                            and _found_nothing(service, operation, outcome):
                         continue
                     failures.append(f"{probe.describe()} -> SUCCEEDED {outcome.body[:160]}")
                 elif not refused(outcome):
@@ -210,6 +260,7 @@ def test_another_accounts_administrator_is_refused(server: StratumServer,
     # operations from it fails here).
     assert counts["iam"] >= 46 and counts["s3"] >= 27 and counts["kms"] >= 26 and counts["sagemaker"] >= 47
     assert counts["ram"] >= 19 and counts["events"] >= 9 and counts["sts"] == 1 and counts["organizations"] >= 23
+    assert counts["cloudwatch"] >= 13 and counts["logs"] >= 16
     # A service Stratum does not serve at all answers with an error, never a success (whatever its
     # wording: the point is that no request reaches anything).
     outcome = call(other.client(UNSERVED), operation_without_input(UNSERVED), {})
@@ -284,6 +335,30 @@ def _check_intact(owner: Resources, failures: list[str]) -> None:
     if ids["ou_id"] not in {u["Id"] for u in units} or [p["Id"] for p in parents] != [ids["root_id"]] \
             or [d["ServicePrincipal"] for d in delegated] != ["sagemaker.amazonaws.com"]:
         failures.append(f"the organization changed: {units} {parents} {delegated}")
+    _check_monitoring_intact(owner, failures)
+
+
+def _check_monitoring_intact(owner: Resources, failures: list[str]) -> None:
+    """The owner's metric holds its own datapoints only (another account's PutMetricData of the same
+    name went to that account), its alarm keeps its tags, its log group its retention, tags and events."""
+    cw, logs, ids = owner.client("cloudwatch"), owner.client("logs"), owner.ids
+    now = datetime.now(UTC)
+    points = cw.get_metric_statistics(Namespace=METRIC_NAMESPACE, MetricName=ids["metric"], Period=60,
+                                      StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=5),
+                                      Statistics=["Sum", "SampleCount"])["Datapoints"]
+    if [(p["Sum"], p["SampleCount"]) for p in points] != [(sum(OWNER_DATAPOINTS), len(OWNER_DATAPOINTS))]:
+        failures.append(f"owner's metric datapoints changed: {points}")
+    alarm = cw.describe_alarms(AlarmNames=[ids["alarm"]])["MetricAlarms"]
+    tags = cw.list_tags_for_resource(ResourceARN=ids["alarm_arn"])["Tags"] if alarm else []
+    if tags != [{"Key": "isolation", "Value": owner.tag}]:
+        failures.append(f"owner's alarm changed: {alarm} {tags}")
+    groups = logs.describe_log_groups(logGroupNamePrefix=ids["log_group"])["logGroups"]
+    if [g.get("retentionInDays") for g in groups] != [7] \
+            or logs.list_tags_for_resource(resourceArn=ids["log_group_arn"])["tags"] != {"isolation": owner.tag}:
+        failures.append(f"owner's log group changed: {groups}")
+    events = logs.get_log_events(logGroupName=ids["log_group"], logStreamName=ids["log_stream"])["events"]
+    if [e["message"] for e in events] != [f"{owner.tag} event"]:
+        failures.append(f"owner's log stream changed: {events}")
 
 
 # ------------------------------------------------------------------------- AWS managed policies

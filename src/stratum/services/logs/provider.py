@@ -172,8 +172,11 @@ class LogsProvider(Provider):
         if pattern:
             groups = [g for g in groups if pattern.lower() in g["name"].lower()]
         if params.get("logGroupIdentifiers"):
-            wanted = {i.removesuffix(":*").rsplit("log-group:", 1)[-1] for i in params["logGroupIdentifiers"]}
-            groups = [g for g in groups if g["name"] in wanted]
+            # An ARN names its own account's group: another account's (with no monitoring link)
+            # matches none of the caller's, even a namesake.
+            wanted = {i.removesuffix(":*") if i.startswith("arn:") else group_arn(ctx.region, ctx.account_id, i)
+                      for i in params["logGroupIdentifiers"]}
+            groups = [g for g in groups if group_arn(g["region"], g["account_id"], g["name"]) in wanted]
         if params.get("logGroupClass"):
             groups = [g for g in groups if g["log_group_class"] == params["logGroupClass"]]
         after = (_untoken(params.get("nextToken")) or {}).get("after")
