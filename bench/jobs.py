@@ -69,14 +69,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def run_job(sm: Any, request: dict[str, Any]) -> float:
+def run_job(sm: Any, request: dict[str, Any], poll: float = 0.01) -> float:
+    """Create a processing job, wait for it, and return its CreationTime-to-end in ms."""
     sm.create_processing_job(**request)
     name = request["ProcessingJobName"]
     while True:
         d = sm.describe_processing_job(ProcessingJobName=name)
         if d["ProcessingJobStatus"] not in ("InProgress", "Stopping"):
             break
-        time.sleep(0.01)
+        time.sleep(poll)
     if d["ProcessingJobStatus"] != "Completed":
         raise RuntimeError(f"{name}: {d['ProcessingJobStatus']}: {d.get('FailureReason')}")
     return (d["ProcessingEndTime"] - d["CreationTime"]).total_seconds() * 1000

@@ -37,7 +37,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from jobs import IMAGE, REGION, free_port, start_server
+from jobs import IMAGE, REGION, free_port, run_job, start_server
 
 # One line of code: a container entrypoint argument may not hold newlines. Jobs run with
 # PYTHONUNBUFFERED=1 (as SageMaker's containers do), so every print is a write(2) on fd 1; the
@@ -45,19 +45,6 @@ from jobs import IMAGE, REGION, free_port, start_server
 PRINTER = ("import os, sys; "
            "sys.argv[2] != 'stdout' and os.dup2(os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_APPEND), 1); "
            "[print(f'line {i:07d} of the benchmark job, some payload text') for i in range(int(sys.argv[1]))]")
-
-
-def job_ms(sm: Any, request: dict[str, Any]) -> float:
-    sm.create_processing_job(**request)
-    name = request["ProcessingJobName"]
-    while True:
-        d = sm.describe_processing_job(ProcessingJobName=name)
-        if d["ProcessingJobStatus"] not in ("InProgress", "Stopping"):
-            break
-        time.sleep(0.05)
-    if d["ProcessingJobStatus"] != "Completed":
-        raise RuntimeError(f"{name}: {d['ProcessingJobStatus']}: {d.get('FailureReason')}")
-    return (d["ProcessingEndTime"] - d["CreationTime"]).total_seconds() * 1000
 
 
 def process_ms(lines: int, mode: str, work: Path) -> float:
@@ -170,11 +157,11 @@ def main() -> int:
 
         job_times: dict[str, list[float]] = {"devnull": [], "file": [], "stdout": []}
         logged = ""
-        job_ms(sm, request("bench-warmup-" + uuid.uuid4().hex[:6], "devnull"))
+        run_job(sm, request("bench-warmup-" + uuid.uuid4().hex[:6], "devnull"), poll=0.05)
         for _ in range(args.runs):
             for mode in job_times:
                 name = f"bench-{mode}-{uuid.uuid4().hex[:6]}"
-                job_times[mode].append(job_ms(sm, request(name, mode)))
+                job_times[mode].append(run_job(sm, request(name, mode), poll=0.05))
                 if mode == "stdout":
                     logged = name
         base = statistics.median(job_times["devnull"])
