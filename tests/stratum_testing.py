@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -187,3 +188,16 @@ def close_server(server: StratumServer) -> None:
     server.stop()
     if server.database_url:
         drop_pg_database(server.database_url)
+
+
+def sagemaker_role(server: StratumServer, prefix: str) -> str:
+    """A new role in the default account that SageMaker may assume, with AmazonSageMakerFullAccess
+    (SageMaker APIs, S3 objects in buckets named *sagemaker*, such as the default bucket)."""
+    iam = server.client("iam")
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess")
+    return str(arn)

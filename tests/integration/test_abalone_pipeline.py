@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import WaiterError
 from sdk_testing import loopback_only, user_environment
-from stratum_testing import BACKENDS, StratumServer, close_server, make_server
+from stratum_testing import BACKENDS, StratumServer, close_server, make_server, sagemaker_role
 
 sagemaker = pytest.importorskip("sagemaker")
 pytest.importorskip("xgboost")
@@ -58,19 +58,6 @@ class Abalone:
     first_seconds: float = 0.0
 
 
-def _execution_role(server: StratumServer) -> str:
-    """The role the pipeline and its jobs run as: trusts SageMaker and has AmazonSageMakerFullAccess
-    (SageMaker APIs, S3 objects in buckets named *sagemaker*: the default bucket, where the data
-    set, the code and every output are)."""
-    iam = server.client("iam")
-    name = f"AbaloneExecution-{uuid.uuid4().hex[:8]}"
-    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
-                       "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
-    iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess")
-    return str(arn)
-
 
 def _deploy(server: StratumServer, *, cache: bool) -> Abalone:
     """Upload the data set to the default bucket, build the pipeline with the SDK and upsert it (the
@@ -81,7 +68,7 @@ def _deploy(server: StratumServer, *, cache: bool) -> Abalone:
     session = PipelineSession()
     bucket = session.default_bucket()
     data = session.upload_data(str(DATASET), key_prefix=f"abalone-{suffix}/dataset")
-    role = _execution_role(server)
+    role = sagemaker_role(server, "AbaloneExecution")
     group = f"AbalonePackageGroup-{suffix}"
     pipeline = ab.get_pipeline(session, role=role, pipeline_name=f"AbalonePipeline-{suffix}",
                                model_package_group_name=group, input_data_url=data,

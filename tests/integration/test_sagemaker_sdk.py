@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sdk_testing import has_traceback, loopback_only, user_environment
-from stratum_testing import REGION, StratumServer
+from stratum_testing import REGION, StratumServer, sagemaker_role
 
 sagemaker = pytest.importorskip("sagemaker")
 
@@ -142,22 +142,12 @@ def test_another_profile_gets_its_own_accounts_bucket(server: StratumServer, tmp
 FUNCTION_IMAGE = "236514542706.dkr.ecr.us-east-1.amazonaws.com/sagemaker-base-python-310:1.0"
 
 
-def _function_role(server: StratumServer) -> str:
-    iam = server.client("iam")
-    name = f"FunctionStepRole-{uuid.uuid4().hex[:8]}"
-    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
-                       "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
-    iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess")
-    return str(arn)
-
 
 @pytest.mark.slow
 def test_function_steps_run_in_a_pipeline_and_return_their_results(user: StratumServer) -> None:
     from sagemaker.workflow.function_step import step
 
-    role = _function_role(user)
+    role = sagemaker_role(user, "FunctionStepRole")
     threshold = ParameterInteger(name="Threshold", default_value=10)
 
     # image_uri: the SDK's own default for a Python 3.10 client (on 3.11 it has none and asks for one).
