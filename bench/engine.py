@@ -108,8 +108,8 @@ class StratumBench:
             self.cond.notify_all()
 
     def create(self, name: str, steps: list[dict[str, Any]]) -> Any:
-        from stratum.services.sagemaker import pipelines as pl
         from stratum.services.sagemaker.arns import PipelineRef
+        from stratum.services.sagemaker.pipelines import records as pl
 
         actor = pl.Actor(f"arn:aws:iam::{ACCOUNT}:user/bench", "AIDABENCH")
         with self.db.begin() as conn:
@@ -120,7 +120,7 @@ class StratumBench:
 
     def start(self, row: Any) -> str:
         """Record an execution as StartPipelineExecution does, then hand it to the engine."""
-        from stratum.services.sagemaker import pipelines as pl
+        from stratum.services.sagemaker.pipelines import records as pl
 
         actor = pl.Actor(f"arn:aws:iam::{ACCOUNT}:user/bench", "AIDABENCH")
         with self.db.begin() as conn:

@@ -15,9 +15,9 @@ from sqlalchemy import Connection, Row
 from stratum.config import Settings
 from stratum.engine.scheduler import PipelineEngine
 from stratum.server.app_state import AppState
-from stratum.services.sagemaker import pipelines as pl
 from stratum.services.sagemaker.arns import PipelineRef
-from stratum.services.sagemaker.definition import PipelineDefinition
+from stratum.services.sagemaker.pipelines import records as pl
+from stratum.services.sagemaker.pipelines.definition import PipelineDefinition
 from stratum.store.db import Database
 
 ACCOUNT, REGION = "111122223333", "us-east-1"

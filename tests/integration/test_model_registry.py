@@ -563,7 +563,7 @@ def register_step_run(server: StratumServer, db: Database, arguments: dict[str, 
 
 
 def test_register_model_step_against_the_server_database(server: StratumServer) -> None:
-    from stratum.services.sagemaker.registry_steps import run_register_model_step
+    from stratum.services.sagemaker.registry.steps import run_register_model_step
 
     group = _uid("PipelineGroup")
     arguments = {  # as the SDK's ModelStep(register) compiles it, parameters already resolved

@@ -9,7 +9,7 @@ import re
 from stratum.engine.graph import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, Progress
 from stratum.engine.runner import job_name
 from stratum.engine.state import ancestors
-from stratum.services.sagemaker.definition import parse_definition
+from stratum.services.sagemaker.pipelines.definition import parse_definition
 
 
 def fail(name: str, **extra: object) -> dict[str, object]:

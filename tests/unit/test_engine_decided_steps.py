@@ -20,7 +20,7 @@ from stratum.engine.records import ExecKey, load_execution, load_steps
 from stratum.engine.scheduler import PipelineEngine
 from stratum.engine.state import NewExecution
 from stratum.server.app_state import AppState
-from stratum.services.sagemaker import pipelines as pl
+from stratum.services.sagemaker.pipelines import records as pl
 
 
 @pytest.fixture

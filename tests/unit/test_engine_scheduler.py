@@ -18,7 +18,7 @@ from stratum.engine.handlers import StepResult, StepRun
 from stratum.engine.records import ExecKey, load_steps
 from stratum.engine.scheduler import PipelineEngine
 from stratum.server.app_state import AppState
-from stratum.services.sagemaker import pipelines as pl
+from stratum.services.sagemaker.pipelines import records as pl
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from stratum import jsonfast
 from stratum.ids import request_id
-from stratum.services.sagemaker.pipelines import new_id
+from stratum.services.sagemaker.pipelines.records import new_id
 
 
 def test_request_ids_are_distinct_version_4_uuids() -> None:

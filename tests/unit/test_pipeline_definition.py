@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from stratum.services.sagemaker.definition import (
+from stratum.services.sagemaker.pipelines.definition import (
     EXECUTION_VARIABLES,
     KNOWN_STEP_TYPES,
     DefinitionError,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stratum.services.sagemaker.definition import (
+from stratum.services.sagemaker.pipelines.definition import (
     DefinitionError,
     ParameterSpec,
     PipelineDefinition,

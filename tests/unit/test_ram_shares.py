@@ -14,7 +14,7 @@ from stratum.services.organizations.accounts import ensure_organization
 from stratum.services.organizations.tables import accounts
 from stratum.services.ram import access, invitations, shares
 from stratum.services.ram.membership import enable_sharing, membership
-from stratum.services.sagemaker import pipelines as pl
+from stratum.services.sagemaker.pipelines import records as pl
 from stratum.store.db import Database
 from stratum.store.schema import load_all_tables
 

@@ -20,7 +20,7 @@ from stratum.policy import parse_policy
 from stratum.protocol.errors import ServiceError
 from stratum.services.sagemaker.registry import store
 from stratum.services.sagemaker.registry.refs import GroupRef, PackageRef
-from stratum.services.sagemaker.registry_steps import (
+from stratum.services.sagemaker.registry.steps import (
     jsonable,
     model_name_for,
     run_model_step,

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from stratum.services.sagemaker.definition import parse_definition
-from stratum.services.sagemaker.parameters import DefinitionError
-from stratum.services.sagemaker.step_arguments import is_expression, step_errors
+from stratum.services.sagemaker.pipelines.definition import parse_definition
+from stratum.services.sagemaker.pipelines.parameters import DefinitionError
+from stratum.services.sagemaker.pipelines.step_arguments import is_expression, step_errors
 
 
 def _errors(step_type: str, arguments: Any, **step: Any) -> list[str]:

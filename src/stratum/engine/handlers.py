@@ -79,8 +79,8 @@ STEP_HANDLERS: dict[str, str] = {
     "Training": "stratum.jobs.steps:run_training_step",
     "Transform": "stratum.jobs.steps:run_transform_step",
     "Tuning": "stratum.jobs.steps:run_tuning_step",
-    "Model": "stratum.services.sagemaker.registry_steps:run_model_step",
-    "RegisterModel": "stratum.services.sagemaker.registry_steps:run_register_model_step",
+    "Model": "stratum.services.sagemaker.registry.steps:run_model_step",
+    "RegisterModel": "stratum.services.sagemaker.registry.steps:run_register_model_step",
     "Lambda": "stratum.engine.lambda_step:run_lambda_step",
     # Callback steps hold no thread while they wait: the engine runs them itself (callback_step).
 }

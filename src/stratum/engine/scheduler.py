@@ -51,7 +51,7 @@ from stratum.store.claims import EXECUTION, LeaseLost
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
-    from stratum.services.sagemaker.definition import StepSpec
+    from stratum.services.sagemaker.pipelines.definition import StepSpec
 
 log = logging.getLogger("stratum.engine")
 
@@ -405,7 +405,7 @@ class PipelineEngine:
     def _load_job(self, key: ExecKey) -> None:
         ex: ExecState | None = None
         try:
-            from stratum.services.sagemaker.pipelines import parsed_version
+            from stratum.services.sagemaker.pipelines.records import parsed_version
 
             reap = key in self._reap
             self._reap.discard(key)

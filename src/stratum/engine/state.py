@@ -23,7 +23,7 @@ from stratum.engine.expressions import EvalContext
 from stratum.engine.graph import FAILED, RUNNING, SKIPPED, STOPPED, SUCCEEDED, Progress
 from stratum.engine.records import ACTIVE_STEP_STATUSES, ExecKey
 from stratum.services.sagemaker.arns import parse_execution_arn
-from stratum.services.sagemaker.definition import PipelineDefinition, StepSpec
+from stratum.services.sagemaker.pipelines.definition import PipelineDefinition, StepSpec
 from stratum.store.claims import EXECUTION, ClaimKey
 
 # How a step's run begins (see runner.begin).

@@ -28,7 +28,7 @@ class SharedResource:
 def _find_pipeline(conn: Connection, arn: str) -> str | None:
     # Imported here: SageMaker imports RAM's access module, so the reverse import stays lazy.
     from stratum.services.sagemaker.arns import parse_pipeline_ref
-    from stratum.services.sagemaker.pipelines import get_pipeline
+    from stratum.services.sagemaker.pipelines.records import get_pipeline
 
     ref = parse_pipeline_ref(arn, "", "")
     if ref is None or "/" in ref.name_key:

@@ -22,13 +22,13 @@ from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
 from stratum.services.ram import access as ram_access
 from stratum.services.sagemaker import errors, idempotency, listing, views
-from stratum.services.sagemaker import pipelines as pl
 from stratum.services.sagemaker import tags as tagging
 from stratum.services.sagemaker.arns import ExecutionRef, PipelineRef, pipeline_arn
-from stratum.services.sagemaker.engine_api import EngineApi
-from stratum.services.sagemaker.jobs_api import JobsApi
+from stratum.services.sagemaker.jobs.api import JobsApi
 from stratum.services.sagemaker.paging import page_window, slice_page
-from stratum.services.sagemaker.registry_api import RegistryApi
+from stratum.services.sagemaker.pipelines import records as pl
+from stratum.services.sagemaker.pipelines.executions_api import EngineApi
+from stratum.services.sagemaker.registry.api import RegistryApi
 from stratum.services.sagemaker.s3source import read_definition
 from stratum.services.sagemaker.search import compile_expression, sort_records
 from stratum.services.sagemaker.search_sources import SHARED_SOURCES, SOURCES, schema

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Table, select, update
 
 from stratum.services.sagemaker.arns import parse_execution_arn, parse_pipeline_ref
 from stratum.services.sagemaker.errors import validation
-from stratum.services.sagemaker.pipelines import is_visible
+from stratum.services.sagemaker.pipelines.records import is_visible
 from stratum.services.sagemaker.tables import sagemaker_pipeline_executions as executions_t
 from stratum.services.sagemaker.tables import sagemaker_pipelines as pipelines_t
 

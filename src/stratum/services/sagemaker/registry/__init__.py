@@ -2,6 +2,6 @@
 group resource policies and the approval-change records events are built from.
 
 No HTTP here: ``store`` works on an open connection, ``views`` renders rows in the API's shapes,
-``refs`` parses the names and ARNs callers pass. The provider (registry_api) authorizes; the
-pipeline step handlers (registry_steps) reuse the same store functions.
+``refs`` parses the names and ARNs callers pass. The provider (``api``) authorizes; the
+pipeline step handlers (``steps``) reuse the same store functions.
 """

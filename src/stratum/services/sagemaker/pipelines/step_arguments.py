@@ -20,7 +20,7 @@ from typing import Any
 from botocore.model import Shape
 
 from stratum.protocol.service_models import service_model
-from stratum.services.sagemaker.parameters import DefinitionError
+from stratum.services.sagemaker.pipelines.parameters import DefinitionError
 
 # Step type -> the request its Arguments are.
 OPERATIONS = {

@@ -14,10 +14,10 @@ from functools import cached_property
 from typing import Any
 
 from stratum import jsonfast
-from stratum.services.sagemaker import step_arguments
-from stratum.services.sagemaker.dag import CycleError
-from stratum.services.sagemaker.dag import topological_order as _topological_order
-from stratum.services.sagemaker.parameters import (
+from stratum.services.sagemaker.pipelines import step_arguments
+from stratum.services.sagemaker.pipelines.dag import CycleError
+from stratum.services.sagemaker.pipelines.dag import topological_order as _topological_order
+from stratum.services.sagemaker.pipelines.parameters import (
     PARAMETER_TYPES,
     DefinitionError,
     ParameterSpec,

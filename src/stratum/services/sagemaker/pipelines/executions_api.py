@@ -15,8 +15,8 @@ from stratum.engine import callback_step, records
 from stratum.engine.records import ExecKey
 from stratum.server.context import Provider, RequestContext
 from stratum.services.sagemaker import errors, idempotency
-from stratum.services.sagemaker import pipelines as pl
 from stratum.services.sagemaker.arns import ExecutionRef
+from stratum.services.sagemaker.pipelines import records as pl
 from stratum.services.sagemaker.tables import sagemaker_pipeline_execution_steps as steps_t
 from stratum.services.sagemaker.tables import sagemaker_pipeline_executions as executions_t
 

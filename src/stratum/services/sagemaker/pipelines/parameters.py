@@ -2,7 +2,7 @@
 
 ``DefinitionError`` lives here (not in ``definition``) because this is the bottom
 layer of the package: ``definition`` imports this module, never the reverse at
-runtime. Callers should import everything from ``stratum.services.sagemaker.definition``.
+runtime. Callers should import everything from ``stratum.services.sagemaker.pipelines.definition``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stratum.services.sagemaker.definition import PipelineDefinition
+    from stratum.services.sagemaker.pipelines.definition import PipelineDefinition
 
 
 class DefinitionError(ValueError):

@@ -29,14 +29,14 @@ from stratum.services.sagemaker.arns import (
     parse_pipeline_ref,
     pipeline_arn,
 )
-from stratum.services.sagemaker.definition import (
+from stratum.services.sagemaker.idempotency import TOKEN_TTL
+from stratum.services.sagemaker.pipelines.definition import (
     DefinitionError,
     PipelineDefinition,
     parameters_for_listing,
     parse_definition,
     resolve_parameters,
 )
-from stratum.services.sagemaker.idempotency import TOKEN_TTL
 from stratum.services.sagemaker.tables import PIPELINE_COLUMNS
 from stratum.services.sagemaker.tables import (
     sagemaker_pipeline_execution_steps as steps_t,

@@ -1,0 +1,1 @@
+"""Training, processing, transform and tuning jobs: the API over stratum.jobs."""

@@ -1,0 +1,1 @@
+"""Pipelines: definitions, their validation, pipeline records and the execution API."""
