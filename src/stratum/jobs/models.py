@@ -68,3 +68,12 @@ def describe_model(db: Database, account: str, region: str, name: str) -> dict[s
     if row is None:
         raise model_not_found(store.model_arn(region, account, name))
     return views.model_description(row)
+
+
+def containers_of(model: dict[str, Any]) -> list[dict[str, Any]]:
+    """The containers a model runs, in order (one for a PrimaryContainer model), each as the runtime
+    needs it: Image, ModelDataUrl, Environment, ContainerHostname, Mode. Hosting and batch transform
+    both start model servers from this list."""
+    primary = model.get("PrimaryContainer")
+    containers = [primary] if primary else list(model.get("Containers") or [])
+    return [dict(c) for c in containers]
