@@ -145,7 +145,7 @@ class OutputCapture:
         while self.pump():
             pass
         if self._tail:
-            self._append(self._tail)  # an unfinished last line: the stream's seal ends it
+            self._append(self._tail + b"\n")  # the output has ended, and so has its last line
             self._tail = b""
         os.close(self.read_fd)
 
