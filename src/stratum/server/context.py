@@ -34,6 +34,8 @@ class RequestContext:
     http: HttpRequest
     authorized: bool = False
     extra_context: dict[str, Any] = field(default_factory=dict)
+    # The operation's document checks (server.parsing_process.PRECHECKS) ran while parsing.
+    prechecked: bool = False
 
     @property
     def account_id(self) -> str:

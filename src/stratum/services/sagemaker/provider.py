@@ -139,8 +139,8 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, Provider):
                 inline = read_definition(ctx, conn, location)
         if inline is None and required:
             raise errors.validation("Either PipelineDefinition or PipelineDefinitionS3Location must be specified.")
-        if inline is not None:
-            pl.validate_definition(inline)
+        if inline is not None and not (ctx.prechecked and location is None):
+            pl.validate_definition(inline)  # unless the parser process checked it (check_inline_definition)
         return inline
 
     # ----------------------------------------------------------------------------------- pipelines
