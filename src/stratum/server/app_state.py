@@ -69,7 +69,8 @@ class AppState:
             except Exception:
                 log.exception("stopping %s failed", service.name)
 
-    def invalidate_identity_caches(self) -> None:
-        """Called after any IAM/STS write so the next request sees it."""
-        self.authenticator.invalidate()
-        self.authorizer.invalidate()
+    def invalidate_identity_caches(self, account_id: str | None = None) -> None:
+        """Called after any IAM/STS write so the next request sees it: the cached credentials and
+        principal policies of ``account_id`` (of every account when None)."""
+        self.authenticator.invalidate(account_id)
+        self.authorizer.invalidate(account_id)
