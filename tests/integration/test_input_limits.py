@@ -278,6 +278,20 @@ def test_large_bodies_are_parsed_in_a_process_that_is_replaced_when_it_dies(fres
         sm.update_pipeline(PipelineName=name, PipelineDefinition=json.dumps(big))
 
     errors_are_the_same()
+    # A document's own check comes after authorization, as when it is checked in the server.
+    malformed = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", ' \
+        '"Resource": "arn:aws:s3:::b/*", "Condition": {"Bogus": {"a": "' + "y" * 5000 + '"}}}]}'
+    iam.create_role(RoleName="parsed-elsewhere", AssumeRolePolicyDocument=TRUST)
+    iam.create_user(UserName="nobody-much")
+    key = iam.create_access_key(UserName="nobody-much")["AccessKey"]
+    powerless = fresh_server.client("iam", aws_access_key_id=key["AccessKeyId"],
+                                    aws_secret_access_key=key["SecretAccessKey"])
+    with pytest.raises(ClientError) as exc:
+        powerless.put_role_policy(RoleName="parsed-elsewhere", PolicyName="p", PolicyDocument=malformed)
+    assert _error(exc)[0] == "AccessDenied"
+    with pytest.raises(ClientError) as exc:
+        iam.put_role_policy(RoleName="parsed-elsewhere", PolicyName="p", PolicyDocument=malformed)
+    assert _error(exc)[0] == "MalformedPolicyDocument"
     for parser in parsers:
         parser.kill()  # kill -9: the next large request is still answered, and a new process takes over
     errors_are_the_same()

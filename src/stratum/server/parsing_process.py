@@ -33,19 +33,37 @@ from stratum.protocol.validate import validate_input
 
 log = logging.getLogger("stratum.request")
 
-# What crosses the process boundary: (operation name, parameters) or the error's parts.
-Parsed = tuple[str, dict[str, Any] | None, tuple[str, str, int, bool, dict[str, Any], dict[str, str]] | None]
+# An error's parts, as they cross the process boundary.
+ErrorParts = tuple[str, str, int, bool, dict[str, Any], dict[str, str]]
+# (operation name, parameters, the parse or validation error, the precheck's error).
+Parsed = tuple[str, dict[str, Any] | None, ErrorParts | None, ErrorParts | None]
+# For the request context: whether the operation's prechecks ran, and the error they found.
+Precheck = tuple[bool, ServiceError | None]
 
 # Checks of an operation's documents that are pure functions of its parameters and cost as much as
-# parsing them (a pipeline definition's validation): run after validation in the parser process,
-# and skipped by the provider when the request context says so (RequestContext.prechecked).
+# parsing them (a pipeline definition, a wildcard-heavy policy): run after validation in the parser
+# process. Their outcome does not answer the request there: the provider replays it where it makes
+# that check (RequestContext.replay_precheck), after authorization where that comes first.
 # service -> operation -> "module:function" taking the parameters and raising ServiceError.
+_PIPELINE_DEFINITION = "stratum.services.sagemaker.pipelines.records:check_inline_definition"
 PRECHECKS = {
-    "sagemaker": {
-        "CreatePipeline": "stratum.services.sagemaker.pipelines.records:check_inline_definition",
-        "UpdatePipeline": "stratum.services.sagemaker.pipelines.records:check_inline_definition",
+    "sagemaker": {"CreatePipeline": _PIPELINE_DEFINITION, "UpdatePipeline": _PIPELINE_DEFINITION},
+    "iam": {
+        "CreateRole": "stratum.services.iam.documents:role_trust_policy",
+        "UpdateAssumeRolePolicy": "stratum.services.iam.documents:trust_policy",
+        **{op: "stratum.services.iam.documents:identity_policy"
+           for op in ("PutUserPolicy", "PutRolePolicy", "PutGroupPolicy", "CreatePolicy", "CreatePolicyVersion")},
     },
 }
+
+
+def _parts(exc: ServiceError) -> ErrorParts:
+    return exc.code, exc.message, exc.status, exc.sender_fault, exc.fields, exc.headers
+
+
+def _error(parts: ErrorParts) -> ServiceError:
+    code, message, status, sender_fault, fields, headers = parts
+    return ServiceError(code, message, status, sender_fault=sender_fault, fields=fields, headers=headers)
 
 
 def _precheck(service: str, operation: str) -> Callable[[dict[str, Any]], None] | None:
@@ -58,18 +76,21 @@ def _precheck(service: str, operation: str) -> Callable[[dict[str, Any]], None] 
 
 def _work(service: str, request: HttpRequest, validation_code: str) -> Parsed:
     """In the parser process: the operation's name and its parameters, or the ServiceError (with
-    the operation's name when parsing got that far)."""
+    the operation's name when parsing got that far); and what the operation's precheck found."""
     op_name = ""
     try:
         op, params = parse_request(service_index(service), request)
         op_name = op.name
         validate_input(op.input_shape, params, validation_code)
-        check = _precheck(service, op_name)
+    except ServiceError as exc:
+        return op_name, None, _parts(exc), None
+    check = _precheck(service, op_name)
+    try:
         if check is not None:
             check(params)
-        return op_name, params, None
     except ServiceError as exc:
-        return op_name, None, (exc.code, exc.message, exc.status, exc.sender_fault, exc.fields, exc.headers)
+        return op_name, params, None, _parts(exc)
+    return op_name, params, None, None
 
 
 def _warm() -> None:
@@ -107,16 +128,16 @@ class ParserProcess:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def parse(self, index: ServiceIndex, request: HttpRequest, validation_code: str, labels: list[str]
-              ) -> tuple[OperationModel, dict[str, Any], bool]:
+              ) -> tuple[OperationModel, dict[str, Any], Precheck]:
         """parse -> validate (-> the operation's PRECHECKS), in the parser process when it runs, else
-        here without the prechecks: (operation, parameters, whether the prechecks ran). ``labels[1]``
-        gets the operation's name as soon as it is known."""
+        here without the prechecks: (operation, parameters, (whether the prechecks ran, their
+        error)). ``labels[1]`` gets the operation's name as soon as it is known."""
         pool = self._pool
         if pool is not None:
             wire = HttpRequest(request.method, request.raw_path, request.query_string, request.headers, request.body,
                                request.client_ip, request.scheme, request.vpce_id, request.route_path)
             try:
-                op_name, params, error = pool.submit(_work, index.name, wire, validation_code).result()
+                op_name, params, error, deferred = pool.submit(_work, index.name, wire, validation_code).result()
             except BrokenProcessPool:
                 log.warning("the request parser process died: starting another one")
                 with self._lock:
@@ -128,11 +149,10 @@ class ParserProcess:
             else:
                 labels[1] = op_name or labels[1]
                 if error is not None:
-                    code, message, status, sender_fault, fields, headers = error
-                    raise ServiceError(code, message, status, sender_fault=sender_fault, fields=fields,
-                                       headers=headers)
-                return index.model.operation_model(op_name), params or {}, True
+                    raise _error(error)
+                ran = op_name in PRECHECKS.get(index.name, {})
+                return index.model.operation_model(op_name), params or {}, (ran, _error(deferred) if deferred else None)
         op, params = parse_request(index, request)
         labels[1] = op.name
         validate_input(op.input_shape, params, validation_code)
-        return op, params, False
+        return op, params, (False, None)

@@ -94,7 +94,7 @@ def _admit(app: AppState, request: HttpRequest, request_id: str, index: ServiceI
     body is parsed and validated in the parser process (server.parsing_process)."""
     identity, _info = app.authenticator.authenticate(request, index.protocol)
     code = VALIDATION_CODES.get(service, "ValidationException")
-    prechecked = False
+    prechecked: tuple[bool, ServiceError | None] = (False, None)
     if large:
         op, params, prechecked = app.parser.parse(index, request, code, labels)
     else:
@@ -105,7 +105,8 @@ def _admit(app: AppState, request: HttpRequest, request_id: str, index: ServiceI
     handler, blocking = provider.dispatch(op.name) if provider is not None else (None, False)
     if handler is None:
         raise ServiceError("NotImplemented", f"{service}:{op.name} is not supported by Stratum yet", 501)
-    ctx = RequestContext(app, request_id, service, op.name, region, identity, request, prechecked=prechecked)
+    ctx = RequestContext(app, request_id, service, op.name, region, identity, request, prechecked=prechecked[0],
+                         precheck_error=prechecked[1])
     return ctx, op, params, handler, blocking
 
 

@@ -11,10 +11,9 @@ from urllib.parse import quote
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from stratum import ids
-from stratum.policy import MalformedPolicyDocument, parse_policy
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
-from stratum.services.iam import limits, simulation, store
+from stratum.services.iam import documents, limits, simulation, store
 from stratum.services.iam.tables import (
     iam_access_keys,
     iam_attachments,
@@ -29,15 +28,6 @@ from stratum.services.iam.tables import (
 def _encoded(document: str) -> str:
     # IAM returns policy documents URL-encoded; botocore decodes them back to dicts.
     return quote(document, safe="")
-
-
-def _check_document(document: str, kind: str) -> None:
-    if kind == "trust":
-        limits.check_trust_policy(document)
-    try:
-        parse_policy(document, kind=kind)
-    except MalformedPolicyDocument as exc:
-        raise ServiceError("MalformedPolicyDocument", str(exc), 400) from None
 
 
 def _page(items: list[dict[str, Any]], params: dict[str, Any], key: str) -> dict[str, Any]:
@@ -152,7 +142,7 @@ class IamProvider(Provider):
         name = params["RoleName"]
         ctx.authorize("iam:CreateRole", store.role_arn(ctx.account_id, name, store.normalize_path(params.get("Path"))))
         trust = params["AssumeRolePolicyDocument"]
-        _check_document(trust, "trust")
+        documents.check(ctx, trust, "trust")
         max_duration = int(params.get("MaxSessionDuration") or 3600)
         with self._write(ctx.account_id) as conn:
             boundary = params.get("PermissionsBoundary")
@@ -185,7 +175,7 @@ class IamProvider(Provider):
     def update_assume_role_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = params["RoleName"]
         ctx.authorize("iam:UpdateAssumeRolePolicy", self._role_arn(ctx, name))
-        _check_document(params["PolicyDocument"], "trust")
+        documents.check(ctx, params["PolicyDocument"], "trust")
         with self._write(ctx.account_id) as conn:
             store.get_role(conn, ctx.account_id, name)
             conn.execute(update(iam_roles).where((iam_roles.c.account_id == ctx.account_id)
@@ -214,7 +204,7 @@ class IamProvider(Provider):
         arn = self._user_arn(ctx, name) if kind == "user" else self._role_arn(ctx, name)
         ctx.authorize(action, arn)
         limits.check_inline_policy(kind, name, params["PolicyDocument"])
-        _check_document(params["PolicyDocument"], "identity")
+        documents.check(ctx, params["PolicyDocument"], "identity")
         with self._write(ctx.account_id) as conn:
             (store.get_user if kind == "user" else store.get_role)(conn, ctx.account_id, name)
             limits.check_inline_total(conn, ctx.account_id, kind, name, params["PolicyName"], params["PolicyDocument"])
@@ -308,7 +298,7 @@ class IamProvider(Provider):
         arn = f"arn:aws:iam::{ctx.account_id}:policy{path}{params['PolicyName']}"
         ctx.authorize("iam:CreatePolicy", arn)
         limits.check_managed_policy(params["PolicyDocument"])
-        _check_document(params["PolicyDocument"], "identity")
+        documents.check(ctx, params["PolicyDocument"], "identity")
         ts = store.now()
         with self._write(ctx.account_id) as conn:
             if store.policy_exists(conn, arn, ctx.account_id):
@@ -357,7 +347,7 @@ class IamProvider(Provider):
         arn = params["PolicyArn"]
         ctx.authorize("iam:CreatePolicyVersion", arn)
         limits.check_managed_policy(params["PolicyDocument"])
-        _check_document(params["PolicyDocument"], "identity")
+        documents.check(ctx, params["PolicyDocument"], "identity")
         ts = store.now()
         with self._write(ctx.account_id) as conn:
             self._own_policy(conn, ctx, arn)
