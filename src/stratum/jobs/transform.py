@@ -63,7 +63,7 @@ def run_transform(r: Runner) -> RunResult:
     env.update({"SAGEMAKER_BATCH": "true", "SAGEMAKER_BIND_TO_PORT": str(port), "SM_MODEL_DIR": str(model_dir),
                 "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(req.get("MaxPayloadInMB") or 6)})
     argv = [sys.executable, "-m", "stratum.algorithms.serving", "--runtime", r.spec.runtime, "--port", str(port),
-            "--model-dir", str(model_dir)]
+            "--model-dir", str(model_dir), "--image", str(container.get("Image") or "")]
     full_argv, full_env = process.isolate(argv, {**env, process.MARKER_ENV: r.spec.job_id}, str(r.layout.ml),
                                           r.isolation)
     r.log(f"starting the model server of {container.get('Image')} on port {port}")
