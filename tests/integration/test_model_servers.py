@@ -287,6 +287,44 @@ def test_inference_toolkit_script_mode_and_requirements(tmp_path: Path) -> None:
     assert (tmp_path / "model-requirements" / "stratumtestdep.py").is_file()
 
 
+def test_multi_model_container_api(tmp_path: Path, booster: Any) -> None:
+    x, y = _data()
+    other = xgb.train({"objective": "reg:squarederror", "max_depth": 2}, xgb.DMatrix(x, label=-y), num_boost_round=4)
+    first, second = _model_dir(tmp_path / "a", booster, XGB_17), _model_dir(tmp_path / "b", other, XGB_10)
+    rows, _ = _data(3)
+    payload = _csv(rows).encode()
+    exact = np.array([[float(repr(float(v))) for v in r] for r in rows], dtype=np.float32)
+
+    def call(conn: http.client.HTTPConnection, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        conn.request(method, path, body=json.dumps(body).encode() if body is not None else None,
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+
+    empty = tmp_path / "unused"
+    empty.mkdir()
+    with model_server(empty, "xgboost", XGB_17, {"SAGEMAKER_MULTI_MODEL": "true"}) as conn:
+        assert call(conn, "GET", "/models") == (200, {"models": []})
+        assert call(conn, "POST", "/models", {"model_name": "first", "url": str(first)})[0] == 200
+        assert call(conn, "POST", "/models", {"model_name": "second", "url": str(second)})[0] == 200
+        assert call(conn, "POST", "/models", {"model_name": "first", "url": str(first)})[0] == 409
+        status, listing = call(conn, "GET", "/models")
+        assert status == 200 and sorted(m["modelName"] for m in listing["models"]) == ["first", "second"]
+        assert call(conn, "GET", "/models/second") == (200, {"modelName": "second", "modelUrl": str(second)})
+        for name, model in (("first", booster), ("second", other)):
+            conn.request("POST", f"/models/{name}/invoke", body=payload,
+                         headers={"Content-Type": "text/csv", "X-Amzn-SageMaker-Target-Model": f"{name}.tar.gz"})
+            resp = conn.getresponse()
+            got = [float(v) for v in resp.read().decode().splitlines()]
+            assert resp.status == 200 and np.allclose(got, model.predict(xgb.DMatrix(exact)), rtol=1e-6)
+        assert call(conn, "DELETE", "/models/first")[0] == 200
+        assert call(conn, "DELETE", "/models/first")[0] == 404
+        conn.request("POST", "/models/first/invoke", body=payload, headers={"Content-Type": "text/csv"})
+        resp = conn.getresponse()
+        assert resp.status == 404 and b"first" in resp.read()
+        assert call(conn, "POST", "/models", {"model_name": "broken", "url": str(empty)})[0] == 500
+
+
 def test_keep_alive_latency(tmp_path: Path, booster: Any) -> None:
     """Many requests on one connection: no Nagle / delayed-ACK stalls (40 ms each on Linux)."""
     directory = _model_dir(tmp_path, booster, XGB_17)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from stratum.algorithms.responses import FLASK_500, Reply
 
@@ -86,6 +87,68 @@ def build_handler(runtime: str, model_dir: Path, image: str | None = None) -> Ha
     return ScriptHandler(model_dir, module, flavor)
 
 
+class MultiModels:
+    """The multi-model container contract (SageMaker's "Custom Containers Contract for Multi-Model
+    Endpoints"): the platform downloads a TargetModel and asks the container to load it from a
+    directory (POST /models {"model_name", "url"}), lists (GET /models, GET /models/<name>),
+    unloads (DELETE /models/<name>) and invokes it (POST /models/<name>/invoke)."""
+
+    def __init__(self, build: Callable[[Path], Handler]) -> None:
+        self.build = build
+        self.lock = threading.Lock()
+        self.models: dict[str, tuple[str, Handler]] = {}
+
+    def load(self, body: bytes) -> Reply:
+        try:
+            request = json.loads(body)
+            name, url = str(request["model_name"]), str(request["url"])
+        except (ValueError, KeyError, TypeError):
+            return _json_reply(400, {"message": "the body must be {\"model_name\": ..., \"url\": ...}"})
+        with self.lock:
+            if name in self.models:
+                return _json_reply(409, {"message": f"Model {name} is already loaded."})
+        try:
+            handler = self.build(Path(url))
+        except MemoryError:
+            return _json_reply(507, {"message": f"Not enough memory to load model {name}."})
+        except Exception as exc:
+            traceback.print_exc()
+            return _json_reply(500, {"message": f"Model {name} could not be loaded: {type(exc).__name__}: {exc}"})
+        with self.lock:
+            if name in self.models:
+                return _json_reply(409, {"message": f"Model {name} is already loaded."})
+            self.models[name] = (url, handler)
+        return _json_reply(200, {"status": f"Model {name} loaded."})
+
+    def listing(self) -> Reply:
+        with self.lock:
+            models = [{"modelName": n, "modelUrl": u} for n, (u, _) in self.models.items()]
+        return _json_reply(200, {"models": models})
+
+    def get(self, name: str) -> Reply:
+        with self.lock:
+            found = self.models.get(name)
+        if found is None:
+            return _json_reply(404, {"message": f"Model {name} is not loaded."})
+        return _json_reply(200, {"modelName": name, "modelUrl": found[0]})
+
+    def unload(self, name: str) -> Reply:
+        with self.lock:
+            found = self.models.pop(name, None)
+        if found is None:
+            return _json_reply(404, {"message": f"Model {name} is not loaded."})
+        return _json_reply(200, {"status": f"Model {name} unloaded."})
+
+    def handler(self, name: str) -> Handler | None:
+        with self.lock:
+            found = self.models.get(name)
+        return found[1] if found is not None else None
+
+
+def _json_reply(status: int, document: dict[str, Any]) -> Reply:
+    return Reply(status, json.dumps(document).encode(), "application/json")
+
+
 def _workers() -> int:
     value = os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS")
     try:
@@ -94,8 +157,10 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
-def make_server(handler: Handler, port: int, host: str = "127.0.0.1",
-                execution_parameters: dict[str, Any] | None = None) -> ThreadingHTTPServer:
+def make_server(handler: Handler | None, port: int, host: str = "127.0.0.1",
+                execution_parameters: dict[str, Any] | None = None,
+                multi: MultiModels | None = None) -> ThreadingHTTPServer:
+    """``handler`` answers /invocations; ``multi`` (a multi-model container) the /models API."""
     max_body = int(float(os.environ.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", "6")) * 1024 * 1024) + 1024
     slots = threading.BoundedSemaphore(_workers())
 
@@ -135,26 +200,51 @@ def make_server(handler: Handler, port: int, host: str = "127.0.0.1",
             return self.rfile.read(length)
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            path = self.path.split("?")[0]
+            path = unquote(self.path.split("?")[0])
             if path == "/ping":
                 self._reply(Reply(200, b"", "text/html; charset=utf-8"))
             elif path == "/execution-parameters" and execution_parameters is not None:
                 self._reply(Reply(200, json.dumps(execution_parameters).encode(), "application/json"))
+            elif multi is not None and path == "/models":
+                self._reply(multi.listing())
+            elif multi is not None and path.startswith("/models/"):
+                self._reply(multi.get(path[len("/models/"):]))
+            else:
+                self._reply(Reply(404, b"not found", "text/plain"))
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            path = unquote(self.path.split("?")[0])
+            if multi is not None and path.startswith("/models/"):
+                self._reply(multi.unload(path[len("/models/"):]))
             else:
                 self._reply(Reply(404, b"not found", "text/plain"))
 
         def do_POST(self) -> None:  # noqa: N802
-            if self.path.split("?")[0] != "/invocations":
-                self._reply(Reply(404, b"not found", "text/plain"))
-                return
+            path = unquote(self.path.split("?")[0])
+            target: Handler | None = None
+            if path == "/invocations" and handler is not None:
+                target = handler
+            elif multi is not None and path.startswith("/models/") and path.endswith("/invoke"):
+                name = path[len("/models/"):-len("/invoke")]
+                target = multi.handler(name)
+                if target is None:
+                    self._body()
+                    self._reply(_json_reply(404, {"message": f"Model {name} is not loaded."}))
+                    return
             body = self._body()
             if body is None:
                 self.close_connection = True
                 self._reply(Reply(413, b"payload too large", "text/plain"))
                 return
+            if multi is not None and path == "/models":
+                self._reply(multi.load(body))
+                return
+            if target is None:
+                self._reply(Reply(404, b"not found", "text/plain"))
+                return
             with slots:
                 try:
-                    reply = handler(body, self.headers.get("Content-Type"), self.headers.get("Accept"))
+                    reply = target(body, self.headers.get("Content-Type"), self.headers.get("Accept"))
                 except Exception:
                     traceback.print_exc()
                     reply = FLASK_500
@@ -174,19 +264,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")))
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--multi-model", action="store_true",
+                        default=os.environ.get("SAGEMAKER_MULTI_MODEL", "").lower() == "true",
+                        help="serve the multi-model container API (Mode MultiModel; SAGEMAKER_MULTI_MODEL=true)")
     args = parser.parse_args(argv)
-    try:
-        handler = build_handler(args.runtime, Path(args.model_dir), args.image)
-    except Exception as exc:
-        print(f"model server: loading the model failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        traceback.print_exc()
-        return 1
+    multi = None
+    handler: Handler | None = None
+    if args.multi_model:
+        # Models are loaded on demand through the /models API, each from its own directory.
+        multi = MultiModels(lambda directory: build_handler(args.runtime, directory, args.image))
+    else:
+        try:
+            handler = build_handler(args.runtime, Path(args.model_dir), args.image)
+        except Exception as exc:
+            print(f"model server: loading the model failed: {type(exc).__name__}: {exc}", file=sys.stderr,
+                  flush=True)
+            traceback.print_exc()
+            return 1
     parameters = None
     if args.runtime == "xgboost":
         # The XGBoost container's answer (batch transform asks it for its defaults).
         parameters = {"MaxConcurrentTransforms": os.cpu_count() or 1, "BatchStrategy": "MULTI_RECORD",
                       "MaxPayloadInMB": int(int(os.environ.get("MAX_CONTENT_LENGTH", "6291456")) / 1024 ** 2)}
-    server = make_server(handler, args.port, args.host, parameters)
+    server = make_server(handler, args.port, args.host, parameters, multi)
     print(f"model server listening on {args.host}:{args.port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
