@@ -35,22 +35,35 @@ DEPLOY_DEFINITION = json.dumps({
 })
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
-    """A server whose rate(...) minutes last 2 seconds and whose retries start after 0.2 s."""
-    knobs = {"STRATUM_EVENTS_SCHEDULE_MINUTE_SECONDS": "2", "STRATUM_EVENTS_RETRY_BASE_SECONDS": "0.2",
-             "STRATUM_EVENTS_POLL_SECONDS": "0.2"}
-    saved = {k: os.environ.get(k) for k in knobs}
-    os.environ.update(knobs)
-    srv = make_server(tmp_path_factory, request.param)
+KNOBS = {"STRATUM_EVENTS_SCHEDULE_MINUTE_SECONDS": "2", "STRATUM_EVENTS_RETRY_BASE_SECONDS": "0.2",
+         "STRATUM_EVENTS_POLL_SECONDS": "0.2"}
+
+
+def _start(srv: StratumServer) -> StratumServer:
+    """Start a server whose rate(...) minutes last 2 seconds and whose retries start after 0.2 s."""
+    saved = {k: os.environ.get(k) for k in KNOBS}
+    os.environ.update(KNOBS)
     try:
-        srv.start()
+        return srv.start()
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
+    srv = _start(make_server(tmp_path_factory, request.param))
+    yield srv
+    close_server(srv)
+
+
+@pytest.fixture(params=BACKENDS)
+def own_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
+    """A server of its own, for a test that kills it."""
+    srv = _start(make_server(tmp_path_factory, request.param))
     yield srv
     close_server(srv)
 
@@ -210,6 +223,10 @@ def test_rule_lifecycle_listing_and_errors(server: StratumServer) -> None:
     events.delete_rule(Name=name)
     assert _error(events.describe_rule, Name=name)[0] == "ResourceNotFoundException"
     events.delete_rule(Name=name)  # already gone: succeeds, as on AWS
+    # A deleted bus takes its rules along: a new bus of the same name starts without them.
+    events.delete_event_bus(Name=bus)
+    events.create_event_bus(Name=bus)
+    assert events.list_rules(EventBusName=bus)["Rules"] == []
 
 
 def test_rules_are_authorized_per_rule_arn(server: StratumServer) -> None:
@@ -391,3 +408,41 @@ def test_scheduled_rule_fires_on_time(server: StratumServer) -> None:
     assert all(1.5 <= (b - a).total_seconds() <= 4.5 for a, b in zip(times, times[1:], strict=False))
     time.sleep(4.5)
     assert len(ticks()) <= len(first) + 1  # at most one firing that was under way
+
+
+@pytest.mark.slow
+def test_kill_during_delivery_neither_loses_nor_duplicates(own_server: StratumServer) -> None:
+    """kill -9 right after approvals: after the restart every approval has started the pipeline
+    exactly once (the outbox rows and pending deliveries are read again; a start retried after
+    the crash carries the same ClientRequestToken)."""
+    server = own_server
+    events = server.client("events")
+    pipeline, pipeline_arn = _pipeline(server, "dev")
+    role = _events_role(server, "dev")
+    group = _package_group(server, "dev")
+    rule = _uid("deploy")
+    events.put_rule(Name=rule, EventPattern=json.dumps(
+        {**APPROVAL_PATTERN, "detail": {"ModelPackageGroupName": [group], "ModelApprovalStatus": ["Approved"]}}))
+    events.put_targets(Rule=rule, Targets=[{
+        "Id": "deploy", "Arn": pipeline_arn, "RoleArn": role,
+        "SageMakerPipelineParameters": {"PipelineParameterList": [
+            {"Name": "ModelPackageArn", "Value": "$.detail.ModelPackageArn"},
+            {"Name": "ApprovalStatus", "Value": "$.detail.ModelApprovalStatus"}]}}])
+    sm = server.client("sagemaker")
+    packages = [_new_version(server, "dev", group) for _ in range(3)]
+    for package in packages:
+        sm.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Approved")
+    server.kill()
+    _start(server)
+    sm = server.client("sagemaker")
+
+    def started() -> list[str]:
+        summaries = sm.list_pipeline_executions(PipelineName=pipeline)["PipelineExecutionSummaries"]
+        return [s["PipelineExecutionArn"] for s in summaries]
+    _wait(lambda: len(started()) >= 3, timeout=60, what="three executions")
+    time.sleep(1.5)
+    executions = started()
+    assert len(executions) == 3
+    started_for = sorted(next(p["Value"] for p in sm.list_pipeline_parameters_for_execution(
+        PipelineExecutionArn=arn)["PipelineParameters"] if p["Name"] == "ModelPackageArn") for arn in executions)
+    assert started_for == sorted(packages)
