@@ -45,8 +45,15 @@ class _Field:
     name: str
     nested: Node | None = None          # an object: the event's value at name must match it
     matchers: list[Leaf] = field(default_factory=list)
+    strings: set[str] = field(default_factory=set)  # exact string values, looked up at once
     exists: bool = False       # {"exists": true} among the values: any leaf value matches
     absent_ok: bool = False    # {"exists": false}: matches when there is no leaf value
+
+    def test(self, value: Any) -> bool:
+        """Whether one leaf value matches any of the field's values."""
+        if self.exists or (value.__class__ is str and value in self.strings):
+            return True
+        return any(m(value) for m in self.matchers)
 
 
 @dataclass
@@ -55,14 +62,33 @@ class Node:
     alternatives: list[list[Node]] = field(default_factory=list)  # each $or: any of its nodes
 
     def matches(self, obj: Any) -> bool:
+        # The hot path of delivery (every event against every rule of its bus): plain loops and
+        # the common cases (a string value, an object under a nested pattern) first.
+        get = obj.get if obj.__class__ is dict else None
         for f in self.fields:
-            value = obj.get(f.name, _ABSENT) if isinstance(obj, dict) else _ABSENT
+            value = get(f.name, _ABSENT) if get is not None else _ABSENT
             if f.nested is not None:
-                if not _nested_matches(f.nested, value):
+                if value.__class__ is dict:
+                    if not f.nested.matches(value):
+                        return False
+                elif not _nested_matches(f.nested, value):
                     return False
+            elif value.__class__ is str:
+                if not (f.exists or value in f.strings):
+                    for m in f.matchers:
+                        if m(value):
+                            break
+                    else:
+                        return False
             elif not _leaf_matches(f, value):
                 return False
-        return all(any(alt.matches(obj) for alt in options) for options in self.alternatives)
+        for options in self.alternatives:
+            for alt in options:
+                if alt.matches(obj):
+                    break
+            else:
+                return False
+        return True
 
 
 def _objects(value: Any) -> list[dict[str, Any]]:
@@ -88,12 +114,12 @@ def _leaves(value: Any) -> list[Any]:
 
 
 def _leaf_matches(f: _Field, value: Any) -> bool:
+    if value.__class__ is str:  # the common case, without building a list of leaves
+        return f.test(value)
     values = _leaves(value)
     if not values:
         return f.absent_ok
-    if f.exists:
-        return True
-    return any(m(v) for v in values for m in f.matchers)
+    return any(f.test(v) for v in values)
 
 
 # ------------------------------------------------------------------------------------- leaf values
@@ -341,6 +367,8 @@ def _compile_leaf(name: str, values: list[Any]) -> _Field:
                 f.matchers.append(matcher)
         elif isinstance(value, list):
             raise PatternError("Match value must be String, number, true, false, or null")
+        elif isinstance(value, str) and _ip(value) is None:
+            f.strings.add(value)
         else:
             f.matchers.append(_exact(value))
     return f

@@ -137,7 +137,7 @@ def advance_schedule(conn: Connection, rule: Any, fired_at: datetime, next_fire:
 # ---------------------------------------------------------------------------------------- targets
 def targets_of(conn: Connection, ref: RuleRef) -> list[dict[str, Any]]:
     rows = conn.execute(select(events_targets.c.target).where(_target_scope(ref))
-                        .order_by(events_targets.c.created_at, events_targets.c.target_id))
+                        .order_by(events_targets.c.target_id))
     return [dict(r.target) for r in rows]
 
 

@@ -67,7 +67,7 @@ events_rules = Table(
     Index("ix_events_rules_schedule", "next_fire_at"),
 )
 
-# A rule's targets, each as PutTargets gave it (the Target shape), in the order they were added.
+# A rule's targets, each as PutTargets gave it (the Target shape).
 events_targets = Table(
     "events_targets", metadata,
     Column("account_id", String(12), primary_key=True),
