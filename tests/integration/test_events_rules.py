@@ -385,6 +385,28 @@ def test_input_transformer_output(server: StratumServer) -> None:
                                         "note": "build 42 is passed", "tags": ["a", "b"]}
 
 
+def test_a_target_receives_a_rules_events_in_arrival_order(server: StratumServer) -> None:
+    events = server.client("events")
+    source_bus, target_bus = _uid("in"), _uid("out")
+    events.create_event_bus(Name=source_bus)
+    target_arn = events.create_event_bus(Name=target_bus)["EventBusArn"]
+    rule = _uid("relay")
+    events.put_rule(Name=rule, EventBusName=source_bus, EventPattern=json.dumps({"source": ["com.example.seq"]}))
+    events.put_targets(Rule=rule, EventBusName=source_bus, Targets=[{"Id": "out", "Arn": target_arn}])
+    for batch in range(3):
+        events.put_events(Entries=[{"EventBusName": source_bus, "Source": "com.example.seq", "DetailType": "n",
+                                    "Detail": json.dumps({"n": batch * 5 + i})} for i in range(5)])
+    account = server.account_id("dev")
+
+    def relayed() -> list[int]:
+        rows = _rows(server, select(events_entries).where(
+            (events_entries.c.account_id == account) & (events_entries.c.bus_name == target_bus))
+            .order_by(events_entries.c.seq))
+        return [json.loads(r.detail)["n"] for r in rows]
+    _wait(lambda: len(relayed()) == 15, what="15 relayed events")
+    assert relayed() == list(range(15))
+
+
 def test_scheduled_rule_fires_on_time(server: StratumServer) -> None:
     """rate(1 minute) with the test clock's 2-second minutes: the rule's target bus receives a
     "Scheduled Event" about every 2 seconds, and none once the rule is disabled."""

@@ -160,7 +160,7 @@ class Deliverer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events-target")
-        self._inflight: set[int] = set()
+        self._running: dict[int, tuple[str, str]] = {}  # deliveries under way: seq -> (rule, target id)
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -246,14 +246,19 @@ class Deliverer:
                 & (events_deliveries.c.lease_until.is_(None) | (events_deliveries.c.lease_until < at)))
                 .order_by(events_deliveries.c.seq).limit(50)))
         started = 0
+        with self._lock:
+            busy = set(self._running.values())
         for row in due:
-            with self._lock:
-                if row.seq in self._inflight:
-                    continue
-            if not self._lease(row, at):
+            # One delivery at a time per rule target, oldest first: a target sees a rule's events in
+            # the order they arrived (a delivery waiting for its retry does not hold the next back).
+            key = (row.rule_arn, row.target_id)
+            if key in busy:
                 continue
+            busy.add(key)
+            if not self._lease(row, at):
+                continue  # another server has it; the next ones of this target wait for a later pass
             with self._lock:
-                self._inflight.add(row.seq)
+                self._running[row.seq] = key
             self._pool.submit(self._deliver, row)
             started += 1
         return started
@@ -281,7 +286,7 @@ class Deliverer:
             log.exception("delivery %s failed unexpectedly", row.delivery_id)
         finally:
             with self._lock:
-                self._inflight.discard(row.seq)
+                self._running.pop(row.seq, None)
 
     def _attempt(self, row: Any) -> None:
         attempts = row.attempts + 1
