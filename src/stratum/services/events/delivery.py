@@ -13,7 +13,8 @@ delivered, or schedules the next attempt with exponential backoff, or, when the 
 RetryPolicy (MaximumRetryAttempts, default 185; MaximumEventAgeInSeconds, default 86400) is spent
 or the error is one EventBridge does not retry, marks it failed with the error and the dead-letter
 queue it was meant for. There is no SQS in Stratum yet: the failed row is the dead-letter record.
-A delivery whose server died is taken over when its lease expires; targets that are not
+A delivery whose server died is taken over when its lease expires (at once by a server that
+knows the holder is gone: a restart on the same machine, as with claims); targets that are not
 transactional with the stamp are idempotent (a pipeline start carries the delivery id as its
 ClientRequestToken), so a takeover does not start a second execution.
 """
@@ -173,11 +174,34 @@ class Deliverer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        # Deliveries leased but not started are handed back at once, not after the lease.
+        try:
+            self._release(self.owner)
+        except Exception:
+            log.exception("releasing event delivery leases failed")
+
+    def _release(self, owner: str) -> int:
+        with self.app.db.begin() as conn:
+            return conn.execute(update(events_deliveries).where(
+                (events_deliveries.c.lease_owner == owner) & (events_deliveries.c.status == PENDING))
+                .values(lease_owner=None, lease_until=None)).rowcount
+
+    def release_dead(self) -> int:
+        """Take back at once the leases of servers known to be gone (a restart after kill -9 on
+        this machine), as claims do; other leases run out."""
+        with self.app.db.read() as conn:
+            owners = [r.lease_owner for r in conn.execute(select(events_deliveries.c.lease_owner).where(
+                (events_deliveries.c.status == PENDING) & events_deliveries.c.lease_owner.is_not(None)).distinct())]
+        return sum(self._release(o) for o in owners if self.app.claims.is_dead(o))
 
     def wake(self) -> None:
         self._wake.set()
 
     def _loop(self) -> None:
+        try:
+            self.release_dead()
+        except Exception:
+            log.exception("taking back event delivery leases failed")
         while not self._stop.is_set():
             self._wake.wait(self.poll)
             self._wake.clear()
