@@ -350,6 +350,34 @@ def test_spoke_without_bus_permission_is_refused(server: StratumServer) -> None:
     assert failed[0].last_error.startswith("AccessDeniedException")
 
 
+def test_bus_target_with_a_role_acts_as_that_role(server: StratumServer) -> None:
+    """A bus target's RoleArn is assumed by events.amazonaws.com: the role's own policies and the
+    target bus's policy decide; a role without events:PutEvents is refused."""
+    hub = server.client("events", "hub")
+    bus = _uid("roles")
+    bus_arn = hub.create_event_bus(Name=bus)["EventBusArn"]
+    spoke_account = server.account_id("test")
+    hub.put_permission(EventBusName=bus, Action="events:PutEvents", Principal=spoke_account, StatementId="spoke")
+    iam = server.client("iam", "test")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    allowed, idle = _uid("put-events"), _uid("no-events")
+    allowed_arn = iam.create_role(RoleName=allowed, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=allowed, PolicyName="put", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": bus_arn}]}))
+    idle_arn = iam.create_role(RoleName=idle, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    spoke = server.client("events", "test")
+    rule = _uid("send")
+    rule_arn = spoke.put_rule(Name=rule, EventPattern=json.dumps({"source": ["com.example.roles"]}))["RuleArn"]
+    spoke.put_targets(Rule=rule, Targets=[{"Id": "allowed", "Arn": bus_arn, "RoleArn": allowed_arn},
+                                          {"Id": "idle", "Arn": bus_arn, "RoleArn": idle_arn}])
+    spoke.put_events(Entries=[{"Source": "com.example.roles", "DetailType": "probe", "Detail": "{}"}])
+    done = _wait(lambda: (rows := _deliveries(server, rule_arn)) and all(r.status != "pending" for r in rows)
+                 and rows, what="both deliveries to finish")
+    outcome = {r.target_id: (r.status, (r.last_error or "").split(":")[0]) for r in done}
+    assert outcome == {"allowed": ("delivered", ""), "idle": ("failed", "AccessDeniedException")}
+
+
 def test_input_transformer_output(server: StratumServer) -> None:
     """A rule's target bus receives the event its InputTransformer renders (strings quoted in the
     JSON template, the reserved rule-name variable, text inside strings)."""
