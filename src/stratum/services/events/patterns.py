@@ -91,12 +91,26 @@ class Node:
         return True
 
 
-def _objects(value: Any) -> list[dict[str, Any]]:
-    if isinstance(value, dict):
+def _flatten(value: Any) -> list[Any]:
+    """The items of a value, arrays inside arrays flattened (without recursion: an event's
+    arrays may nest as deep as its JSON allows)."""
+    if not isinstance(value, list):
         return [value]
-    if isinstance(value, list):
-        return [o for v in value for o in _objects(v)]
-    return []
+    out: list[Any] = []
+    stack = [iter(value)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    return [v for v in _flatten(value) if isinstance(v, dict)]
 
 
 def _nested_matches(node: Node, value: Any) -> bool:
@@ -106,11 +120,9 @@ def _nested_matches(node: Node, value: Any) -> bool:
 
 def _leaves(value: Any) -> list[Any]:
     """The leaf values at a field: a scalar, the scalars of an array (an object is not a leaf)."""
-    if value is _ABSENT or isinstance(value, dict):
+    if value is _ABSENT:
         return []
-    if isinstance(value, list):
-        return [v for item in value for v in _leaves(item)]
-    return [value]
+    return [v for v in _flatten(value) if not isinstance(v, dict)]
 
 
 def _leaf_matches(f: _Field, value: Any) -> bool:

@@ -58,7 +58,7 @@ def _entry_error(entry: dict[str, Any]) -> dict[str, str] | None:
                     "ErrorMessage": f"Parameter {key} is not valid. Reason: {key} is a required argument."}
     try:
         detail = json.loads(entry["Detail"])
-    except ValueError:
+    except (ValueError, RecursionError):
         detail = None
     if not isinstance(detail, dict):
         return {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}

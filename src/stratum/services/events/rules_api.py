@@ -240,7 +240,7 @@ class RulesApi:
         node = patterns.parse(params["EventPattern"])
         try:
             event = json.loads(params["Event"])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise buses.validation("Parameter Event is not valid.") from None
         if not isinstance(event, dict) or any(k not in event for k in _EVENT_FIELDS):
             missing = [k for k in _EVENT_FIELDS if not isinstance(event, dict) or k not in event]
