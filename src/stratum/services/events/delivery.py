@@ -26,13 +26,14 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from stratum.services.events import buses, patterns, rules, schedules
 from stratum.services.events.buses import DEFAULT_BUS, BusRef
@@ -49,6 +50,10 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 DEFAULT_MAX_ATTEMPTS = 185
 DEFAULT_MAX_AGE_SECONDS = 86400
 LEASE = timedelta(seconds=120)
+# Delivered rows are kept a day (to see what a rule did), failed ones as long as SQS would keep a
+# dead-letter message at most (14 days).
+KEEP_DELIVERED = timedelta(days=1)
+KEEP_FAILED = timedelta(days=14)
 MAX_BACKOFF_SECONDS = 300.0
 
 
@@ -76,10 +81,10 @@ def envelope(event_id: str, *, source_account: str, region: str, source: str, de
 def accept(conn: Connection, ref: BusRef, event: dict[str, Any], *, stamp: datetime | None = None) -> str:
     """Put ``event`` (an envelope; its id is replaced) on a bus with its deliveries; its new id."""
     stamp = stamp or now()
-    time = _parse_time(event.get("time")) or stamp
+    moment = _parse_time(event.get("time")) or stamp
     event_id = buses.record_event(conn, ref, source_account=event["account"], source=event["source"],
                                   detail_type=event["detail-type"], detail=json.dumps(event["detail"]),
-                                  resources=event.get("resources") or [], time=time)
+                                  resources=event.get("resources") or [], time=moment)
     fan_out(conn, ref, {**event, "id": event_id}, stamp)
     return event_id
 
@@ -163,6 +168,7 @@ class Deliverer:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="events-target")
         self._running: dict[int, tuple[str, str]] = {}  # deliveries under way: seq -> (rule, target id)
         self._lock = threading.Lock()
+        self._next_cleanup = 0.0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
@@ -207,11 +213,25 @@ class Deliverer:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            if time.monotonic() >= self._next_cleanup:
+                self._next_cleanup = time.monotonic() + 3600
+                try:
+                    self.forget_finished()
+                except Exception:
+                    log.exception("removing finished event deliveries failed")
             for step in (self.pump_outbox, self.fire_schedules, self.deliver_due):
                 try:
                     step()
                 except Exception:
                     log.exception("event delivery step %s failed", step.__name__)
+
+    def forget_finished(self) -> int:
+        at = now()
+        with self.app.db.begin() as conn:
+            return conn.execute(delete(events_deliveries).where(
+                ((events_deliveries.c.status == DELIVERED) & (events_deliveries.c.finished_at < at - KEEP_DELIVERED))
+                | ((events_deliveries.c.status == FAILED) & (events_deliveries.c.finished_at < at - KEEP_FAILED))
+            )).rowcount
 
     # -------------------------------------------------------------------------------------- outbox
     def pump_outbox(self) -> int:
