@@ -1,6 +1,6 @@
 """eventbridge rules targets and deliveries
 
-Revision ID: 0017
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-07 19:38:16.730217
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import stratum.store.schema
 
-revision = '0017'
+revision = '0016'
 down_revision = '0015'
 branch_labels = None
 depends_on = None
