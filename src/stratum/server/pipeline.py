@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from time import perf_counter
@@ -67,12 +68,19 @@ async def _respond(app: AppState, request: HttpRequest, labels: list[str]) -> Ht
         if isinstance(request.body, bytes) and len(request.body) > OFFLOAD_BODY_BYTES:
             answer = functools.partial(_answer_in_thread, app, request, request_id, index, service, region,
                                        labels)
-            return await asyncio.get_running_loop().run_in_executor(None if service == "s3" else _DOCUMENTS, answer)
+            answered = await asyncio.get_running_loop().run_in_executor(None if service == "s3" else _DOCUMENTS,
+                                                                        answer)
+            if isinstance(answered, HttpResponse):
+                return answered
+            ctx, op, params, handler = answered  # admitted in the thread; a coroutine handler runs here
+            return _serialize(ctx, index, op, await handler(ctx, params))
         ctx, op, params, handler, blocking = _admit(app, request, request_id, index, service, region, labels)
         if blocking and request.stream is not None:
             output = await run_streamed(handler, ctx, params)
         elif blocking:
             output = await asyncio.to_thread(handler, ctx, params)
+        elif inspect.iscoroutinefunction(handler):  # waits on I/O without a thread (InvokeEndpoint)
+            output = await handler(ctx, params)
         else:
             output = handler(ctx, params)
         return _serialize(ctx, index, op, output)
@@ -109,11 +117,15 @@ def _serialize(ctx: RequestContext, index: ServiceIndex, op: OperationModel, out
 
 
 def _answer_in_thread(app: AppState, request: HttpRequest, request_id: str, index: ServiceIndex, service: str,
-                      region: str, labels: list[str]) -> HttpResponse:
+                      region: str, labels: list[str]
+                      ) -> HttpResponse | tuple[RequestContext, OperationModel, dict[str, Any], Handler]:
     """The steps of ``handle`` after routing, for a large request, in a worker thread (an error
-    message can be as large as the input: it is serialized here too)."""
+    message can be as large as the input: it is serialized here too). A coroutine handler is handed
+    back admitted, to be awaited on the event loop."""
     try:
         ctx, op, params, handler, _blocking = _admit(app, request, request_id, index, service, region, labels)
+        if inspect.iscoroutinefunction(handler):
+            return ctx, op, params, handler
         return _serialize(ctx, index, op, handler(ctx, params))
     except ServiceError as exc:
         return serialize_error(index.model, exc, request_id, request.method)

@@ -1,0 +1,37 @@
+"""S3 as an endpoint's execution role (its model's ExecutionRoleArn), the way SageMaker itself
+writes capture files and asynchronous results: through this server's S3 API, so the role's
+policies and the buckets' policies apply. Sessions are reused until shortly before they expire."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from stratum.jobs.s3io import S3
+from stratum.store.db import Database
+
+SESSION_NAME = "SageMaker"
+SESSION_SECONDS = 3600
+
+
+class RoleS3:
+    def __init__(self, db: Database, endpoint_url: str) -> None:
+        self.db = db
+        self.endpoint_url = endpoint_url
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str], tuple[float, S3]] = {}
+
+    def client(self, role_arn: str, region: str) -> S3:
+        """Raises ServiceError (AccessDenied) when the role cannot be assumed by SageMaker."""
+        from stratum.services.sts.sessions import issue_service_role_session
+
+        key = (role_arn, region)
+        with self._lock:
+            found = self._clients.get(key)
+            if found is not None and found[0] > time.monotonic():
+                return found[1]
+        creds = issue_service_role_session(self.db, role_arn, SESSION_NAME, duration_seconds=SESSION_SECONDS)
+        s3 = S3(self.endpoint_url, region, {k: creds[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")})
+        with self._lock:
+            self._clients[key] = (time.monotonic() + SESSION_SECONDS - 300, s3)
+        return s3
