@@ -51,9 +51,10 @@ def _wait_ping(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise RuntimeError("model server did not answer /ping")
 
 
-def start_test_model(tmp: Path, name: str, behaviour: str = "echo", **options: Any) -> ModelProcess:
+def start_test_model(tmp: Path, name: str, behaviour: str = "echo", port: int | None = None,
+                     **options: Any) -> ModelProcess:
     """The scriptable model server of tests/runtime_model_server.py."""
-    port = free_port()
+    port = port or free_port()
     argv = [sys.executable, str(HERE / "runtime_model_server.py"), "--port", str(port), "--name", name,
             "--behaviour", behaviour]
     for key, value in options.items():
@@ -108,7 +109,7 @@ def endpoint_route(account: str, name: str, variants: list[tuple[str, float, dic
     for variant_name, weight, containers in variants:
         per_instance = containers if isinstance(containers, list) else [containers]
         instances = tuple(InstanceRoute(f"{variant_name}-{i}", dict(urls)) for i, urls in enumerate(per_instance))
-        hostnames = tuple(per_instance[0])
+        hostnames = tuple(per_instance[0]) if per_instance else ("c",)
         built.append(VariantRoute(variant_name, weight, hostnames, tuple("test-image" for _ in hostnames), instances))
     return EndpointRoute(arn=f"arn:aws:sagemaker:{region}:{account}:endpoint/{name.lower()}", name=name,
                          account_id=account, region=region, status=status, mode=mode, variants=tuple(built),
