@@ -93,6 +93,11 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+def _expire(waiter: asyncio.Future[Reply]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class ModelClient:
     """Pools of idle connections, one per container base URL (http://host:port)."""
 
@@ -141,11 +146,16 @@ class ModelClient:
         return await self._exchange(base_url, conn, head, body, timeout)
 
     async def _exchange(self, base_url: str, conn: _Connection, head: bytes, body: bytes, timeout: float) -> Reply:
+        waiter = conn.send(head, body)
+        # A timer on the future rather than asyncio.wait_for: no wrapper future or callbacks per call.
+        timer = waiter.get_loop().call_later(timeout, _expire, waiter)
         try:
-            reply = await asyncio.wait_for(conn.send(head, body), timeout)
+            reply = await waiter
         except BaseException:
             conn.close()
             raise
+        finally:
+            timer.cancel()
         if not conn.closed:
             idle = self._idle.setdefault(base_url, deque())
             if len(idle) < MAX_IDLE_PER_URL:

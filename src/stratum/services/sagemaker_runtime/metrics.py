@@ -63,27 +63,27 @@ class InvocationMetrics:
         non-2xx counts as a 4XX or 5XX error and a model error, as on AWS; 0: no answer) and the
         latencies in microseconds (None: not measured)."""
         key = (account, region, endpoint, variant, int(time()) // 60 * 60)
-        values: dict[str, float] = {"Invocations": 1.0,
-                                    "Invocation4XXErrors": 1.0 if 400 <= status < 500 else 0.0,
-                                    "Invocation5XXErrors": 1.0 if status >= 500 else 0.0,
-                                    "InvocationModelErrors": 1.0 if model_error else 0.0}
-        if model_us is not None:
-            values["ModelLatency"] = model_us
-        if overhead_us is not None:
-            values["OverheadLatency"] = overhead_us
+        errors = ("Invocation4XXErrors" if 400 <= status < 500 else "Invocation5XXErrors" if status >= 500 else None)
         with self._lock:
             stats = self._pending.get(key)
             if stats is None:
-                stats = self._pending[key] = {}
-            for name, value in values.items():
-                stat = stats.get(name)
-                if stat is None:
-                    stat = stats[name] = _Stat()
-                stat.add(value)
-            for name in COUNTS:
-                if values[name]:
+                stats = self._pending[key] = {name: _Stat() for name in COUNTS}
+            # Every count metric gets a sample per invocation (0 or 1), as SageMaker's do: their
+            # Sum is the count and their Average the rate.
+            stats["Invocations"].add(1.0)
+            for name in COUNTS[1:]:
+                stats[name].add(1.0 if name == errors or (model_error and name == "InvocationModelErrors") else 0.0)
+            for name, value in (("ModelLatency", model_us), ("OverheadLatency", overhead_us)):
+                if value is not None:
+                    stat = stats.get(name)
+                    if stat is None:
+                        stat = stats[name] = _Stat()
+                    stat.add(value)
+            totals = self.totals
+            for name in ("Invocations", errors, "InvocationModelErrors" if model_error else None):
+                if name is not None:
                     total_key = (endpoint, variant, name)
-                    self.totals[total_key] = self.totals.get(total_key, 0.0) + 1.0
+                    totals[total_key] = totals.get(total_key, 0.0) + 1.0
 
     def take(self) -> dict[Key, dict[str, _Stat]]:
         with self._lock:
