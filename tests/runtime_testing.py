@@ -102,9 +102,11 @@ class StaticRoutes:
 def endpoint_route(account: str, name: str, variants: list[tuple[str, float, dict[str, str] | list[dict[str, str]]]],
                    *, mode: str = "Single", region: str = "us-east-1", status: str = "InService",
                    tags: tuple[dict[str, str], ...] = (), role: str | None = None,
-                   data_capture: dict[str, Any] | None = None, async_config: dict[str, Any] | None = None
-                   ) -> EndpointRoute:
-    """A route: per variant its name, weight and containers (hostname -> URL; a list: one per instance)."""
+                   data_capture: dict[str, Any] | None = None, async_config: dict[str, Any] | None = None,
+                   model_name: str | None = None) -> EndpointRoute:
+    """A route: per variant its name, weight and containers (hostname -> URL; a list: one per instance).
+    ``role``: the variants' execution role, carried by the route; ``model_name``: the model the
+    variants serve, whose role is looked up (as the hosting control plane's routes name it)."""
     built = []
     for variant_name, weight, containers in variants:
         per_instance = containers if isinstance(containers, list) else [containers]
@@ -114,7 +116,8 @@ def endpoint_route(account: str, name: str, variants: list[tuple[str, float, dic
     return EndpointRoute(arn=f"arn:aws:sagemaker:{region}:{account}:endpoint/{name.lower()}", name=name,
                          account_id=account, region=region, status=status, mode=mode, variants=tuple(built),
                          tags=tags, data_capture=data_capture, async_config=async_config,
-                         extra={"execution_role_arn": role} if role else {})
+                         extra={"Variants": {v.name: {"ExecutionRoleArn": role} if role else {"ModelName": model_name}
+                                             for v in built}})
 
 
 class InProcessServer(StratumServer):

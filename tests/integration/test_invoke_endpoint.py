@@ -413,8 +413,12 @@ def test_data_capture_sampling_and_input_only(rt: InProcessServer, models: dict[
                                       data_capture={"EnableCapture": True, "InitialSamplingPercentage": 0,
                                                     "DestinationS3Uri": f"s3://{bucket}/c",
                                                     "CaptureOptions": [{"CaptureMode": "Input"}]}))
+    # This route names its model (as the control plane's do): the role is the model's ExecutionRoleArn.
+    model = _name("model")
+    client(rt, "sagemaker").create_model(ModelName=model, ExecutionRoleArn=role, PrimaryContainer={
+        "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"})
     only_input = _publish(rt, endpoint_route(rt.account_id("dev"), _name(), [("v", 1.0, {"c": models["a"].url})],
-                                             role=role, data_capture={
+                                             model_name=model, data_capture={
                                                  "EnableCapture": True, "InitialSamplingPercentage": 100,
                                                  "DestinationS3Uri": f"s3://{bucket}/c",
                                                  "CaptureOptions": [{"CaptureMode": "Input"}]}))

@@ -81,9 +81,9 @@ def object_uri(destination: str, endpoint: str, variant: str, at: datetime, file
             f"{at:%M-%S}-{at.microsecond // 1000:03d}-{file_id}.jsonl")
 
 
-# (account, region, role, destination, endpoint, variant, hour)
-BatchKey = tuple[str, str, str, str, str, str, str]
-Writer = Callable[[str, str, str, bytes], None]  # (role, region, uri, data)
+# (endpoint ARN, variant, destination, hour)
+BatchKey = tuple[str, str, str, str]
+Writer = Callable[[EndpointRoute, str, str, bytes], None]  # (route, variant, uri, data): writes as the role
 
 
 class CaptureBuffer:
@@ -93,21 +93,23 @@ class CaptureBuffer:
         self.writer = writer
         self.flush_seconds = flush_seconds
         self._lock = threading.Lock()
-        self._pending: dict[BatchKey, list[tuple[datetime, dict[str, Any]]]] = {}
+        self._pending: dict[BatchKey, tuple[EndpointRoute, list[tuple[datetime, dict[str, Any]]]]] = {}
         self._queued = 0
         self.dropped = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, route: EndpointRoute, variant: str, role: str, at: datetime, line: dict[str, Any]) -> None:
+    def add(self, route: EndpointRoute, variant: str, at: datetime, line: dict[str, Any]) -> None:
         config = route.data_capture or {}
-        key = (route.account_id, route.region, role, config["DestinationS3Uri"], route.name, variant,
-               at.strftime("%Y%m%d%H"))
+        key = (route.arn, variant, config["DestinationS3Uri"], at.strftime("%Y%m%d%H"))
         with self._lock:
             if self._queued >= MAX_QUEUED:
                 self.dropped += 1
                 return
-            self._pending.setdefault(key, []).append((at, line))
+            entry = self._pending.get(key)
+            if entry is None:
+                entry = self._pending[key] = (route, [])
+            entry[1].append((at, line))
             self._queued += 1
 
     def flush(self) -> int:
@@ -117,12 +119,12 @@ class CaptureBuffer:
         with self._lock:
             pending, self._pending, self._queued = self._pending, {}, 0
         files = 0
-        for (_account, region, role, destination, endpoint, variant, _hour), lines in pending.items():
+        for (_arn, variant, destination, _hour), (route, lines) in pending.items():
             first = lines[0][0]
-            uri = object_uri(destination, endpoint, variant, first, str(uuid.uuid4()))
+            uri = object_uri(destination, route.name, variant, first, str(uuid.uuid4()))
             data = b"".join(orjson.dumps(line) + b"\n" for _at, line in lines)
             try:
-                self.writer(role, region, uri, data)
+                self.writer(route, variant, uri, data)
                 files += 1
             except Exception as exc:  # the role or the bucket refused: logged, the records dropped
                 log.warning("writing captured data to %s failed: %s", uri, exc)

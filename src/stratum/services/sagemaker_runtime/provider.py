@@ -31,7 +31,7 @@ from stratum.services.sagemaker_runtime.invocation import (
     invoke,
 )
 from stratum.services.sagemaker_runtime.metrics import InvocationMetrics
-from stratum.services.sagemaker_runtime.roles import RoleS3
+from stratum.services.sagemaker_runtime.roles import RoleS3, execution_role
 from stratum.services.sagemaker_runtime.selection import RoundRobin, choose_variant, containers_for
 
 log = logging.getLogger("stratum.sagemaker_runtime")
@@ -58,7 +58,7 @@ class SageMakerRuntimeProvider(Provider):
         self.model_timeout = MODEL_TIMEOUT_SECONDS
         self.metrics = InvocationMetrics(app.db)
         self.s3 = RoleS3(app.db, app.settings.endpoint_url)
-        self.capture = capture.CaptureBuffer(self._write_object)
+        self.capture = capture.CaptureBuffer(self._write_capture)
         app.add_background(self.metrics)
         app.add_background(self.capture)
         app.telemetry_sources.append(self.metrics.prometheus)
@@ -146,15 +146,21 @@ class SageMakerRuntimeProvider(Provider):
 
     def _capture(self, route: EndpointRoute, variant: str, request: Request, answer: Answer,
                  inference_id: str | None) -> None:
-        role = route.extra.get("execution_role_arn")
         config = route.data_capture or {}
-        if not role or not config.get("DestinationS3Uri"):
+        if not config.get("DestinationS3Uri"):
             return
         at = datetime.now(UTC)
         line = capture.record(config, request_body=request.body, request_type=request.content_type,
                               response_body=answer.body, response_type=answer.content_type, at=at,
                               inference_id=inference_id)
-        self.capture.add(route, variant, role, at, line)
+        self.capture.add(route, variant, at, line)
+
+    def _write_capture(self, route: EndpointRoute, variant: str, uri: str, data: bytes) -> None:
+        """In the capture thread: the file, as the variant's execution role."""
+        role = execution_role(self.app.db, route, variant)
+        if role is None:
+            raise RuntimeError(f"endpoint {route.name} variant {variant} has no execution role")
+        self._write_object(role, route.region, uri, data)
 
     def _write_object(self, role: str, region: str, uri: str, data: bytes, content_type: str | None = None) -> None:
         self.s3.client(role, region).put_bytes(data, uri, content_type)
@@ -172,9 +178,6 @@ class SageMakerRuntimeProvider(Provider):
             raise errors.validation(f"InputLocation {input_location} is not an S3 URI.")
         if not route.async_config:
             raise errors.validation(f"Endpoint {name} is not configured for asynchronous inference.")
-        role = route.extra.get("execution_role_arn")
-        if not role:
-            raise errors.validation(f"Endpoint {name} has no execution role to read and write S3 with.")
         inference_id = params.get("InferenceId") or str(uuid.uuid4())
         where = asynchronous.locations(route.async_config, name, inference_id, params.get("S3OutputPathExtension"),
                                        params.get("Filename"))
@@ -182,7 +185,7 @@ class SageMakerRuntimeProvider(Provider):
         containers = containers_for(route, variant, None)
         timeout = float(params.get("InvocationTimeoutSeconds") or ASYNC_TIMEOUT_SECONDS)
         task = asyncio.get_running_loop().create_task(self._run_async(
-            route, variant, containers, role, input_location, body, params, where, inference_id, timeout))
+            route, variant, containers, input_location, body, params, where, inference_id, timeout))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         output = {"InferenceId": inference_id, "OutputLocation": where.output}
@@ -190,9 +193,14 @@ class SageMakerRuntimeProvider(Provider):
             output["FailureLocation"] = where.failure
         return output
 
-    async def _run_async(self, route: EndpointRoute, variant: VariantRoute, containers: tuple[str, ...], role: str,
+    async def _run_async(self, route: EndpointRoute, variant: VariantRoute, containers: tuple[str, ...],
                          input_location: str | None, body: bytes | None, params: dict[str, Any],
                          where: asynchronous.Locations, inference_id: str, timeout: float) -> None:
+        role = await asyncio.to_thread(execution_role, self.app.db, route, variant.name)
+        if role is None:
+            log.warning("asynchronous invocation %s of %s dropped: the variant has no execution role",
+                        inference_id, route.name)
+            return
         try:
             if input_location is not None:
                 data = await asyncio.to_thread(lambda: self.s3.client(role, route.region).get_bytes(input_location))

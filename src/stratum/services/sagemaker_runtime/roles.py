@@ -7,7 +7,9 @@ from __future__ import annotations
 import threading
 import time
 
+from stratum.hosting.routes import EndpointRoute
 from stratum.jobs.s3io import S3
+from stratum.protocol.errors import ServiceError
 from stratum.store.db import Database
 
 SESSION_NAME = "SageMaker"
@@ -35,3 +37,25 @@ class RoleS3:
         with self._lock:
             self._clients[key] = (time.monotonic() + SESSION_SECONDS - 300, s3)
         return s3
+
+
+def execution_role(db: Database, route: EndpointRoute, variant: str) -> str | None:
+    """The role SageMaker acts as for a variant: its model's ExecutionRoleArn, from the route when
+    the route carries it (``extra["Variants"][variant]["ExecutionRoleArn"]`` or
+    ``extra["ExecutionRoleArn"]``), else from the model the route names (a database read: called
+    off the request path only)."""
+    extra = route.extra
+    info = (extra.get("Variants") or {}).get(variant) or {}
+    role = info.get("ExecutionRoleArn") or extra.get("ExecutionRoleArn") or extra.get("execution_role_arn")
+    if role:
+        return str(role)
+    model = info.get("ModelName")
+    if not model:
+        return None
+    from stratum.jobs.models import describe_model
+
+    try:
+        found = describe_model(db, route.account_id, route.region, model).get("ExecutionRoleArn")
+    except ServiceError:  # the model was deleted since the endpoint was created
+        return None
+    return str(found) if found else None
