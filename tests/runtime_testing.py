@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,12 +86,17 @@ def start_stratum_model(tmp: Path, name: str, script: str) -> ModelProcess:
 
 @dataclass
 class StaticRoutes:
-    """Routes a test publishes, looked up as the hosting supervisor's are: route(account, region, name)."""
+    """Routes a test publishes, looked up as the hosting supervisor's are (route(account, region,
+    name)); a name the test did not publish is asked of ``fallback`` (the control plane's lookup)."""
 
     routes: dict[tuple[str, str, str], EndpointRoute] = field(default_factory=dict)
+    fallback: Callable[[str, str, str], EndpointRoute | None] | None = None
 
     def route(self, account: str, region: str, name: str) -> EndpointRoute | None:
-        return self.routes.get((account, region, name))
+        found = self.routes.get((account, region, name))
+        if found is None and self.fallback is not None:
+            return self.fallback(account, region, name)
+        return found
 
     def put(self, route: EndpointRoute) -> None:
         self.routes[(route.account_id, route.region, route.name)] = route
@@ -133,8 +139,14 @@ class InProcessServer(StratumServer):
 
         settings = Settings(data_dir=self.data_dir, database_url=self.database_url, port=self.port)
         self.state = prepare(settings)
-        if getattr(self.state, "hosting", None) is None:  # no endpoint control plane in this server
-            self.state.hosting = StaticRoutes()  # type: ignore[attr-defined]
+        hosting = getattr(self.state, "hosting", None)
+        if hosting is None:  # no endpoint control plane in this server
+            self._routes = StaticRoutes()
+            self.state.hosting = self._routes  # type: ignore[attr-defined]
+        else:
+            # The test's routes first, then the control plane's: the supervisor keeps running.
+            self._routes = StaticRoutes(fallback=hosting.route)
+            hosting.route = self._routes.route
         config = uvicorn.Config(StratumApp(self.state), host="127.0.0.1", port=self.port, log_level="warning",
                                 access_log=False, lifespan="on", http=CoalescingHttpToolsProtocol,
                                 timeout_keep_alive=30)
@@ -151,9 +163,7 @@ class InProcessServer(StratumServer):
 
     @property
     def routes(self) -> StaticRoutes:
-        hosting = self.state.hosting  # type: ignore[attr-defined]
-        assert isinstance(hosting, StaticRoutes), "this server has a real hosting control plane"
-        return hosting
+        return self._routes
 
     def stop(self) -> None:
         if getattr(self, "_uvicorn", None) is not None:
