@@ -100,7 +100,7 @@ class SageMakerRuntimeProvider(Provider):
 
     # ------------------------------------------------------------------------------ InvokeEndpoint
     async def invoke_endpoint(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        started = perf_counter()
+        started = ctx.http.received_at  # OverheadLatency counts authentication and parsing too
         name = params["EndpointName"]
         context: dict[str, Any] = {}
         if params.get("TargetContainerHostname") is not None:
