@@ -358,8 +358,14 @@ def test_invocation_metrics_in_cloudwatch_and_prometheus(rt: InProcessServer,
     assert {"Invocations", "ModelLatency", "OverheadLatency", "InvocationModelErrors"} <= names
     with urllib.request.urlopen(f"{rt.endpoint_url}/metrics") as r:
         text = r.read().decode()
-    assert (f'stratum_endpoint_invocations_total{{endpoint="{route.name}",variant="AllTraffic",'
-            f'metric="Invocations"}} 5') in text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {(s.labels["endpoint"], s.labels["variant"], s.labels["metric"]): s.value
+               for family in text_string_to_metric_families(text) if family.name == "stratum_endpoint_invocations"
+               for s in family.samples}
+    assert samples[(route.name, "AllTraffic", "Invocations")] == 5
+    assert samples[(route.name, "Failing", "InvocationModelErrors")] == 2
+    assert samples[(route.name, "Failing", "Invocation4XXErrors")] == 2
 
 
 # ----------------------------------------------------------------------------------- data capture
@@ -463,6 +469,12 @@ def test_invoke_endpoint_async(rt: InProcessServer, models: dict[str, ModelProce
     assert out["OutputLocation"] == f"s3://{bucket}/out/job-1.out"
     assert out["FailureLocation"] == f"s3://{bucket}/failed/job-1-error.out"
     assert _wait_object(s3, bucket, "out/job-1.out") == b"a(5,6)"
+    inline = runtime.invoke_endpoint_async(EndpointName=route.name, Body=b"7,8", ContentType="text/csv",
+                                           InferenceId="job-inline")
+    assert _wait_object(s3, bucket, "out/job-inline.out") == b"a(7,8)" and inline["InferenceId"] == "job-inline"
+    with pytest.raises(ClientError) as both:
+        runtime.invoke_endpoint_async(EndpointName=route.name, Body=b"1", InputLocation=f"s3://{bucket}/in/x")
+    assert _error(both)[:2] == (400, "ValidationError")
     generated = runtime.invoke_endpoint_async(EndpointName=route.name, InputLocation=f"s3://{bucket}/in/request.csv")
     assert generated["InferenceId"] and generated["OutputLocation"].endswith(f"/{generated['InferenceId']}.out")
 
