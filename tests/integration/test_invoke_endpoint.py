@@ -441,6 +441,28 @@ def test_data_capture_sampling_and_input_only(rt: InProcessServer, models: dict[
                                                        "data": "{\"a\": 1}", "encoding": "JSON"}}
 
 
+def test_data_capture_encrypted_with_the_configured_key(rt: InProcessServer, models: dict[str, ModelProcess]) -> None:
+    s3, bucket = _bucket(rt)
+    role = sagemaker_role(rt, "capture")
+    key = client(rt, "kms").create_key()["KeyMetadata"]["Arn"]
+    route = _publish(rt, endpoint_route(rt.account_id("dev"), _name(), [("v", 1.0, {"c": models["a"].url})], role=role,
+                                        data_capture={"EnableCapture": True, "InitialSamplingPercentage": 100,
+                                                      "DestinationS3Uri": f"s3://{bucket}/k", "KmsKeyId": key,
+                                                      "CaptureOptions": [{"CaptureMode": "Output"}]}))
+    provider = rt.state.providers["sagemaker-runtime"]
+    _runtime(rt).invoke_endpoint(EndpointName=route.name, Body=b"1", ContentType="text/csv")
+    provider.capture.flush()  # type: ignore[attr-defined]
+    assert _objects(s3, bucket, f"k/{route.name}/") == []  # the role may not use the key: nothing written
+    client(rt, "iam").put_role_policy(RoleName=role.rsplit("/", 1)[1], PolicyName="capture-key", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                                                 "Resource": key}]}))
+    _runtime(rt).invoke_endpoint(EndpointName=route.name, Body=b"1", ContentType="text/csv")
+    provider.capture.flush()  # type: ignore[attr-defined]
+    [found] = _objects(s3, bucket, f"k/{route.name}/v/")
+    head = s3.head_object(Bucket=bucket, Key=found)
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key
+
+
 # ----------------------------------------------------------------------------------- asynchronous
 def _wait_object(s3: Any, bucket: str, key: str, timeout: float = 30) -> bytes:
     deadline = time.monotonic() + timeout

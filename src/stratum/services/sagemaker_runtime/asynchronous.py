@@ -10,14 +10,12 @@ from typing import Any
 
 from stratum.services.sagemaker_runtime import errors
 
-# InputLocation objects up to this size are processed (AWS: 1 GB).
-MAX_INPUT_BYTES = 1024 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class Locations:
     output: str
     failure: str | None
+    kms_key_id: str | None = None  # OutputConfig.KmsKeyId: the results are written SSE-KMS with it
 
 
 def locations(config: dict[str, Any] | None, endpoint: str, inference_id: str, extension: str | None,
@@ -37,4 +35,4 @@ def locations(config: dict[str, Any] | None, endpoint: str, inference_id: str, e
         if extension:
             failure_base = f"{failure_base}/{extension.strip('/')}"
         failure = f"{failure_base}/{inference_id}-error.out"
-    return Locations(f"{base}/{name}", failure)
+    return Locations(f"{base}/{name}", failure, output_config.get("KmsKeyId") or None)

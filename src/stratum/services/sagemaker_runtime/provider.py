@@ -160,10 +160,11 @@ class SageMakerRuntimeProvider(Provider):
         role = execution_role(self.app.db, route, variant)
         if role is None:
             raise RuntimeError(f"endpoint {route.name} variant {variant} has no execution role")
-        self._write_object(role, route.region, uri, data)
+        self._write_object(role, route.region, uri, data, kms_key_id=(route.data_capture or {}).get("KmsKeyId"))
 
-    def _write_object(self, role: str, region: str, uri: str, data: bytes, content_type: str | None = None) -> None:
-        self.s3.client(role, region).put_bytes(data, uri, content_type)
+    def _write_object(self, role: str, region: str, uri: str, data: bytes, content_type: str | None = None,
+                      kms_key_id: str | None = None) -> None:
+        self.s3.client(role, region, kms_key_id or None).put_bytes(data, uri, content_type)
 
     # ------------------------------------------------------------------------------ InvokeEndpointAsync
     async def invoke_endpoint_async(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -210,13 +211,13 @@ class SageMakerRuntimeProvider(Provider):
             answer = await self._invoke(route, variant, containers, request, perf_counter(),
                                         inference_id=inference_id, timeout=timeout)
             await asyncio.to_thread(self._write_object, role, route.region, where.output, answer.body,
-                                    answer.content_type)
+                                    answer.content_type, where.kms_key_id)
         except Exception as exc:  # ServiceError (ModelError...), S3 refusals (JobDataError)
             message = exc.message if isinstance(exc, ServiceError) else str(exc)
             log.info("asynchronous invocation %s of %s failed: %s", inference_id, route.name, message)
             if where.failure:
                 try:
                     await asyncio.to_thread(self._write_object, role, route.region, where.failure,
-                                            message.encode(), "text/plain")
+                                            message.encode(), "text/plain", where.kms_key_id)
                 except Exception as write_exc:
                     log.warning("writing the failure of %s to %s failed: %s", inference_id, where.failure, write_exc)

@@ -21,19 +21,21 @@ class RoleS3:
         self.db = db
         self.endpoint_url = endpoint_url
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str], tuple[float, S3]] = {}
+        self._clients: dict[tuple[str, str, str | None], tuple[float, S3]] = {}
 
-    def client(self, role_arn: str, region: str) -> S3:
-        """Raises ServiceError (AccessDenied) when the role cannot be assumed by SageMaker."""
+    def client(self, role_arn: str, region: str, kms_key_id: str | None = None) -> S3:
+        """As the role; with ``kms_key_id`` every object written is SSE-KMS with that key (the
+        config's KmsKeyId). Raises ServiceError (AccessDenied) when SageMaker cannot assume the role."""
         from stratum.services.sts.sessions import issue_service_role_session
 
-        key = (role_arn, region)
+        key = (role_arn, region, kms_key_id)
         with self._lock:
             found = self._clients.get(key)
             if found is not None and found[0] > time.monotonic():
                 return found[1]
         creds = issue_service_role_session(self.db, role_arn, SESSION_NAME, duration_seconds=SESSION_SECONDS)
-        s3 = S3(self.endpoint_url, region, {k: creds[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")})
+        s3 = S3(self.endpoint_url, region, {k: creds[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")},
+                kms_key_id)
         with self._lock:
             self._clients[key] = (time.monotonic() + SESSION_SECONDS - 300, s3)
         return s3
