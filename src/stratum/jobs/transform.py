@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stratum.jobs import process
+from stratum.jobs.models import containers_of
 from stratum.jobs.s3io import JobDataError, join_uri, relative_key, split_uri
 from stratum.jobs.spec import RunResult
 from stratum.jobs.tarballs import extract_tarball
@@ -37,7 +38,7 @@ def _free_port() -> int:
 def run_transform(r: Runner) -> RunResult:
     req = r.spec.request
     model = r.spec.context.get("Model") or {}
-    containers = [model["PrimaryContainer"]] if model.get("PrimaryContainer") else list(model.get("Containers") or [])
+    containers = containers_of(model)  # resolved: a ModelPackageName container has its package's image
     if len(containers) != 1:
         raise JobDataError("ClientError: Stratum runs transform jobs for models with exactly one container")
     container = containers[0]
@@ -62,7 +63,7 @@ def run_transform(r: Runner) -> RunResult:
     env.update({"SAGEMAKER_BATCH": "true", "SAGEMAKER_BIND_TO_PORT": str(port), "SM_MODEL_DIR": str(model_dir),
                 "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(req.get("MaxPayloadInMB") or 6)})
     argv = [sys.executable, "-m", "stratum.algorithms.serving", "--runtime", r.spec.runtime, "--port", str(port),
-            "--model-dir", str(model_dir)]
+            "--model-dir", str(model_dir), "--image", str(container.get("Image") or "")]
     full_argv, full_env = process.isolate(argv, {**env, process.MARKER_ENV: r.spec.job_id}, str(r.layout.ml),
                                           r.isolation)
     r.log(f"starting the model server of {container.get('Image')} on port {port}")
