@@ -77,19 +77,14 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
 
 
 # ------------------------------------------------------------------------------------ servers
-def start_model_server(workdir: Path, nodelay: bool) -> tuple[subprocess.Popen[bytes], int]:
+def start_model_server(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     model_dir = workdir / "model"
     (model_dir / "code").mkdir(parents=True)
     (model_dir / "code" / "inference.py").write_text(SCRIPT)
     port = free_port()
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "src"), "SAGEMAKER_PROGRAM": "inference.py"}
-    args = ["--runtime", "python", "--port", str(port), "--model-dir", str(model_dir)]
-    if nodelay:
-        argv = [sys.executable, "-c", "import socketserver, sys; socketserver.StreamRequestHandler"
-                ".disable_nagle_algorithm = True; from stratum.algorithms.serving import main; "
-                "sys.exit(main(sys.argv[1:]))", *args]
-    else:
-        argv = [sys.executable, "-m", "stratum.algorithms.serving", *args]
+    argv = [sys.executable, "-m", "stratum.algorithms.serving", "--runtime", "python", "--image", IMAGE, "--port",
+            str(port), "--model-dir", str(model_dir)]
     proc = subprocess.Popen(argv, env=env,
                             stdout=open(workdir / "model.log", "ab"), stderr=subprocess.STDOUT)
     wait_http(f"http://{HOST}:{port}/ping")
@@ -310,8 +305,6 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--static-route", action="store_true",
                         help="run the server with a published route instead of creating the endpoint")
-    parser.add_argument("--model-nodelay", action="store_true",
-                        help="(with --static-route) start the model server with TCP_NODELAY on its sockets")
     parser.add_argument("--profile", metavar="PATH",
                         help="(with --static-route) cProfile the server's event loop thread into PATH")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
@@ -329,7 +322,7 @@ def main() -> int:
     try:
         port = free_port()
         if args.static_route:
-            model, model_port = start_model_server(workdir, args.model_nodelay)
+            model, model_port = start_model_server(workdir)
             processes.append(model)
             server = start_stratum(workdir, port, {"name": ENDPOINT, "variants": [
                 {"name": "AllTraffic", "url": f"http://{HOST}:{model_port}"}]}, args.profile)
@@ -401,9 +394,8 @@ def report(results: dict[tuple[str, int], list[dict[str, Any]]], json_path: str 
     print("\n".join(rows))
     slow_model = any(v["direct"][0] > 20 for v in summary.values())
     if slow_model:
-        print("NOTE: the model server itself takes over 20 ms per answer (its two writes per answer wait for "
-              "the client's delayed ACK, see bench/README.md): the difference is measured, but the target "
-              "says little; --static-route --model-nodelay measures the forwarding on a fast model server")
+        print("NOTE: the model server itself takes over 20 ms per answer: the difference is measured, but "
+              "the target says little about the forwarding")
     print(f"target: {TARGET}: {'met' if ok else 'NOT met'}{' (slow model server)' if slow_model else ''}")
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2))
