@@ -12,6 +12,7 @@ and requests per second of both and the difference: what Stratum adds to an invo
   without the endpoint control plane; the route is what the supervisor would publish).
 * The model server is Stratum's own (stratum.algorithms.serving) with an inference script that
   answers its input unchanged, so the difference is the forwarding path, not the model.
+* The Stratum server's CPU time (user + system, from psutil) per InvokeEndpoint is printed too.
 * Requests are built and signed before each phase with botocore's serializer and SigV4Auth (one
   signed request per timed request); a separate process sends them over keep-alive connections,
   each connection one request after the other, and records each request's latency.
@@ -290,6 +291,12 @@ def run_phase(port: int, requests: list[bytes], concurrency: int) -> dict[str, A
     return dict(result)
 
 
+def _cpu(server: subprocess.Popen[bytes]) -> float:
+    """User + system CPU seconds of the Stratum server process (its own threads, not its children)."""
+    times = psutil.Process(server.pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -350,7 +357,9 @@ def main() -> int:
                 for path in ("direct", "stratum"):
                     requests = (direct_invocations(model_port, payload, args.requests) if path == "direct"
                                 else signed_invocations(credentials, port, payload, args.requests))
+                    cpu0 = _cpu(server)
                     result = run_phase(model_port if path == "direct" else port, requests, concurrency)
+                    result["server_cpu_ms"] = (_cpu(server) - cpu0) * 1000 / len(requests)
                     bad = {s: n for s, n in result["statuses"].items() if s != 200}
                     if bad:
                         print(f"ERROR: {path} at {concurrency} clients answered {bad}", flush=True)
@@ -382,8 +391,10 @@ def report(results: dict[tuple[str, int], list[dict[str, Any]]], json_path: str 
             latencies = [x for r in runs for x in r["latencies"]]
             rps = statistics.median(len(r["latencies"]) / r["elapsed"] for r in runs)
             figures[path] = (percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, rps)
+            cpu = statistics.median(r["server_cpu_ms"] for r in runs)
             rows.append(f"{path:>8} {concurrency:>3} clients  p50 {figures[path][0]:7.3f} ms  "
-                        f"p99 {figures[path][1]:7.3f} ms  {rps:8.0f} req/s")
+                        f"p99 {figures[path][1]:7.3f} ms  {rps:8.0f} req/s"
+                        + (f"  Stratum CPU {cpu:.3f} ms/req" if path == "stratum" else ""))
         added50 = figures["stratum"][0] - figures["direct"][0]
         added99 = figures["stratum"][1] - figures["direct"][1]
         rows.append(f"   added {concurrency:>3} clients  p50 {added50:+7.3f} ms  p99 {added99:+7.3f} ms")

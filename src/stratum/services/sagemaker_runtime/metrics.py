@@ -2,14 +2,15 @@
 EndpointName and VariantName; Invocations, Invocation4XXErrors, Invocation5XXErrors,
 InvocationModelErrors (counts) and ModelLatency, OverheadLatency (microseconds).
 
-Recording is a few dict operations under a lock on the request's path; a background thread
-publishes the aggregates (one StatisticValues datapoint per metric, endpoint, variant and minute)
-to the CloudWatch store every ``FLUSH_SECONDS`` and at shutdown."""
+Recording is one list append on the request's path; a background thread aggregates the samples
+and publishes them (one StatisticValues datapoint per metric, endpoint, variant and minute) to the
+CloudWatch store every ``FLUSH_SECONDS`` and at shutdown, and updates the /metrics counters."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from datetime import UTC, datetime
 from time import time
 from typing import Any
@@ -51,8 +52,8 @@ class InvocationMetrics:
         self.db = db
         self.flush_seconds = flush_seconds
         self._lock = threading.Lock()
-        self._pending: dict[Key, dict[str, _Stat]] = {}
-        # Totals since start for the Prometheus endpoint: (endpoint, variant, metric) -> count
+        self._samples: deque[tuple[str, str, str, str, int, int, bool, float | None, float | None]] = deque()
+        # Totals for the Prometheus endpoint, as of the last flush: (endpoint, variant, metric) -> count
         self.totals: dict[tuple[str, str, str], float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,33 +62,40 @@ class InvocationMetrics:
                model_us: float | None, overhead_us: float | None) -> None:
         """One invocation that reached a variant: ``status`` is the model's answer (a container's
         non-2xx counts as a 4XX or 5XX error and a model error, as on AWS; 0: no answer) and the
-        latencies in microseconds (None: not measured)."""
-        key = (account, region, endpoint, variant, int(time()) // 60 * 60)
-        errors = ("Invocation4XXErrors" if 400 <= status < 500 else "Invocation5XXErrors" if status >= 500 else None)
-        with self._lock:
-            stats = self._pending.get(key)
-            if stats is None:
-                stats = self._pending[key] = {name: _Stat() for name in COUNTS}
-            # Every count metric gets a sample per invocation (0 or 1), as SageMaker's do: their
-            # Sum is the count and their Average the rate.
-            stats["Invocations"].add(1.0)
-            for name in COUNTS[1:]:
-                stats[name].add(1.0 if name == errors or (model_error and name == "InvocationModelErrors") else 0.0)
-            for name, value in (("ModelLatency", model_us), ("OverheadLatency", overhead_us)):
-                if value is not None:
-                    stat = stats.get(name)
-                    if stat is None:
-                        stat = stats[name] = _Stat()
-                    stat.add(value)
-            totals = self.totals
-            for name in ("Invocations", errors, "InvocationModelErrors" if model_error else None):
-                if name is not None:
-                    total_key = (endpoint, variant, name)
-                    totals[total_key] = totals.get(total_key, 0.0) + 1.0
+        latencies in microseconds (None: not measured). One append: the flush aggregates."""
+        self._samples.append((account, region, endpoint, variant, int(time()) // 60 * 60, status, model_error,
+                              model_us, overhead_us))
 
     def take(self) -> dict[Key, dict[str, _Stat]]:
-        with self._lock:
-            pending, self._pending = self._pending, {}
+        """The samples recorded since the last call, aggregated per endpoint, variant and minute."""
+        with self._lock:  # one taker at a time; record() only appends to the deque (thread-safe)
+            queue = self._samples
+            samples = [queue.popleft() for _ in range(len(queue))]
+            pending: dict[Key, dict[str, _Stat]] = {}
+            totals = self.totals
+            for account, region, endpoint, variant, minute, status, model_error, model_us, overhead_us in samples:
+                key = (account, region, endpoint, variant, minute)
+                stats = pending.get(key)
+                if stats is None:
+                    stats = pending[key] = {name: _Stat() for name in COUNTS}
+                errors = ("Invocation4XXErrors" if 400 <= status < 500 else
+                          "Invocation5XXErrors" if status >= 500 else None)
+                # Every count metric gets a sample per invocation (0 or 1), as SageMaker's do: their
+                # Sum is the count and their Average the rate.
+                stats["Invocations"].add(1.0)
+                for name in COUNTS[1:]:
+                    stats[name].add(1.0 if name == errors or (model_error and name == "InvocationModelErrors")
+                                    else 0.0)
+                for name, value in (("ModelLatency", model_us), ("OverheadLatency", overhead_us)):
+                    if value is not None:
+                        stat = stats.get(name)
+                        if stat is None:
+                            stat = stats[name] = _Stat()
+                        stat.add(value)
+                for name in ("Invocations", errors, "InvocationModelErrors" if model_error else None):
+                    if name is not None:
+                        total_key = (endpoint, variant, name)
+                        totals[total_key] = totals.get(total_key, 0.0) + 1.0
         return pending
 
     def flush(self) -> int:

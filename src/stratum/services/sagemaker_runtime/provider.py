@@ -17,13 +17,14 @@ from typing import Any
 
 from stratum.hosting.routes import EndpointRoute, VariantRoute
 from stratum.protocol.errors import ServiceError
-from stratum.protocol.http import HttpRequest
+from stratum.protocol.http import HttpRequest, HttpResponse
 from stratum.server.app_state import AppState
 from stratum.server.context import Provider, RequestContext
 from stratum.services.sagemaker.tags import resource_tag_context
 from stratum.services.sagemaker_runtime import asynchronous, capture, errors
 from stratum.services.sagemaker_runtime.client import ModelClient
 from stratum.services.sagemaker_runtime.invocation import (
+    CUSTOM_ATTRIBUTES,
     MODEL_TIMEOUT_SECONDS,
     Answer,
     ModelFailure,
@@ -99,7 +100,7 @@ class SageMakerRuntimeProvider(Provider):
             raise errors.validation(f"Endpoint {route.name} is not configured for stateful sessions.")
 
     # ------------------------------------------------------------------------------ InvokeEndpoint
-    async def invoke_endpoint(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    async def invoke_endpoint(self, ctx: RequestContext, params: dict[str, Any]) -> HttpResponse:
         started = ctx.http.received_at  # OverheadLatency counts authentication and parsing too
         name = params["EndpointName"]
         context: dict[str, Any] = {}
@@ -115,12 +116,14 @@ class SageMakerRuntimeProvider(Provider):
                           params.get("CustomAttributes"))
         answer = await self._invoke(route, variant, containers, request, started,
                                     inference_id=params.get("InferenceId"))
-        output: dict[str, Any] = {"Body": answer.body, "InvokedProductionVariant": variant.name}
+        # The output shape is a payload and three headers: answered as HTTP directly, not walked
+        # member by member (the container's header values came through an HTTP parser already).
+        headers = {"x-Amzn-Invoked-Production-Variant": variant.name}
         if answer.content_type:
-            output["ContentType"] = answer.content_type
+            headers["Content-Type"] = answer.content_type
         if answer.custom_attributes:
-            output["CustomAttributes"] = answer.custom_attributes
-        return output
+            headers[CUSTOM_ATTRIBUTES] = answer.custom_attributes
+        return HttpResponse(200, headers, answer.body)
 
     async def _invoke(self, route: EndpointRoute, variant: VariantRoute, containers: tuple[str, ...],
                       request: Request, started: float, *, inference_id: str | None,
