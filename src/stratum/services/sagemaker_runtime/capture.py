@@ -93,6 +93,7 @@ class CaptureBuffer:
         self.writer = writer
         self.flush_seconds = flush_seconds
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._pending: dict[BatchKey, tuple[EndpointRoute, list[tuple[datetime, dict[str, Any]]]]] = {}
         self._queued = 0
         self.dropped = 0
@@ -114,6 +115,10 @@ class CaptureBuffer:
 
     def flush(self) -> int:
         """Write every queued record; returns the number of files written."""
+        with self._flushing:  # a flush returns once whatever was queued before it is written
+            return self._flush()
+
+    def _flush(self) -> int:
         import orjson
 
         with self._lock:

@@ -52,6 +52,7 @@ class InvocationMetrics:
         self.db = db
         self.flush_seconds = flush_seconds
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._samples: deque[tuple[str, str, str, str, int, int, bool, float | None, float | None]] = deque()
         # Totals for the Prometheus endpoint, as of the last flush: (endpoint, variant, metric) -> count
         self.totals: dict[tuple[str, str, str], float] = {}
@@ -100,6 +101,10 @@ class InvocationMetrics:
 
     def flush(self) -> int:
         """Publish what was recorded since the last flush; returns the number of datapoints."""
+        with self._flushing:  # a flush returns once whatever was recorded before it is written
+            return self._flush()
+
+    def _flush(self) -> int:
         from stratum.services.cloudwatch import datapoints
 
         pending = self.take()
