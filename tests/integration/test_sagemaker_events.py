@@ -1,6 +1,7 @@
-"""SageMaker's pipeline events through EventBridge: every execution and step status change is an
-event of the account's default bus, in the documented shape and in order, and a rule on a failed
-execution starts another pipeline with the failed execution's ARN (boto3 against a real server)."""
+"""SageMaker's own events through EventBridge: every pipeline execution and step status change, and
+every job status change, is an event of the account's default bus, in the documented shape and in
+order; a rule on a failed execution starts another pipeline with the failed execution's ARN (boto3
+against a real server)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 from stratum_testing import StratumServer
+from test_jobs_support import processing_request, wait_job
 
 from stratum.services.sagemaker.registry.tables import sagemaker_registry_events as outbox_t
 from stratum.store.db import Database
@@ -39,14 +41,14 @@ def _wait(probe: Any, what: str, timeout: float = 30.0) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _events(server: StratumServer, execution_arn: str) -> list[Any]:
+def _events(server: StratumServer, resource_arn: str) -> list[Any]:
     db = Database(server.database_url or f"sqlite:///{server.data_dir / 'stratum.db'}")
     try:
         with db.read() as conn:
             rows = conn.execute(select(outbox_t).order_by(outbox_t.c.event_id)).all()
     finally:
         db.dispose()
-    return [r for r in rows if r.source == "aws.sagemaker" and execution_arn in r.resources]
+    return [r for r in rows if r.source == "aws.sagemaker" and resource_arn in r.resources]
 
 
 def test_execution_and_step_events_in_order(server: StratumServer) -> None:
@@ -114,3 +116,16 @@ def test_a_rule_on_failed_executions_starts_another_pipeline(server: StratumServ
     # The handler's own success matches nothing: it does not start itself again.
     time.sleep(2)
     assert len(sm.list_pipeline_executions(PipelineName=handler)["PipelineExecutionSummaries"]) == 1
+
+
+def test_job_state_changes(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    name = f"events-job-{uuid.uuid4().hex[:6]}"
+    arn = sm.create_processing_job(**processing_request(server, name, "print('hello')\n"))["ProcessingJobArn"]
+    assert wait_job(sm, "processing", name)["ProcessingJobStatus"] == "Completed"
+    events = _wait(lambda: _events(server, arn) if len(_events(server, arn)) >= 2 else None, "the job's events")
+    assert [(e.detail_type, e.detail["ProcessingJobStatus"]) for e in events] == [
+        ("SageMaker Processing Job State Change", "InProgress"), ("SageMaker Processing Job State Change", "Completed")]
+    last = events[-1].detail
+    assert (last["ProcessingJobName"], last["ProcessingJobArn"]) == (name, arn)
+    assert isinstance(last["CreationTime"], int) and last["ProcessingEndTime"] >= last["CreationTime"]
