@@ -61,7 +61,10 @@ class LambdaContext:
 
 def error_shape(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     frames = traceback.extract_tb(exc.__traceback__)
-    return {"errorMessage": str(exc), "errorType": error_type or type(exc).__name__,
+    # A function may name its error's class for pipeline RetryPolicies (e.g. "Step.THROTTLING").
+    declared = getattr(exc, "error_type", None)
+    error_type = error_type or (declared if isinstance(declared, str) else type(exc).__name__)
+    return {"errorMessage": str(exc), "errorType": error_type,
             "requestId": "", "stackTrace": traceback.format_list(frames)}
 
 
