@@ -365,3 +365,79 @@ def test_tags(server: StratumServer) -> None:
     client.tag_resource(Resource=fn["FunctionArn"], Tags={"a": "1", "b": "2"})
     client.untag_resource(Resource=fn["FunctionArn"], TagKeys=["a"])
     assert client.list_tags(Resource=fn["FunctionArn"])["Tags"] == {"b": "2"}
+
+
+SDK_SCRIPT = '''
+def handler(event, context):
+    return {"doubled": event["x"] * FACTOR, "name": context.function_name}
+
+FACTOR = %d
+'''
+
+
+@pytest.mark.slow
+def test_sdk_lambda_step_creates_updates_and_invokes_the_function(server: StratumServer, tmp_path: Path) -> None:
+    pytest.importorskip("sagemaker")
+    from sdk_testing import user_environment
+
+    from sagemaker.lambda_helper import Lambda
+    from sagemaker.session import Session
+    from sagemaker.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
+    from sagemaker.workflow.parameters import ParameterInteger
+    from sagemaker.workflow.pipeline import Pipeline
+    from stratum_testing import sagemaker_role
+
+    function_role = lambda_role(server)
+    # AmazonSageMakerFullAccess lets the pipeline's role invoke functions named *sagemaker*, as on AWS.
+    pipeline_role = sagemaker_role(server, "lambda-step")
+    fn_name = f"sagemaker-double-{uuid.uuid4().hex[:8]}"
+    pipeline_name = f"lambda-step-{uuid.uuid4().hex[:8]}"
+    script = tmp_path / "double.py"
+
+    def build(session: Session, factor: int) -> Pipeline:
+        script.write_text(SDK_SCRIPT % factor)
+        x = ParameterInteger(name="X", default_value=4)
+        step = LambdaStep(name="Double", lambda_func=Lambda(function_name=fn_name, execution_role_arn=function_role,
+                                                            script=str(script), handler="double.handler",
+                                                            session=session),
+                          inputs={"x": x}, outputs=[LambdaOutput("doubled", LambdaOutputTypeEnum.Integer),
+                                                    LambdaOutput("name", LambdaOutputTypeEnum.String)])
+        return Pipeline(name=pipeline_name, parameters=[x], steps=[step], sagemaker_session=session)
+
+    def outputs(session: Session, arn: str) -> dict[str, str]:
+        steps = session.sagemaker_client.list_pipeline_execution_steps(PipelineExecutionArn=arn)
+        step = steps["PipelineExecutionSteps"][0]
+        assert step["StepStatus"] == "Succeeded", step
+        return {p["Name"]: p["Value"] for p in step["Metadata"]["Lambda"]["OutputParameters"]}
+
+    with user_environment(server.data_dir / "server.log", tmp_path / "home", SAGEMAKER_SUPPRESS_V2_WARNING="1"):
+        session = Session()
+        build(session, 2).upsert(role_arn=pipeline_role)
+        # The SDK created the function through the Lambda API when the pipeline was upserted.
+        conf = server.client("lambda").get_function_configuration(FunctionName=fn_name)
+        assert conf["Handler"] == "double.handler" and conf["Role"] == function_role
+        execution = build(session, 2).start(parameters={"X": 5})
+        execution.wait(delay=1, max_attempts=120)
+        assert outputs(session, execution.arn) == {"doubled": "10", "name": fn_name}
+
+        build(session, 3).upsert(role_arn=pipeline_role)  # the function exists: its code is updated
+        execution = build(session, 3).start(parameters={"X": 5})
+        execution.wait(delay=1, max_attempts=120)
+        assert outputs(session, execution.arn)["doubled"] == "15"
+
+    # A pipeline whose role may not invoke the function fails the step with AccessDenied.
+    other_role = sagemaker_role(server, "no-lambda")
+    fn_plain = create(server)["FunctionArn"]  # not named *sagemaker*: AmazonSageMakerFullAccess does not cover it
+    sm = server.client("sagemaker")
+    name = f"denied-{uuid.uuid4().hex[:8]}"
+    sm.create_pipeline(PipelineName=name, RoleArn=other_role, PipelineDefinition=json.dumps(
+        {"Version": "2020-12-01", "Parameters": [], "Steps": [
+            {"Name": "Call", "Type": "Lambda", "FunctionArn": fn_plain, "Arguments": {}}]}))
+    arn = sm.start_pipeline_execution(PipelineName=name)["PipelineExecutionArn"]
+    deadline = time.monotonic() + 60
+    while sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Executing":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    step = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"][0]
+    assert step["StepStatus"] == "Failed" and "AccessDeniedException" in step["FailureReason"]
+    assert "lambda:InvokeFunction" in step["FailureReason"]

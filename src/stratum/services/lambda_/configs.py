@@ -8,7 +8,8 @@ from typing import Any
 
 from stratum.services.lambda_.names import LATEST, NAME, function_arn, invalid
 
-PYTHON_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
+# python3.8 is the SageMaker SDK's default for its Lambda helper (AWS has retired it for new functions).
+PYTHON_RUNTIMES = ("python3.8", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13")
 # Functions declared with `stratum lambda register --command` (a command per invocation).
 COMMAND_RUNTIMES = ("provided.al2023", "provided.al2", "provided")
 MIN_MEMORY, MAX_MEMORY = 128, 10240
