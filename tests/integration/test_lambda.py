@@ -378,13 +378,12 @@ FACTOR = %d
 @pytest.mark.slow
 def test_sdk_lambda_step_creates_updates_and_invokes_the_function(server: StratumServer, tmp_path: Path) -> None:
     pytest.importorskip("sagemaker")
-    from sdk_testing import user_environment
-
     from sagemaker.lambda_helper import Lambda
     from sagemaker.session import Session
     from sagemaker.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
     from sagemaker.workflow.parameters import ParameterInteger
     from sagemaker.workflow.pipeline import Pipeline
+    from sdk_testing import user_environment
     from stratum_testing import sagemaker_role
 
     function_role = lambda_role(server)
