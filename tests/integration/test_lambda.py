@@ -440,3 +440,49 @@ def test_sdk_lambda_step_creates_updates_and_invokes_the_function(server: Stratu
     step = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"][0]
     assert step["StepStatus"] == "Failed" and "AccessDeniedException" in step["FailureReason"]
     assert "lambda:InvokeFunction" in step["FailureReason"]
+
+
+GATED = '''
+import os
+
+def handler(event, context):
+    with open(event["record"], "a") as f:
+        f.write(context.aws_request_id + "\\n")
+    if not os.path.exists(event["gate"]):
+        raise RuntimeError("gate closed")
+    return "ok"
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_accepted_events_survive_a_kill(backend: str, tmp_path_factory: pytest.TempPathFactory,
+                                        tmp_path: Path) -> None:
+    saved = os.environ.get("STRATUM_LAMBDA_RETRY_DELAYS")
+    os.environ["STRATUM_LAMBDA_RETRY_DELAYS"] = "4,4"
+    srv = make_server(tmp_path_factory, backend).start()
+    try:
+        name = create(srv, {"app.py": GATED})["FunctionName"]
+        record, gate = tmp_path / "record.txt", tmp_path / "gate"
+        out = srv.client("lambda").invoke(FunctionName=name, InvocationType="Event",
+                                          Payload=json.dumps({"record": str(record), "gate": str(gate)}).encode())
+        assert out["StatusCode"] == 202
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not record.exists():
+            time.sleep(0.05)
+        assert len(record.read_text().split()) == 1  # the first attempt failed; a retry is due in 4 s
+        srv.kill()  # kill -9: the queued retry is in the database only
+        gate.touch()
+        srv.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(record.read_text().split()) < 2:
+            time.sleep(0.1)
+        time.sleep(5)  # it succeeded: no third attempt
+        attempts = record.read_text().split()
+        assert len(attempts) == 2 and attempts[0] == attempts[1]
+    finally:
+        close_server(srv)
+        if saved is None:
+            os.environ.pop("STRATUM_LAMBDA_RETRY_DELAYS", None)
+        else:
+            os.environ["STRATUM_LAMBDA_RETRY_DELAYS"] = saved
