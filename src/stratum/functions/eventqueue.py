@@ -2,8 +2,9 @@
 202, then run by a server's queue worker. A function error is retried twice (after
 STRATUM_LAMBDA_RETRY_DELAYS seconds, default "60,120", as Lambda waits about one then two
 minutes); then the event is dropped with a log line, as Lambda does without a destination or
-dead-letter queue. A server that dies mid-invocation leaves its lease to expire; SQLite's single
-server releases its own leases when it starts again."""
+dead-letter queue. The server running an event holds a lease on it (``--lease-seconds``, renewed
+every third of it); when the server dies, the lease expires and any server runs the event again.
+SQLite's single server releases its own leases when it starts again."""
 
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stratum.functions")
 MAX_ATTEMPTS = 3  # the first try and two retries
-LEASE_MS = 960_000  # longer than the longest function timeout (900 s)
 WORKERS = 4
 
 
@@ -53,8 +53,10 @@ class EventQueue:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._running = 0
+        self._running: set[str] = set()
         self._lock = threading.Lock()
+        self.lease_ms = int(float(runtime.app.settings.lease_seconds) * 1000)
+        self._renewed = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -82,14 +84,27 @@ class EventQueue:
                 for row in self._claim():
                     assert self._pool is not None
                     self._pool.submit(self._handle, row)
+                self._renew()
             except Exception:
                 log.exception("reading the Lambda event queue failed")
             self._wake.wait(0.25)
             self._wake.clear()
 
+    def _renew(self) -> None:
+        """Extend the leases of the events running here (every third of a lease)."""
+        if time.monotonic() - self._renewed < self.lease_ms / 3000:
+            return
+        self._renewed = time.monotonic()
+        with self._lock:
+            running = list(self._running)
+        if running:
+            with self.db.begin() as conn:
+                conn.execute(update(queue_t).where(queue_t.c.request_id.in_(running))
+                             .values(claimed_until=_now_ms() + self.lease_ms))
+
     def _claim(self) -> list[dict[str, Any]]:
         with self._lock:
-            free = WORKERS - self._running
+            free = WORKERS - len(self._running)
         if free <= 0:
             return []
         now = _now_ms()
@@ -100,11 +115,11 @@ class EventQueue:
             for row in rows:
                 done = conn.execute(update(queue_t).where(
                     (queue_t.c.request_id == row["request_id"]) & (queue_t.c.claimed_until == row["claimed_until"]))
-                    .values(claimed_until=now + LEASE_MS))
+                    .values(claimed_until=now + self.lease_ms))
                 if done.rowcount == 1:
                     claimed.append(dict(row))
         with self._lock:
-            self._running += len(claimed)
+            self._running.update(row["request_id"] for row in claimed)
         return claimed
 
     def _handle(self, row: dict[str, Any]) -> None:
@@ -114,7 +129,7 @@ class EventQueue:
             log.exception("Lambda event invocation %s failed", row["request_id"])
         finally:
             with self._lock:
-                self._running -= 1
+                self._running.discard(row["request_id"])
             self._wake.set()
 
     def _attempt(self, row: dict[str, Any]) -> None:
