@@ -223,9 +223,17 @@ def test_logs_and_warm_environments(server: StratumServer) -> None:
     client = server.client("lambda")
     name = create(server)["FunctionName"]
     _, first = call(client, name, {"i": 1})
-    _, second = call(client, name, {"i": 2})
+    big = "x" * 200_000  # a large request body takes the server's other parsing path
+    out, second = call(client, name, {"i": 2, "big": big})
+    assert "FunctionError" not in out, second
     assert first["pid"] == second["pid"]  # the same warm environment
-    assert first["request_id"] != second["request_id"]
+    assert first["request_id"] != second["request_id"] and second["event"]["big"] == big
+    # Two invocations at once run in two environments (one invocation at a time in each).
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda i: call(server.client("lambda"), name, {"sleep": 1, "i": i})[1], (1, 2)))
+    assert len({r["pid"] for r in both}) == 2 and first["pid"] in {r["pid"] for r in both}
     client.update_function_configuration(FunctionName=name, Environment={"Variables": {"STAGE": "two"}})
     client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 10})
     _, third = call(client, name, {"i": 3})
@@ -240,7 +248,8 @@ def test_logs_and_warm_environments(server: StratumServer) -> None:
     text = "\n".join(messages)
     assert f"START RequestId: {first['request_id']} Version: $LATEST" in text
     assert f"END RequestId: {second['request_id']}" in text
-    assert sum(m.startswith("REPORT RequestId") for m in messages) == 2
+    # The first environment ran three invocations: two alone, one of the concurrent pair.
+    assert sum(m.startswith("REPORT RequestId") for m in messages) == 3
     assert f"hello from {name}" in text
     assert "Init Duration" in next(m for m in messages if m.startswith("REPORT"))
 

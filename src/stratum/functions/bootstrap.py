@@ -22,13 +22,25 @@ from typing import Any, BinaryIO
 _LENGTH = struct.Struct(">I")
 
 
+def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
+    """``size`` bytes from the pipe (a raw pipe read returns what has arrived so far), or None at
+    its end."""
+    chunks = []
+    while size:
+        chunk = stream.read(size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
 def read_frame(stream: BinaryIO) -> bytes | None:
-    head = stream.read(4)
-    if len(head) < 4:
+    head = _read_exact(stream, 4)
+    if head is None:
         return None
     (size,) = _LENGTH.unpack(head)
-    data = stream.read(size)
-    return data if len(data) == size else None
+    return _read_exact(stream, size)
 
 
 def write_frame(stream: BinaryIO, data: bytes) -> None:

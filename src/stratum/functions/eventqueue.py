@@ -87,7 +87,7 @@ class EventQueue:
                 self._renew()
             except Exception:
                 log.exception("reading the Lambda event queue failed")
-            self._wake.wait(0.25)
+            self._wake.wait(0.5)  # local Event invocations wake it at once
             self._wake.clear()
 
     def _renew(self) -> None:
@@ -145,6 +145,9 @@ class EventQueue:
             target, error = None, f"{exc.code}: {exc.message}"
         attempts = int(row["attempts"]) + 1
         with self.db.begin() as conn:
+            if self._stop.is_set():  # the server is stopping (its environments were killed): not an attempt
+                conn.execute(update(queue_t).where(queue_t.c.request_id == row["request_id"]).values(claimed_until=0))
+                return
             if error is None or attempts >= MAX_ATTEMPTS or target is None:
                 conn.execute(delete(queue_t).where(queue_t.c.request_id == row["request_id"]))
                 if error is not None:
