@@ -495,3 +495,23 @@ def test_accepted_events_survive_a_kill(backend: str, tmp_path_factory: pytest.T
             os.environ.pop("STRATUM_LAMBDA_RETRY_DELAYS", None)
         else:
             os.environ["STRATUM_LAMBDA_RETRY_DELAYS"] = saved
+
+
+def test_code_from_s3_is_read_as_the_caller(server: StratumServer) -> None:
+    s3 = server.client("s3")
+    bucket = f"fn-code-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="code/app.zip", Body=zip_of({"app.py": HANDLER, "helper.py": "VALUE = 7\n"}))
+    fn = create(server, Code={"S3Bucket": bucket, "S3Key": "code/app.zip"})
+    _, result = call(server.client("lambda"), fn["FunctionName"], {})
+    assert result["helper"] == 7
+    with pytest.raises(ClientError) as exc:
+        create(server, Code={"S3Bucket": bucket, "S3Key": "code/missing.zip"})
+    assert _code(exc) == "InvalidParameterValueException"
+    # Another account's admin cannot read the bucket: its CreateFunction is refused.
+    with pytest.raises(ClientError) as exc:
+        create(server, account="test", Code={"S3Bucket": bucket, "S3Key": "code/app.zip"})
+    assert _code(exc) == "AccessDeniedException"
+    with pytest.raises(ClientError) as exc:
+        create(server, Code={"ZipFile": b"not a zip"})
+    assert _code(exc) == "InvalidParameterValueException"
