@@ -143,3 +143,49 @@ def test_environments_stay_warm_time_out_and_recycle(tmp_path: Path) -> None:
     finally:
         pool.close()
     assert "KeyError" in (tmp_path / "log.txt").read_text()
+
+
+def test_invoke_entry_point_for_service_principals(tmp_path: Path) -> None:
+    """What EventBridge targets call: invoke() as events.amazonaws.com, allowed only by the
+    function's resource policy (with the rule as aws:SourceArn)."""
+    from engine_testing import engine_app
+    from sqlalchemy import select
+
+    from stratum.engine.functions import FunctionSpec, register
+    from stratum.functions import ServicePrincipal, invoke
+    from stratum.services.lambda_ import catalog
+    from stratum.services.lambda_.names import FunctionRef
+    from stratum.services.lambda_.tables import lambda_event_queue
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(event, context):\n    return {'got': event}\n")
+    rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/approved"
+    arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn"
+    with engine_app(tmp_path / "data", poll_seconds=3600) as app:
+        with app.db.begin() as conn:
+            register(conn, FunctionSpec(ACCOUNT, REGION, "fn", handler="app:handler", code_path=str(code)),
+                     tmp_path / "data")
+        events = ServicePrincipal("events.amazonaws.com", source_arn=rule, source_account=ACCOUNT)
+        with pytest.raises(ServiceError) as exc:
+            invoke(app, arn, b"{}", "RequestResponse", events)
+        assert exc.value.code == "AccessDeniedException"
+        statement = permissions.statement({"StatementId": "rule", "Action": "lambda:InvokeFunction",
+                                           "Principal": "events.amazonaws.com", "SourceArn": rule}, arn)
+        with app.db.begin() as conn:
+            catalog.update_function(conn, FunctionRef(ACCOUNT, REGION, "fn", None), policy=[statement])
+        result = invoke(app, arn, b'{"a": 1}', "RequestResponse", events)
+        assert (result.status_code, result.function_error) == (200, None)
+        assert json.loads(result.payload) == {"got": {"a": 1}} and result.executed_version == "$LATEST"
+        other_rule = ServicePrincipal("events.amazonaws.com", source_arn=rule + "-other")
+        with pytest.raises(ServiceError):
+            invoke(app, arn, b"{}", "RequestResponse", other_rule)
+        assert invoke(app, arn, b"{}", "DryRun", events).status_code == 204
+        queued = invoke(app, arn, b'{"b": 2}', "Event", events)
+        assert queued.status_code == 202
+        with app.db.read() as conn:
+            rows = conn.execute(select(lambda_event_queue)).mappings().all()
+        assert [(r["request_id"], bytes(r["payload"])) for r in rows] == [(queued.request_id, b'{"b": 2}')]
+        with pytest.raises(ServiceError) as exc:
+            invoke(app, arn + "-missing", b"{}", "RequestResponse", events)
+        assert exc.value.code == "AccessDeniedException"  # no policy to allow it: nothing is revealed
