@@ -108,7 +108,8 @@ class Runtime:
             duration = (time.monotonic() - began) * 1000
             lines = ""
             if outcome.timed_out:
-                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{datetime.now(UTC).microsecond // 1000:03d}Z"
+                now = datetime.now(UTC)
+                stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
                 lines += f"{stamp} {request_id} Task timed out after {timeout:.2f} seconds\n"
                 outcome = Outcome(False, json.dumps({
                     "errorType": "Sandbox.Timedout",

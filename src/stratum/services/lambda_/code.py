@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stratum.protocol.errors import ServiceError
 from stratum.services.lambda_.names import invalid
 
 if TYPE_CHECKING:
@@ -38,7 +39,9 @@ def sha256_b64(sha_hex: str) -> str:
 
 def check_zip(data: bytes) -> None:
     if len(data) > MAX_ZIP_BYTES:
-        raise ServiceErrorTooLarge(len(data))
+        raise ServiceError("RequestEntityTooLargeException",
+                           f"Request must be smaller than {MAX_ZIP_BYTES} bytes for the CreateFunction operation",
+                           413, fields={"Type": "User"})
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             total = sum(i.file_size for i in archive.infolist())
@@ -49,14 +52,6 @@ def check_zip(data: bytes) -> None:
         raise invalid("Could not unzip uploaded file. Please check your file, then try to upload again.")
     if total > MAX_UNZIPPED_BYTES:
         raise invalid(f"Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes")
-
-
-def ServiceErrorTooLarge(size: int) -> Exception:  # noqa: N802 - reads as the error it builds
-    from stratum.protocol.errors import ServiceError
-
-    return ServiceError("RequestEntityTooLargeException",
-                        f"Request must be smaller than {MAX_ZIP_BYTES} bytes for the CreateFunction operation",
-                        413, fields={"Type": "User"})
 
 
 def store_zip(data_dir: Path, data: bytes) -> tuple[str, int]:
