@@ -65,6 +65,14 @@ def test_add_permission_statements_as_lambda_writes_them() -> None:
         permissions.statement({"StatementId": "x", "Action": "s3:GetObject", "Principal": "*"}, resource)
 
 
+def test_alias_routing_weights() -> None:
+    from stratum.services.lambda_.catalog import weighted_version
+
+    alias = {"function_version": "1", "routing_config": {"AdditionalVersionWeights": {"2": 0.25}}}
+    assert [weighted_version(alias, d) for d in (0.0, 0.24, 0.25, 0.9)] == ["2", "2", "1", "1"]
+    assert weighted_version({"function_version": "3", "routing_config": None}) == "3"
+
+
 def test_configuration_checks() -> None:
     config = configs.apply(configs.defaults("fn"), {"Runtime": "python3.12", "Handler": "app.handler",
                                                     "Timeout": 30, "MemorySize": 512,

@@ -4,6 +4,7 @@ FunctionConfiguration as the API shows it, less the fields derived from where it
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -104,11 +105,23 @@ def resolve(conn: Connection, ref: FunctionRef) -> tuple[dict[str, Any], dict[st
         alias = get_alias(conn, ref, qualifier)
         if alias is None:
             raise function_not_found(ref, qualifier)
-        qualifier = alias["function_version"]
+        qualifier = weighted_version(alias)
     row = get_version(conn, ref, qualifier)
     if row is None:
         raise function_not_found(ref, ref.qualifier)
     return row, alias
+
+
+def weighted_version(alias: dict[str, Any], draw: float | None = None) -> str:
+    """The version an alias runs this time: one of its RoutingConfig's AdditionalVersionWeights
+    with that probability, else its FunctionVersion."""
+    weights = ((alias.get("routing_config") or {}).get("AdditionalVersionWeights") or {})
+    point = random.random() if draw is None else draw
+    for version, weight in sorted(weights.items()):
+        if point < float(weight):
+            return str(version)
+        point -= float(weight)
+    return str(alias["function_version"])
 
 
 def set_latest(conn: Connection, ref: FunctionRef, config: dict[str, Any], sha: str) -> None:
