@@ -201,3 +201,20 @@ def sagemaker_role(server: StratumServer, prefix: str) -> str:
                        "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
     iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess")
     return str(arn)
+
+
+def pipeline_role(server: StratumServer, name: str = "pipeline") -> str:
+    """The role ``name`` in the default account (created once per server): SageMaker may assume it and
+    it may invoke any Lambda function, as pipelines with Lambda steps need."""
+    iam = server.client("iam")
+    try:
+        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+    except iam.exceptions.NoSuchEntityException:
+        pass
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
+                       "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="invoke-functions", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"}]}))
+    return str(arn)

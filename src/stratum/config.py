@@ -38,7 +38,7 @@ class Settings:
     keep_job_dirs: bool = field(default_factory=lambda: os.environ.get("STRATUM_KEEP_JOB_DIRS", "") == "1")
     # Pipeline engine: threads for its own work, threads for handler steps (Lambda, jobs), how often
     # it looks for executions it does not run yet, the MaxParallelExecutionSteps default, and a
-    # YAML file of local Lambda functions registered at start (see stratum.engine.functions).
+    # YAML file of Lambda functions created (or replaced) at start (see stratum.engine.functions).
     engine_workers: int = field(default_factory=lambda: int(os.environ.get("STRATUM_ENGINE_WORKERS", 8)))
     engine_step_threads: int = field(default_factory=lambda: int(os.environ.get("STRATUM_ENGINE_STEP_THREADS", 64)))
     engine_poll_seconds: float = field(default_factory=lambda: float(os.environ.get("STRATUM_ENGINE_POLL_SECONDS", 2)))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from stratum_testing import BACKENDS, StratumServer, create_pg_database, drop_pg_database
+from stratum_testing import BACKENDS, StratumServer, create_pg_database, drop_pg_database, pipeline_role
 from test_jobs_support import SKLEARN_IMAGE, processing_request, put, sagemaker_role, wait_job
 from test_jobs_support import wait_status as wait_job_status
 
@@ -181,7 +181,7 @@ def test_three_servers_share_executions_and_survive_a_kill(cluster: list[Stratum
     runs = tmp_path / "runs.txt"
     runs.touch()
     fn = _register(first, tmp_path, runs)
-    role = f"arn:aws:iam::{first.account_id('dev')}:role/pipeline"
+    role = pipeline_role(first)
     pipelines = {}
     for kind, steps in _definitions(first, fn, runs).items():
         name = f"cluster-{kind}-{uuid.uuid4().hex[:6]}"

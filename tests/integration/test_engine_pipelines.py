@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from stratum_testing import StratumServer
+from stratum_testing import StratumServer, pipeline_role
 
 FUNCTIONS_SOURCE = '''
 import json, pathlib, time
@@ -67,7 +67,7 @@ def _uid(prefix: str) -> str:
 
 @pytest.fixture
 def functions(server: StratumServer, tmp_path: Path) -> dict[str, str]:
-    """Registers this test's local Lambda functions through `stratum lambda load`; returns their ARNs."""
+    """Creates this test's Lambda functions through `stratum lambda load`; returns their ARNs."""
     return register_functions(server, tmp_path)
 
 
@@ -103,7 +103,7 @@ def create_pipeline(server: StratumServer, steps: list[dict[str, Any]], paramete
     definition = {"Version": "2020-12-01", "Parameters": parameters or [], "Steps": steps}
     server.client("sagemaker").create_pipeline(
         PipelineName=name, PipelineDefinition=json.dumps(definition),
-        RoleArn=f"arn:aws:iam::{server.account_id('dev')}:role/pipeline", **kwargs)
+        RoleArn=pipeline_role(server), **kwargs)
     return name
 
 
@@ -598,10 +598,18 @@ def test_functions_cli_lists_and_deletes(server: StratumServer, tmp_path: Path) 
     listed = subprocess.run([*base, "list", *db, "--account", "dev"], capture_output=True, text=True, timeout=120)
     entries = [json.loads(line) for line in listed.stdout.splitlines()]
     mine = [e for e in entries if e["FunctionArn"].endswith(f":function:{fn}")]
-    assert mine and mine[0]["Command"] == ["cat"] and mine[0]["Timeout"] == 5
+    assert mine and mine[0]["Handler"] == "cat" and mine[0]["Runtime"] == "provided.al2023"
+    assert mine[0]["Timeout"] == 5
+    # One mechanism: the function the CLI declared is a Lambda function of the Lambda API.
+    lam = server.client("lambda")
+    assert lam.get_function_configuration(FunctionName=fn)["Timeout"] == 5
+    out = lam.invoke(FunctionName=fn, Payload=b'{"echo": 1}')
+    assert "FunctionError" not in out and json.loads(out["Payload"].read()) == {"echo": 1}
     bad = subprocess.run([*base, "register", *db, "--account", "dev", "--name", fn], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and "exactly one of 'handler' or 'command'" in bad.stderr
     gone = subprocess.run([*base, "delete", *db, "--account", "dev", "--name", fn], capture_output=True, text=True,
                           timeout=120)
     assert gone.returncode == 0
+    with pytest.raises(ClientError):
+        lam.get_function(FunctionName=fn)

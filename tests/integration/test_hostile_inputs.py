@@ -308,7 +308,7 @@ def test_malformed_http_is_answered_in_the_services_format(server: StratumServer
 # ------------------------------------------------------------------------------- unserved services
 def _unserved_calls() -> list[tuple[str, str, dict[str, Any]]]:
     return [("cloudformation", "list_stacks", {}), ("ec2", "describe_instances", {}),
-            ("lambda", "list_functions", {}), ("sqs", "list_queues", {}), ("dynamodb", "list_tables", {}),
+            ("sns", "list_topics", {}), ("sqs", "list_queues", {}), ("dynamodb", "list_tables", {}),
             ("route53", "list_hosted_zones", {}),
             # Services that sign with a served service's name: told apart by the request's shape.
             ("eventbridgev2", "list_event_buses", {}),  # signs as "events", speaks CBOR

@@ -270,7 +270,7 @@ def test_another_accounts_administrator_is_refused(server: StratumServer,
     assert outcome.code is not None and outcome.status >= 400, outcome
 
 
-UNSERVED = "lambda"
+UNSERVED = "sns"
 
 # Organizations. Every account of the sweep is in one organization, whose resources (root, OUs,
 # member accounts, create-account requests) the management account holds: "another account's

@@ -211,6 +211,8 @@ def test_functions_file_is_registered_when_the_engine_starts(app: AppState, tmp_
     from stratum.engine.functions import get_function
 
     bootstrap(app.db, app.settings)
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "mod.py").write_text("def score(event, context):\n    return 1\n")
     spec = tmp_path / "functions.yaml"
     spec.write_text("functions:\n"
                     "  - {name: scorer, account: dev, handler: 'pkg.mod:score', path: src, timeout: 30,\n"
@@ -225,6 +227,9 @@ def test_functions_file_is_registered_when_the_engine_starts(app: AppState, tmp_
         assert dev is not None
         scorer = get_function(conn, dev["id"], REGION, "scorer")
         shell = get_function(conn, dev["id"], "eu-west-1", "shell")
-    assert scorer is not None and scorer.handler == "pkg.mod:score" and scorer.timeout_seconds == 30
-    assert scorer.code_path == str((tmp_path / "src").resolve()) and scorer.environment == {"STAGE": "test"}
-    assert shell is not None and shell.command == ["/bin/sh", "-c", "echo {}"]
+    # Real Lambda functions: the handler as Lambda writes it, the directory as the zipped code.
+    assert scorer is not None and scorer["Handler"] == "pkg.mod.score" and scorer["Timeout"] == 30
+    assert scorer["Runtime"] == "python3.11" and scorer["Environment"] == {"Variables": {"STAGE": "test"}}
+    assert scorer["CodeSize"] > 0
+    assert shell is not None and shell["Runtime"] == "provided.al2023"
+    assert shell["StratumCommand"] == ["/bin/sh", "-c", "echo {}"]

@@ -51,7 +51,8 @@ ACCESS_DENIED = {
     "s3": ("AccessDenied", 403),
     "organizations": ("AccessDeniedException", 400),
     "ram": ("AccessDeniedException", 403),
-    "cloudwatch": ("AccessDenied", 403),  # its query-compatible code, as boto3 reports it
+    "cloudwatch": ("AccessDenied", 403),
+    "lambda": ("AccessDeniedException", 403),  # its query-compatible code, as boto3 reports it
 }
 
 

@@ -1,4 +1,5 @@
-"""`stratum lambda ...`: register the local functions pipeline Lambda steps call.
+"""`stratum lambda ...`: declare Lambda functions from the command line (a shortcut for the Lambda
+API's CreateFunction / UpdateFunctionCode, see stratum.engine.functions).
 
     stratum lambda register --account dev --name check --handler lambdas.check:handler --path ./src
     stratum lambda register --account dev --name notify --command "bash notify.sh" --timeout 30
@@ -6,7 +7,8 @@
     stratum lambda list [--account dev]
     stratum lambda delete --account dev --name check
 
-A running server sees changes at once: Lambda steps read the registry when they run.
+A running server sees changes at once (its warm environments of a replaced function are recycled
+when idle).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from stratum.engine.functions import (
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None],
                open_db: Callable[[argparse.Namespace], Any]) -> None:
-    p = sub.add_parser("lambda", help="register local functions for pipeline Lambda steps")
+    p = sub.add_parser("lambda", help="create Lambda functions from a directory (a CreateFunction shortcut)")
     common(p)
     p.add_argument("action", choices=["register", "list", "delete", "load"],
                    help="register, list or delete a function, or load the functions of a YAML file")
@@ -42,7 +44,8 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None],
     p.add_argument("--name", help="function name (the last part of its ARN)")
     p.add_argument("--handler", help="Python callable 'package.module:function', called as handler(event, context)")
     p.add_argument("--command", help="command run with the event as JSON on stdin, printing the result as JSON")
-    p.add_argument("--path", help="directory added to PYTHONPATH (handler) and used as working directory")
+    p.add_argument("--path", help="directory zipped as the function's code")
+    p.add_argument("--role", help="execution role ARN (without it the function has no AWS credentials)")
     p.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_SECONDS, help="seconds (default 120)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment variable")
     p.set_defaults(func=lambda args: run(args, open_db))
@@ -56,14 +59,16 @@ def run(args: argparse.Namespace, open_db: Callable[[argparse.Namespace], Any]) 
             if args.action == "load":
                 if not args.file:
                     raise FunctionError("usage: stratum lambda load FILE")
-                for spec in load_file(conn, Path(args.file), region):
+                for spec in load_file(conn, Path(args.file), region, Path(settings.data_dir)):
                     print(spec.arn)
                 return 0
             if args.action == "list":
                 account = resolve_account(conn, args.account) if args.account else None
-                for spec in list_functions(conn, account):
-                    print(json.dumps({"FunctionArn": spec.arn, "Handler": spec.handler, "Command": spec.command,
-                                      "Path": spec.code_path, "Timeout": spec.timeout_seconds}))
+                for row in list_functions(conn, account, region):
+                    config = row["config"]
+                    print(json.dumps({"FunctionArn": f"arn:aws:lambda:{region}:{row['account_id']}:function:"
+                                                     f"{row['function_name']}", "Runtime": config.get("Runtime"),
+                                      "Handler": config.get("Handler"), "Timeout": config.get("Timeout")}))
                 return 0
             if not args.account or not args.name:
                 raise FunctionError("--account and --name are required")
@@ -81,8 +86,8 @@ def run(args: argparse.Namespace, open_db: Callable[[argparse.Namespace], Any]) 
             spec = FunctionSpec(account_id=account, region=region, name=args.name, handler=args.handler,
                                 command=shlex.split(args.command) if args.command else None,
                                 code_path=str(Path(args.path).resolve()) if args.path else None,
-                                environment=env, timeout_seconds=args.timeout)
-            register(conn, spec)
+                                environment=env, timeout_seconds=args.timeout, role=args.role)
+            register(conn, spec, Path(settings.data_dir))
             print(spec.arn)
             return 0
     except FunctionError as exc:

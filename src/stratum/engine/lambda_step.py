@@ -1,11 +1,13 @@
-"""Lambda steps: invoke a locally registered function (see stratum.engine.functions).
+"""Lambda steps: invoke a Lambda function (stratum.functions) as the pipeline's role, which needs
+lambda:InvokeFunction on it.
 
 As in SageMaker, a running function is not interrupted by StopPipelineExecution: the step ends
 when the function returns (or times out), then the execution stops. A server shutdown does kill
 it; after the restart the step runs again.
 
-Errors: a Python handler that raises fails the step with "<ErrorType>: <message>"; a command fails
-with a non-zero exit, optionally printing {"errorType", "errorMessage"} on stdout. Error types
+Errors: a function that fails fails the step with "<errorType>: <errorMessage>" of the runtime's
+error shape; a command function fails with a non-zero exit, optionally printing {"errorType",
+"errorMessage"} on stdout. Error types
 "Step.THROTTLING" / "Step.SERVICE_FAULT" (or Lambda's own names for them, e.g.
 TooManyRequestsException, ServiceException) are retryable under the step's RetryPolicies; a
 Python exception can carry its type in an ``error_type`` attribute.
@@ -14,16 +16,13 @@ Python exception can carry its type in an ``error_type`` attribute.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import threading
-import time
 from typing import Any
 
-from stratum.engine.functions import FunctionSpec, get_function, parse_function_arn
+from stratum.engine.functions import parse_function_arn
 from stratum.engine.handlers import StepResult, StepRun
+from stratum.functions import invoke, role_identity
+from stratum.protocol.errors import ServiceError
 
 MAX_REASON = 1024
 _THROTTLING = {"Step.THROTTLING", "ThrottlingException", "TooManyRequestsException", "Throttling",
@@ -115,109 +114,36 @@ def run_lambda_step(run: StepRun) -> StepResult:
     target = parse_function_arn(function_arn, run.account_id, run.region)
     if target is None:
         return _failed(f"Invalid Lambda FunctionArn '{function_arn}'.", metadata=metadata)
-    with run.app.db.read() as conn:
-        spec = get_function(conn, *target)
-    if spec is None:
-        return _failed(f"ResourceNotFoundException: Function not found: {function_arn}. Stratum runs Lambda steps "
-                       "with locally registered functions: register it with `stratum lambda register` or a "
-                       "functions file (STRATUM_FUNCTIONS_FILE).", metadata=metadata)
+    account, region, _name = target
+    qualified = function_arn if function_arn.startswith("arn:") else (
+        f"arn:aws:lambda:{region}:{account}:function:{function_arn}")
+    payload = json.dumps(run.arguments, default=str).encode()
+    try:
+        # As in SageMaker, the step invokes the function as the pipeline's execution role.
+        caller = role_identity(run.app, run.role_arn, "SageMaker")
+        result = invoke(run.app, qualified, payload, "RequestResponse", caller, region=region)
+    except ServiceError as exc:
+        reason = f"{exc.code}: {exc.message}"
+        if exc.code == "ResourceNotFoundException":
+            reason += (" Create it with the Lambda API (the SDK's Lambda helper does when the pipeline is "
+                       "upserted) or declare it with `stratum lambda register` / a functions file.")
+        return _failed(reason, retry_class(exc.code), metadata)
     shutdown: threading.Event | None = run.extra.get("shutdown")
-    outcome = invoke(spec, run.arguments, run, shutdown)
-    if outcome is None:  # the server is shutting down: the step runs again after the restart
+    if shutdown is not None and shutdown.is_set():  # the server is shutting down: the step runs again
         return StepResult(status="Stopped", failure_reason="Stratum shut down while the function ran.",
                           metadata=metadata)
-    ok, result, timed_out = outcome
-    if timed_out:
-        return _failed(f"Lambda function {spec.arn} timed out after {spec.timeout_seconds} seconds.",
-                       metadata=metadata)
-    if not ok:
-        error_type = result.get("errorType") if isinstance(result, dict) else None
-        message = result.get("errorMessage") if isinstance(result, dict) else None
-        reason = f"{error_type or 'Error'}: {message or result}" if isinstance(result, dict) else str(result)
-        return _failed(f"Lambda function {spec.arn} failed: {reason}", retry_class(error_type), metadata)
     try:
-        typed, listed = read_outputs(run.raw.get("OutputParameters"), result)
+        value = json.loads(result.payload) if result.payload else None
+    except ValueError:
+        value = None
+    if result.function_error:
+        error_type = value.get("errorType") if isinstance(value, dict) else None
+        message = value.get("errorMessage") if isinstance(value, dict) else None
+        reason = f"{error_type or 'Error'}: {message or value}"
+        return _failed(f"Lambda function {qualified} failed: {reason}", retry_class(error_type), metadata)
+    try:
+        typed, listed = read_outputs(run.raw.get("OutputParameters"), value)
     except ValueError as exc:
         return _failed(str(exc), metadata=metadata)
     metadata["Lambda"]["OutputParameters"] = listed
     return StepResult(status="Succeeded", properties={"OutputParameters": typed}, metadata=metadata)
-
-
-def _environment(spec: FunctionSpec, run: StepRun) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STRATUM_"))}
-    settings = run.app.settings
-    env.update({
-        "AWS_REGION": spec.region, "AWS_DEFAULT_REGION": spec.region, "AWS_ENDPOINT_URL": settings.endpoint_url,
-        "AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout_seconds), "STRATUM_LAMBDA_FUNCTION_ARN": spec.arn,
-        "STRATUM_LAMBDA_TIMEOUT": str(spec.timeout_seconds),
-    })
-    if spec.handler is not None:
-        paths = [p for p in (spec.code_path, env.get("PYTHONPATH")) if p]
-        if paths:
-            env["PYTHONPATH"] = os.pathsep.join(paths)
-    env.update(spec.environment)
-    return env
-
-
-def invoke(spec: FunctionSpec, event: Any, run: StepRun, shutdown: threading.Event | None
-           ) -> tuple[bool, Any, bool] | None:
-    """Run the function once: (succeeded, result or error document, timed out); None on shutdown."""
-    if spec.handler is not None:
-        argv = [sys.executable, "-m", "stratum.engine.lambda_runner", spec.handler]
-    else:
-        argv = list(spec.command or [])
-    payload = json.dumps(event, default=str).encode()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err,
-                                    env=_environment(spec, run), cwd=spec.code_path or None,
-                                    start_new_session=True)
-        except OSError as exc:
-            return False, {"errorType": "InvalidFunction", "errorMessage": f"cannot start {argv[0]}: {exc}"}, False
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(payload)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        deadline = time.monotonic() + spec.timeout_seconds
-        while True:
-            try:
-                code = proc.wait(timeout=0.05)
-                break
-            except subprocess.TimeoutExpired:
-                if shutdown is not None and shutdown.is_set():
-                    _kill(proc)
-                    return None
-                if time.monotonic() > deadline:
-                    _kill(proc)
-                    return False, None, True
-        out.seek(0)
-        stdout = out.read().decode("utf-8", "replace")
-        err.seek(0)
-        stderr = err.read().decode("utf-8", "replace")
-    try:
-        result = json.loads(stdout) if stdout.strip() else None
-    except ValueError:
-        result = None
-        if code == 0:
-            return False, {"errorType": "InvalidResult",
-                           "errorMessage": f"the function's output is not JSON: {stdout[:200]!r}"}, False
-    if code != 0:
-        if not (isinstance(result, dict) and "errorMessage" in result):
-            tail = stderr.strip().splitlines()[-1:] if stderr.strip() else []
-            result = {"errorType": "Unhandled",
-                      "errorMessage": f"exit status {code}" + (f": {tail[0][:300]}" if tail else "")}
-        return False, result, False
-    return True, result, False
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    import signal
-
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()

@@ -171,7 +171,7 @@ class PipelineEngine:
 
         try:
             with self.app.db.begin() as conn:
-                specs = load_file(conn, Path(path), self.app.settings.region)
+                specs = load_file(conn, Path(path), self.app.settings.region, Path(self.app.settings.data_dir))
             log.info("registered %d Lambda functions from %s", len(specs), path)
         except FunctionError as exc:
             log.error("functions file not loaded: %s", exc)

@@ -1,10 +1,10 @@
-"""Engine tables: callback tokens, the step cache and the local Lambda function registry.
+"""Engine tables: callback tokens, and the step cache.
 
 Step and execution state itself lives in the SageMaker tables (sagemaker_pipeline_executions,
 sagemaker_pipeline_execution_steps) so the API reads what the engine writes, with no copy.
 """
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Index, Integer, String, Table
 
 from stratum.store.schema import JsonType, UtcDateTime, metadata
 
@@ -40,18 +40,3 @@ sagemaker_step_cache = Table(
     Index("ix_sagemaker_step_cache_lookup", "account_id", "region", "pipeline_id", "signature", "ended_at"),
 )
 
-# Stratum has no Lambda service: Lambda steps call functions registered here (CLI or YAML).
-stratum_lambda_functions = Table(
-    "stratum_lambda_functions", metadata,
-    Column("account_id", String(12), primary_key=True),
-    Column("region", String(32), primary_key=True),
-    Column("name", String(140), primary_key=True),
-    # Exactly one of: a Python callable "package.module:function", or a command (argv list).
-    Column("handler", String(512), nullable=True),
-    Column("command", JsonType, nullable=True),
-    # Prepended to PYTHONPATH for handlers; working directory for both.
-    Column("code_path", Text, nullable=True),
-    Column("environment", JsonType, nullable=True),
-    Column("timeout_seconds", Integer, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-)

@@ -18,6 +18,7 @@ from stratum.services.cloudwatch.prometheus import render as published_metrics
 log = logging.getLogger("stratum.asgi")
 
 HEALTH_PATH = "/_stratum/health"
+LAMBDA_CODE_PREFIX = "/_stratum/lambda/code/"  # GetFunction's Code.Location (services.lambda_.codeurls)
 METRICS_PATH = "/metrics"  # Prometheus text format, beside the API like the health check
 # Raw header name -> its lower-case text: a dozen headers per request, the same names every time.
 _HEADER_NAMES: dict[bytes, str] = {}
@@ -67,6 +68,8 @@ class StratumApp:
                 response = HttpResponse(200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
                                         render(self.state.request_stats, gauges(self.state),
                                                published_metrics(self.state.db) + sources(self.state)).encode())
+            elif path.startswith(LAMBDA_CODE_PREFIX) and request.method == "GET":
+                response = _lambda_code(self.state, request)
             else:
                 response = await handle(self.state, request)
             if not stream.finished and not await _settle_body(stream):
@@ -94,6 +97,19 @@ class StratumApp:
                 self.state.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _lambda_code(state: AppState, request: HttpRequest) -> HttpResponse:
+    """A function's zip, for the Code.Location URL GetFunction returned (signed, expiring)."""
+    from stratum.services.lambda_.code import zip_path
+    from stratum.services.lambda_.codeurls import check
+
+    sha = check(request.path, request.query, state.settings.master_key_path)
+    if sha is None or not zip_path(state.settings.data_dir, sha).is_file():
+        return HttpResponse(403, {"Content-Type": "application/xml"},
+                            b"<Error><Code>AccessDenied</Code><Message>Request has expired or is invalid</Message>"
+                            b"</Error>")
+    return HttpResponse(200, {"Content-Type": "application/zip"}, zip_path(state.settings.data_dir, sha).read_bytes())
 
 
 async def _settle_body(stream: AsgiBody) -> bool:

@@ -26,7 +26,7 @@ _SCOPE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request
 _SIGNING_NAMES = {
     "sts": "sts", "iam": "iam", "s3": "s3", "ram": "ram", "events": "events", "kms": "kms",
     "organizations": "organizations", "sagemaker": "sagemaker-runtime", "monitoring": "cloudwatch",
-    "logs": "logs",
+    "logs": "logs", "lambda": "lambda",
 }
 
 

@@ -22,6 +22,7 @@ PROVIDERS = {
     "cloudwatch": "stratum.services.cloudwatch.provider:CloudWatchProvider",
     "logs": "stratum.services.logs.provider:LogsProvider",
     "sagemaker-runtime": "stratum.services.sagemaker_runtime.provider:SageMakerRuntimeProvider",
+    "lambda": "stratum.services.lambda_.provider:LambdaProvider",
 }
 
 

@@ -1,7 +1,7 @@
 """EventBridge connections and API destinations
 
 Revision ID: 0020
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-07 20:15:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import stratum.store.schema
 
 revision = '0020'
-down_revision = '0016'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

@@ -8,7 +8,8 @@ import json
 _READ_ONLY_ACTIONS = ["sagemaker:Describe*", "sagemaker:List*", "sagemaker:Search", "sagemaker:GetSearchSuggestions",
                       "s3:Get*", "s3:List*", "s3:Head*", "iam:Get*", "iam:List*", "sts:GetCallerIdentity",
                       "ram:Get*", "ram:List*", "events:Describe*", "events:List*", "kms:Describe*", "kms:List*",
-                      "kms:Get*", "organizations:Describe*", "organizations:List*"]
+                      "kms:Get*", "organizations:Describe*", "organizations:List*",
+                      "lambda:Get*", "lambda:List*"]
 
 
 def _doc(*statements: dict[str, object]) -> str:
@@ -42,6 +43,10 @@ AWS_MANAGED: dict[str, tuple[str, str]] = {
               "Resource": "*"},
              {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "arn:aws:iam::*:role/*",
               "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}},
+             # As in AWS's document: pipelines' Lambda steps invoke functions named for SageMaker.
+             {"Effect": "Allow", "Action": "lambda:InvokeFunction",
+              "Resource": ["arn:aws:lambda:*:*:function:*SageMaker*", "arn:aws:lambda:*:*:function:*sagemaker*",
+                           "arn:aws:lambda:*:*:function:*Sagemaker*", "arn:aws:lambda:*:*:function:*LabelingFunction*"]},
              # What a job's role needs of services Stratum does not serve, as in AWS's document: the
              # SageMaker SDK 3.x simulates them (SimulatePrincipalPolicy) before it starts a job.
              {"Effect": "Allow", "Action": [
@@ -57,6 +62,20 @@ AWS_MANAGED: dict[str, tuple[str, str]] = {
                  "logs:Describe*", "logs:GetLogDelivery", "logs:GetLogEvents", "logs:ListLogDeliveries",
                  "logs:PutLogEvents", "logs:PutResourcePolicy", "logs:UpdateLogDelivery"],
               "Resource": "*"})),
+    "AWSLambda_FullAccess": ("Grants full access to AWS Lambda service.",
+                             _doc({"Effect": "Allow", "Action": ["lambda:*", "logs:DescribeLogGroups",
+                                                                 "logs:DescribeLogStreams", "logs:GetLogEvents",
+                                                                 "logs:FilterLogEvents", "iam:GetRole", "iam:ListRoles"],
+                                   "Resource": "*"},
+                                  {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*",
+                                   "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}})),
+    "AWSLambda_ReadOnlyAccess": ("Grants read-only access to AWS Lambda service.",
+                                 _doc({"Effect": "Allow", "Action": ["lambda:Get*", "lambda:List*"], "Resource": "*"})),
+    "AWSLambdaBasicExecutionRole": ("Provides write permissions to CloudWatch Logs.",
+                                    _doc({"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream",
+                                                                       "logs:PutLogEvents"], "Resource": "*"})),
+    "AWSLambdaRole": ("Default policy for AWS Lambda service role.",
+                      _doc({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"})),
     "AmazonSageMakerReadOnly": ("Provides read only access to Amazon SageMaker.",
                                 _doc({"Effect": "Allow",
                                       "Action": ["sagemaker:Describe*", "sagemaker:List*", "sagemaker:Search",
