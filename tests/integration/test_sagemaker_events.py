@@ -14,6 +14,7 @@ from sqlalchemy import select
 from stratum_testing import StratumServer
 from test_jobs_support import processing_request, wait_job
 
+from stratum.services.events.tables import events_deliveries
 from stratum.services.sagemaker.registry.tables import sagemaker_registry_events as outbox_t
 from stratum.store.db import Database
 
@@ -49,6 +50,15 @@ def _events(server: StratumServer, resource_arn: str) -> list[Any]:
     finally:
         db.dispose()
     return [r for r in rows if r.source == "aws.sagemaker" and resource_arn in r.resources]
+
+
+def _deliveries(server: StratumServer, rule_arn: str) -> list[Any]:
+    db = Database(server.database_url or f"sqlite:///{server.data_dir / 'stratum.db'}")
+    try:
+        with db.read() as conn:
+            return list(conn.execute(select(events_deliveries).where(events_deliveries.c.rule_arn == rule_arn)))
+    finally:
+        db.dispose()
 
 
 def test_execution_and_step_events_in_order(server: StratumServer) -> None:
@@ -129,3 +139,49 @@ def test_job_state_changes(server: StratumServer) -> None:
     last = events[-1].detail
     assert (last["ProcessingJobName"], last["ProcessingJobArn"]) == (name, arn)
     assert isinstance(last["CreationTime"], int) and last["ProcessingEndTime"] >= last["CreationTime"]
+
+
+ON_FAILURE = '''
+import json
+
+
+def handler(event, context):
+    # What a team's function does with a failed execution: here, say which one in the logs.
+    print("FAILED " + event["detail"]["pipelineExecutionArn"] + " " + event["detail-type"])
+    return {"ok": True}
+'''
+
+
+def test_a_failed_execution_invokes_a_lambda_function(server: StratumServer) -> None:
+    from test_lambda import create
+
+    sm, events, lam, logs = (server.client(s) for s in ("sagemaker", "events", "lambda", "logs"))
+    function = create(server, {"app.py": ON_FAILURE})
+    name = function["FunctionName"]
+    pipeline = f"to-lambda-{uuid.uuid4().hex[:6]}"
+    pipeline_arn = sm.create_pipeline(PipelineName=pipeline, PipelineDefinition=_definition(0.1),
+                                      RoleArn=f"arn:aws:iam::{server.account_id('dev')}:role/p")["PipelineArn"]
+    rule = events.put_rule(Name=f"failed-{uuid.uuid4().hex[:6]}", EventPattern=json.dumps({
+        "source": ["aws.sagemaker"], "detail-type": [STATUS],
+        "detail": {"currentPipelineExecutionStatus": ["Failed"], "pipelineArn": [pipeline_arn]}}))["RuleArn"]
+    events.put_targets(Rule=rule.rsplit("/", 1)[1], Targets=[{"Id": "fn", "Arn": function["FunctionArn"]}])
+
+    # Without the function's permission for EventBridge, the delivery is refused (and not retried).
+    refused = sm.start_pipeline_execution(PipelineName=pipeline)["PipelineExecutionArn"]
+    failures = _wait(lambda: [d for d in _deliveries(server, rule) if d.status == "failed"], "the refused delivery")
+    assert "AccessDenied" in (failures[0].last_error or ""), failures[0]
+    lam.add_permission(FunctionName=name, StatementId="events", Action="lambda:InvokeFunction",
+                       Principal="events.amazonaws.com", SourceArn=rule)
+    failed = sm.start_pipeline_execution(PipelineName=pipeline)["PipelineExecutionArn"]
+
+    def printed() -> list[str]:
+        try:
+            found = logs.filter_log_events(logGroupName=f"/aws/lambda/{name}", filterPattern='"FAILED"')["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            return []
+        return [e["message"].strip() for e in found]
+
+    lines = _wait(printed, "the function's output")
+    assert lines == [f"FAILED {failed} {STATUS}"], lines
+    time.sleep(1)
+    assert refused not in " ".join(printed())

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 _PIPELINE_ARN = re.compile(r"^arn:aws[\w-]*:sagemaker:([a-z0-9-]+):(\d{12}):pipeline/([A-Za-z0-9\-]{1,256})$")
 _API_DESTINATION_ARN = re.compile(r"^arn:aws[\w-]*:events:([a-z0-9-]+):(\d{12}):api-destination/[\.\-_A-Za-z0-9]+/[\w-]+$")
+_FUNCTION_ARN = re.compile(r"^arn:aws[\w-]*:lambda:([a-z0-9-]+):(\d{12}):function:[\w-]{1,64}(:[\w$-]+)?$")
 _BUS_ARN = re.compile(r"^arn:aws[\w-]*:events:[a-z0-9-]+:\d{12}:event-bus/[/\.\-_A-Za-z0-9]+$")
 _RETRYABLE = frozenset({"ThrottlingException", "Throttling", "ServiceUnavailable", "InternalFailure",
                         "InternalServerError", "InternalServerException", "ConcurrentModificationException"})
@@ -267,6 +268,28 @@ def _deliver_to_api_destination(app: AppState, job: Job) -> dict[str, Any] | Non
         raise TargetError(exc.code, exc.message, exc.retryable) from None
 
 
+# --------------------------------------------------------------------------------- Lambda functions
+def _check_function(target: dict[str, Any], bus: BusRef, role_arn: str | None) -> None:
+    m = _FUNCTION_ARN.match(target["Arn"])
+    assert m is not None
+    if m.group(1) != bus.region:
+        raise buses.validation(f"Target {target['Id']}: a Lambda function target must be in the rule's region.")
+
+
+def _deliver_to_function(app: AppState, job: Job) -> dict[str, Any] | None:
+    """An asynchronous (Event) invocation as events.amazonaws.com, which the function's resource
+    policy must allow (AddPermission with the rule's ARN as SourceArn), as on AWS; the Lambda
+    service then owns the invocation and its retries."""
+    from stratum.functions import ServicePrincipal, invoke
+
+    caller = ServicePrincipal(EVENTS_PRINCIPAL, source_arn=job.rule_arn, source_account=job.account_id)
+    try:
+        result = invoke(app, job.target["Arn"], job.input_text.encode(), "Event", caller, region=job.region)
+    except ServiceError as exc:
+        raise TargetError.of(exc) from None
+    return {"StatusCode": result.status_code, "RequestId": result.request_id}
+
+
 # ------------------------------------------------------------------------------------------ kinds
 KINDS: tuple[TargetKind, ...] = (
     TargetKind("event-bus", lambda arn: bool(_BUS_ARN.match(arn)), _check_bus, _deliver_to_bus),
@@ -274,6 +297,7 @@ KINDS: tuple[TargetKind, ...] = (
                _deliver_to_pipeline),
     TargetKind("api-destination", lambda arn: bool(_API_DESTINATION_ARN.match(arn)), _check_api_destination,
                _deliver_to_api_destination),
+    TargetKind("lambda", lambda arn: bool(_FUNCTION_ARN.match(arn)), _check_function, _deliver_to_function),
 )
 
 
