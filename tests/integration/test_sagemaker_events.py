@@ -185,3 +185,85 @@ def test_a_failed_execution_invokes_a_lambda_function(server: StratumServer) -> 
     assert lines == [f"FAILED {failed} {STATUS}"], lines
     time.sleep(1)
     assert refused not in " ".join(printed())
+
+
+COPY_TO_HUB = '''
+import os
+import boto3
+
+
+def handler(event, context):
+    # The hub's function, as its role: read the spoke's approved version, register it in the hub.
+    sm = boto3.client("sagemaker")
+    source = sm.describe_model_package(ModelPackageName=event["detail"]["ModelPackageArn"])
+    copied = sm.create_model_package(
+        ModelPackageGroupName=os.environ["HUB_GROUP"], ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification=source["InferenceSpecification"],
+        CustomerMetadataProperties={"source": source["ModelPackageArn"]})
+    print("COPIED " + copied["ModelPackageArn"])
+    return {"copied": copied["ModelPackageArn"]}
+'''
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgboost:1.7-1"
+
+
+def test_hub_pulls_approved_spoke_packages_through_a_function(server: StratumServer) -> None:
+    """The pull pattern: the spoke's default bus forwards its approvals to the hub's bus (its policy
+    allows the spoke); the hub's rule invokes a function that copies the package as its role."""
+    from test_lambda import create, lambda_role
+
+    spoke, hub = server.account_id("dev"), server.account_id("hub")
+    spoke_sm, hub_sm = server.client("sagemaker"), server.client("sagemaker", "hub")
+    spoke_events, hub_events = server.client("events"), server.client("events", "hub")
+    spoke_group, hub_group = f"spoke-{uuid.uuid4().hex[:6]}", f"central-{uuid.uuid4().hex[:6]}"
+    spoke_sm.create_model_package_group(ModelPackageGroupName=spoke_group)
+    hub_sm.create_model_package_group(ModelPackageGroupName=hub_group)
+    # The hub's function role may read the spoke's group (the spoke's group policy lets the hub).
+    spoke_sm.put_model_package_group_policy(ModelPackageGroupName=spoke_group, ResourcePolicy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{hub}:root"},
+            "Action": ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"],
+            "Resource": [f"arn:aws:sagemaker:us-east-1:{spoke}:model-package/{spoke_group}/*",
+                         f"arn:aws:sagemaker:us-east-1:{spoke}:model-package-group/{spoke_group}"]}]}))
+    role = lambda_role(server, account="hub", policy={"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["sagemaker:DescribeModelPackage", "sagemaker:CreateModelPackage"],
+         "Resource": "*"}]})
+    function = create(server, {"app.py": COPY_TO_HUB}, role=role, account="hub",
+                      Environment={"Variables": {"HUB_GROUP": hub_group}})
+    bus = f"approvals-{uuid.uuid4().hex[:6]}"
+    bus_arn = hub_events.create_event_bus(Name=bus)["EventBusArn"]
+    hub_rule = hub_events.put_rule(Name=f"copy-{uuid.uuid4().hex[:6]}", EventBusName=bus, EventPattern=json.dumps({
+        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelApprovalStatus": ["Approved"]}}))["RuleArn"]
+    hub_events.put_targets(Rule=hub_rule.rsplit("/", 1)[1], EventBusName=bus,
+                           Targets=[{"Id": "copy", "Arn": function["FunctionArn"]}])
+    server.client("lambda", "hub").add_permission(
+        FunctionName=function["FunctionName"], StatementId="events", Action="lambda:InvokeFunction",
+        Principal="events.amazonaws.com", SourceArn=hub_rule)
+    forward = spoke_events.put_rule(Name=f"forward-{uuid.uuid4().hex[:6]}", EventPattern=json.dumps({
+        "source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {"ModelPackageGroupName": [spoke_group]}}))["RuleArn"]
+    spoke_events.put_targets(Rule=forward.rsplit("/", 1)[1], Targets=[{"Id": "hub", "Arn": bus_arn}])
+
+    def new_version() -> str:
+        return str(spoke_sm.create_model_package(ModelPackageGroupName=spoke_group, InferenceSpecification={
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": "s3://models/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]})["ModelPackageArn"])
+
+    # Without the hub bus's permission, the spoke's forward is refused.
+    refused = new_version()
+    spoke_sm.update_model_package(ModelPackageArn=refused, ModelApprovalStatus="Approved")
+    # Both of its state changes (created, approved) are refused, and not retried.
+    failures = _wait(lambda: [d for d in _deliveries(server, forward) if d.status == "failed"] if len(
+        [d for d in _deliveries(server, forward) if d.status == "failed"]) == 2 else None, "the refused forwards")
+    assert all("AccessDenied" in (f.last_error or "") for f in failures)
+    hub_events.put_permission(EventBusName=bus, StatementId="spoke", Action="events:PutEvents", Principal=spoke)
+
+    approved = new_version()
+    spoke_sm.update_model_package(ModelPackageArn=approved, ModelApprovalStatus="Approved")
+    copies = _wait(lambda: hub_sm.list_model_packages(ModelPackageGroupName=hub_group)["ModelPackageSummaryList"],
+                   "the hub's copy")
+    assert len(copies) == 1
+    copy = hub_sm.describe_model_package(ModelPackageName=copies[0]["ModelPackageArn"])
+    assert copy["CustomerMetadataProperties"] == {"source": approved}
+    assert copy["InferenceSpecification"]["Containers"][0]["Image"] == IMAGE
+    assert copy["CreatedBy"]["IamIdentity"]["Arn"].startswith(f"arn:aws:sts::{hub}:assumed-role/{role.split('/')[-1]}/")
