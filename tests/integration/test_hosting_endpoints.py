@@ -410,6 +410,8 @@ def test_endpoint_serves_again_after_a_crash_of_stratum(fresh_server: StratumSer
         time.sleep(0.2)
     [url] = serving_urls(server, name)
     assert invoke(url) == "21.5\n43.5\n"
+    [after] = instance_rows(server, name)
+    assert (after.instance_id, after.pid, after.url) == (before.instance_id, before.pid, before.url)  # adopted
     # A clean stop stops the model servers; the next start runs them again.
     pids = [r.pid for r in instance_rows(server, name)]
     server.stop()

@@ -122,6 +122,22 @@ class HostingService:
         for ep in endpoints:
             for inst in ep.instances.values():
                 inst.stop()
+            try:
+                self._stopped(ep)
+            except Exception:
+                log.exception("recording the stop of endpoint %s failed", ep.name or ep.key.item_id)
+
+    def _stopped(self, ep: _Endpoint) -> None:
+        """The instances are gone: out of the routes, and an InService endpoint is SystemUpdating
+        until a server (this one after its restart, or another) runs them again."""
+        if not ep.instances:
+            return
+        with self._tx(ep) as conn:
+            for instance_id in ep.instances:
+                records.delete_instance(conn, instance_id)
+            row = records.endpoints(conn, [ep.key.item_id]).get(ep.key.item_id)
+            if row is not None and row.status == "InService":
+                records.set_status(conn, row, "SystemUpdating")
 
     def _claims_renewed(self, held: set[ClaimKey], started: float) -> None:
         del started
