@@ -428,3 +428,45 @@ def test_endpoint_serves_again_after_a_crash_of_stratum(fresh_server: StratumSer
     assert invoke(urls[0]) == "21.5\n43.5\n"
     sm.delete_endpoint(EndpointName=name)
     sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+
+@pytest.mark.slow
+def test_multi_container_and_serverless_variants(server: StratumServer) -> None:
+    """A Direct-mode model runs one model server per container on each instance; a serverless
+    variant runs one instance; DescribeEndpoint reports both, and the DataCaptureConfig summary."""
+    sm = server.client("sagemaker")
+    role = sagemaker_role(server)
+    multi = uid("multi-model")
+    containers = []
+    for hostname, bias in (("first", 1), ("second", 2)):
+        artifacts = put(server, f"models/{multi}/{hostname}.tar.gz", tarball({
+            "weights.json": f'{{"w": [1, 10], "b": {bias}}}', "code/inference.py": INFERENCE}))
+        containers.append({"Image": SKLEARN_IMAGE, "ModelDataUrl": artifacts, "Environment": SCRIPT_ENV,
+                           "ContainerHostname": hostname})
+    sm.create_model(ModelName=multi, ExecutionRoleArn=role, Containers=containers,
+                    InferenceExecutionConfig={"Mode": "Direct"})
+    single = script_model(server, uid("sls-model"))
+    cfg = uid("multi-cfg")
+    sm.create_endpoint_config(EndpointConfigName=cfg, ProductionVariants=[
+        {"VariantName": "Multi", "ModelName": multi, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"},
+        {"VariantName": "Serverless", "ModelName": single,
+         "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2}}],
+        DataCaptureConfig={"EnableCapture": True, "InitialSamplingPercentage": 100,
+                           "DestinationS3Uri": "s3://capture-bucket/ep", "CaptureOptions": [{"CaptureMode": "Input"}]})
+    name = uid("multi-ep")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=cfg)
+    d = wait_in_service(sm, name)
+    variants = {v["VariantName"]: v for v in d["ProductionVariants"]}
+    assert [i["SpecifiedImage"] for i in variants["Multi"]["DeployedImages"]] == [SKLEARN_IMAGE, SKLEARN_IMAGE]
+    assert variants["Multi"]["CurrentInstanceCount"] == 1
+    assert variants["Serverless"]["CurrentServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 2}
+    assert "CurrentInstanceCount" not in variants["Serverless"]
+    assert d["DataCaptureConfig"] == {"EnableCapture": True, "CaptureStatus": "Started",
+                                      "CurrentSamplingPercentage": 100, "DestinationS3Uri": "s3://capture-bucket/ep"}
+    rows = [r for r in instance_rows(server, name) if r.variant == "Multi"]
+    assert sorted(r.container for r in rows) == ["first", "second"] and len({r.instance_id for r in rows}) == 1
+    answers = {r.container: invoke(r.url, "1,2\n") for r in rows}
+    assert answers == {"first": "22\n", "second": "23\n"}
+    assert invoke(serving_urls(server, name, "Serverless")[0], "1,2\n") == "21.5\n"
+    sm.delete_endpoint(EndpointName=name)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
