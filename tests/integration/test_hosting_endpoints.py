@@ -366,13 +366,13 @@ def test_xgboost_endpoint_predicts_like_the_booster(server: StratumServer, tmp_p
     labels = 3 * features[:, 0] + features[:, 1] - 2 * features[:, 2]
     booster = xgboost.train({"objective": "reg:squarederror", "max_depth": 3}, xgboost.DMatrix(features, labels),
                             num_boost_round=20)
-    booster.save_model(str(tmp_path / "xgboost-model"))
+    booster.save_model(str(tmp_path / "xgboost-model.ubj"))
     rows = features[:4]
     expected = booster.predict(xgboost.DMatrix(rows))
     sm = server.client("sagemaker")
     name = uid("xgb-ep")
     artifacts = put(server, f"models/{name}/model.tar.gz", tarball({
-        "xgboost-model": (tmp_path / "xgboost-model").read_bytes()}))
+        "xgboost-model": (tmp_path / "xgboost-model.ubj").read_bytes()}))
     sm.create_model(ModelName=name, ExecutionRoleArn=sagemaker_role(server), PrimaryContainer={
         "Image": XGBOOST_IMAGE, "ModelDataUrl": artifacts})
     config(sm, name, name)

@@ -313,32 +313,41 @@ class HostingService:
                     return inst.failure or "The endpoint's instances could not start."
             return None
 
-        done = False
+        # Decide first: a write transaction only when there is something to record.
+        action: tuple[str, str | None] | None = None
         if row.pending:
             reason = failure(row.pending)
-            with self._tx(ep) as conn:
-                if reason is not None:
-                    done = records.failed(conn, row, reason)
-                elif up(row.pending):
-                    done = records.deployed(conn, row)
-            if done:
-                log.info("endpoint %s: deployment %s %s", row.name, row.pending["Deployment"],
-                         "failed" if reason else "in service")
+            if reason is not None:
+                action = ("failed", reason)
+            elif up(row.pending):
+                action = ("deployed", None)
         elif row.serving:
             settled = up(row.serving) and all(
                 len(self._live(ep, key)) == count for key, (count, _v) in wanted.items())
-            with self._tx(ep) as conn:
-                if row.status == "Updating":
-                    reason = failure(row.serving)
-                    if reason is not None:
-                        done = records.failed(conn, row, reason)
-                    elif settled:
-                        done = records.resized(conn, row)
-                elif row.status == "InService" and not settled:
-                    done = records.set_status(conn, row, "SystemUpdating")
-                elif row.status == "SystemUpdating" and settled:
-                    done = records.set_status(conn, row, "InService")
+            if row.status == "Updating":
+                reason = failure(row.serving)
+                if reason is not None:
+                    action = ("failed", reason)
+                elif settled:
+                    action = ("resized", None)
+            elif row.status == "InService" and not settled:
+                action = ("status", "SystemUpdating")
+            elif row.status == "SystemUpdating" and settled:
+                action = ("status", "InService")
+        if action is None:
+            return
+        kind, detail = action
+        with self._tx(ep) as conn:
+            if kind == "failed":
+                done = records.failed(conn, row, str(detail))
+            elif kind == "deployed":
+                done = records.deployed(conn, row)
+            elif kind == "resized":
+                done = records.resized(conn, row)
+            else:
+                done = records.set_status(conn, row, str(detail))
         if done:
+            log.info("endpoint %s: %s%s", row.name, kind, f" ({detail})" if detail else "")
             self.invalidate(row.account_id, row.region, row.name)
             self._wake.set()
 
