@@ -470,3 +470,50 @@ def test_multi_container_and_serverless_variants(server: StratumServer) -> None:
     assert invoke(serving_urls(server, name, "Serverless")[0], "1,2\n") == "21.5\n"
     sm.delete_endpoint(EndpointName=name)
     sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+
+@pytest.mark.slow
+def test_another_server_takes_an_endpoint_over(tmp_path: Any) -> None:
+    """Two servers on one PostgreSQL database: the endpoint runs on the server that created it;
+    when that one is killed, the other takes the endpoint over once the lease expires (adopting
+    its model servers on this machine) and runs it from then on."""
+    from stratum_testing import BACKENDS, create_pg_database, drop_pg_database
+
+    if "postgresql" not in BACKENDS:
+        pytest.skip("PostgreSQL backend not selected")
+    url = create_pg_database()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    servers = [StratumServer(shared, url, ["--lease-seconds", "3"], backend="postgresql",
+                             log_path=tmp_path / f"server{i}.log") for i in range(2)]
+    try:
+        first, second = servers
+        first.start()
+        second.start()
+        sm = first.client("sagemaker")
+        model = script_model(first, uid("takeover-model"))
+        cfg = uid("takeover-cfg")
+        config(sm, cfg, model)
+        name = uid("takeover-ep")
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=cfg)
+        wait_in_service(second.client("sagemaker"), name)  # any server answers for any endpoint
+        [before] = instance_rows(first, name)
+        first.kill()
+        deadline = time.monotonic() + 30
+        while True:
+            [after] = instance_rows(second, name)
+            if after.owner != before.owner and after.status == "InService":
+                break
+            assert time.monotonic() < deadline, after
+            time.sleep(0.2)
+        assert (after.instance_id, after.pid) == (before.instance_id, before.pid)
+        sm = second.client("sagemaker")
+        assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
+        assert invoke(after.url) == "21.5\n43.5\n"
+        sm.delete_endpoint(EndpointName=name)
+        sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        assert not alive(before.pid)
+    finally:
+        for srv in servers:
+            srv.stop()
+        drop_pg_database(url)
