@@ -164,34 +164,39 @@ def test_endpoint_configs(server: StratumServer) -> None:
 
 
 def test_endpoint_authorization(server: StratumServer) -> None:
-    """CreateEndpoint is authorized on the endpoint and on its config, with the request's tags."""
+    """CreateEndpoint is authorized on the endpoint (with aws:RequestTag) and on its config."""
+    import json
+
     iam = server.client("iam")
     sm = server.client("sagemaker")
+    account = server.account_id("dev")
     model = script_model(server, uid("authz-model"))
-    cfg = uid("authz-cfg")
-    config(sm, cfg, model)
+    allowed_cfg, other_cfg = uid("authz-cfg"), uid("authz-other")
+    config(sm, allowed_cfg, model)
+    config(sm, other_cfg, model)
     user = uid("ep-user")
     iam.create_user(UserName=user)
     keys = iam.create_access_key(UserName=user)["AccessKey"]
-    import json
-
     iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint"],
-         "Resource": "*", "Condition": {"StringEquals": {"aws:RequestTag/team": "ml"}}},
-        {"Effect": "Allow", "Action": "sagemaker:AddTags", "Resource": "*"}]}))
+        {"Effect": "Allow", "Action": "sagemaker:CreateEndpoint",
+         "Resource": f"arn:aws:sagemaker:{REGION}:{account}:endpoint/*",
+         "Condition": {"StringEquals": {"aws:RequestTag/team": "ml"}}},
+        {"Effect": "Allow", "Action": "sagemaker:CreateEndpoint",
+         "Resource": f"arn:aws:sagemaker:{REGION}:{account}:endpoint-config/{allowed_cfg}"},
+        {"Effect": "Allow", "Action": ["sagemaker:AddTags", "sagemaker:DeleteEndpoint"], "Resource": "*"}]}))
     limited = server.client("sagemaker", aws_access_key_id=keys["AccessKeyId"],
                             aws_secret_access_key=keys["SecretAccessKey"])
-    deadline = time.monotonic() + 10
-    while True:  # IAM changes are visible at once in Stratum; the loop only guards key propagation
-        try:
-            code, _ = error(limited.create_endpoint, EndpointName=uid("authz-ep"), EndpointConfigName=cfg)
-            break
-        except AssertionError:
-            raise
-        except ClientError:
-            if time.monotonic() > deadline:
-                raise
-    assert code == "AccessDeniedException"
+    tags = [{"Key": "team", "Value": "ml"}]
+    code, message = error(limited.create_endpoint, EndpointName=uid("authz-ep"), EndpointConfigName=allowed_cfg)
+    assert code == "AccessDeniedException" and "sagemaker:CreateEndpoint" in message  # no team tag
+    code, message = error(limited.create_endpoint, EndpointName=uid("authz-ep"), EndpointConfigName=other_cfg,
+                          Tags=tags)
+    assert code == "AccessDeniedException" and f"endpoint-config/{other_cfg}" in message
+    name = uid("authz-ep")
+    limited.create_endpoint(EndpointName=name, EndpointConfigName=allowed_cfg, Tags=tags)
+    assert error(limited.describe_endpoint, EndpointName=name)[0] == "AccessDeniedException"
+    limited.delete_endpoint(EndpointName=name)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
 
 # ---------------------------------------------------------------------------------------- endpoints

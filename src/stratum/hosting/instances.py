@@ -32,6 +32,8 @@ log = logging.getLogger("stratum.hosting")
 
 SESSION_NAME = "SageMaker"
 SESSION_SECONDS = 43200
+STABLE_SECONDS = 60.0  # a model server up this long that dies is restarted at once
+RESTART_DELAY_MAX = 30.0
 
 
 def container_hostnames(model: dict[str, Any]) -> list[str]:
@@ -89,7 +91,8 @@ class LocalInstance:
     servers: dict[str, Any] = field(default_factory=dict)  # hostname -> ModelServer | Adopted
     env: dict[str, dict[str, str]] = field(default_factory=dict)  # hostname -> environment
     runtimes: dict[str, str] = field(default_factory=dict)
-    restarts: int = 0
+    restarts: int = 0  # restarts in a row (a crash loop waits longer before each)
+    ready_since: float | None = None
     _thread: threading.Thread | None = None
     _cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -118,6 +121,7 @@ class LocalInstance:
             for hostname in self.hostnames:
                 self._launch(hostname)
             self._wait_all()
+            self.ready_since = time.monotonic()
             self.state = "ready"
             self.note("all containers answer /ping: in service")
         except _Cancelled:
@@ -198,18 +202,27 @@ class LocalInstance:
     def restart(self, dead: list[str]) -> None:
         codes = {h: (self.servers[h].poll() if isinstance(self.servers[h], Adopted) else self.servers[h].proc.returncode)
                  for h in dead}
+        if self.ready_since is not None and time.monotonic() - self.ready_since > STABLE_SECONDS:
+            self.restarts = 0  # it had been running fine: this is not a crash loop
+        delay = 0.0 if self.restarts == 0 else min(RESTART_DELAY_MAX, 0.5 * 2 ** (self.restarts - 1))
         self.restarts += 1
         for hostname, code in codes.items():
             message = (f"the model server of container {hostname} exited with code {code}: restarting it")
             log.warning("endpoint %s instance %s: %s", self.plan.endpoint_name, self.instance_id, message)
             self.note(message)
         self.state = "restarting"
-        self._thread = threading.Thread(target=self._relaunch, args=(dead,), name=f"restart-{self.instance_id}",
+        self.ready_since = None
+        self._thread = threading.Thread(target=self._relaunch, args=(dead, delay), name=f"restart-{self.instance_id}",
                                         daemon=True)
         self._thread.start()
 
-    def _relaunch(self, dead: list[str]) -> None:
+    def _relaunch(self, dead: list[str], delay: float) -> None:
         try:
+            if delay:
+                self.note(f"waiting {delay:g} seconds before the restart (it crashed {self.restarts - 1} times "
+                          "in a row)")
+                if self._cancel.wait(delay):
+                    return
             for hostname in dead:
                 old = self.servers.get(hostname)
                 if old is not None:
@@ -219,6 +232,7 @@ class LocalInstance:
                                        "again in place")
                 self._launch(hostname)
             self._wait_all()
+            self.ready_since = time.monotonic()
             self.state = "ready"
             self.note("restarted: in service again")
         except _Cancelled:
