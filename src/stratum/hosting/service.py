@@ -337,6 +337,10 @@ class HostingService:
         if action is None:
             return
         kind, detail = action
+        if kind == "failed" and row.serving is None:
+            # A Failed endpoint runs nothing: its instances are gone before the status says so.
+            for inst in list(ep.instances.values()):
+                self._retire(ep, inst)
         with self._tx(ep) as conn:
             if kind == "failed":
                 done = records.failed(conn, row, str(detail))
