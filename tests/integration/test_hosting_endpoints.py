@@ -522,3 +522,34 @@ def test_another_server_takes_an_endpoint_over(tmp_path: Any) -> None:
         for srv in servers:
             srv.stop()
         drop_pg_database(url)
+
+
+@pytest.mark.slow
+def test_sagemaker_sdk_deploys_and_deletes_an_endpoint(server: StratumServer) -> None:
+    """Model.deploy (CreateModel, CreateEndpointConfig, CreateEndpoint) and Predictor.delete_endpoint /
+    delete_model of the SageMaker Python SDK. (The SDK's own wait polls every 30 s; the waiter is quicker.)"""
+    sagemaker = pytest.importorskip("sagemaker")
+    from sagemaker.model import Model
+    from sagemaker.predictor import Predictor
+    from sdk_testing import loopback_only
+
+    name = uid("sdk-ep")
+    artifacts = put(server, f"models/{name}/model.tar.gz", tarball({
+        "weights.json": '{"w": [1, 10], "b": 0.5}', "code/inference.py": INFERENCE}))
+    with loopback_only():
+        session = sagemaker.Session(boto_session=server.session(), sagemaker_client=server.client("sagemaker"),
+                                    sagemaker_runtime_client=server.client("sagemaker-runtime"))
+        model = Model(image_uri=SKLEARN_IMAGE, model_data=artifacts, role=sagemaker_role(server), env=SCRIPT_ENV,
+                      sagemaker_session=session, name=name)
+        model.deploy(initial_instance_count=1, instance_type="ml.m5.large", endpoint_name=name, wait=False)
+        sm = server.client("sagemaker")
+        d = wait_in_service(sm, name)
+        assert d["EndpointStatus"] == "InService" and d["EndpointConfigName"] == name
+        [url] = serving_urls(server, name)
+        assert invoke(url) == "21.5\n43.5\n"
+        predictor = Predictor(name, sagemaker_session=session)
+        predictor.delete_model()  # the models its endpoint config names
+        predictor.delete_endpoint()  # the endpoint and its config
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    assert error(sm.describe_endpoint_config, EndpointConfigName=name)[0] == "ValidationException"
+    assert error(sm.describe_model, ModelName=name)[0] == "ValidationException"
