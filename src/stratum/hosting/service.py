@@ -51,7 +51,7 @@ log = logging.getLogger("stratum.hosting")
 ENDPOINT = "endpoint"
 DRAIN_SECONDS = 5.0
 PASS_SECONDS = 0.25
-SWEEP_SECONDS = 1.0
+SWEEP_SECONDS = 2.0
 LOG_GROUP = "/aws/sagemaker/Endpoints/"
 
 
