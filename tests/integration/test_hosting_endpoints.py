@@ -361,6 +361,33 @@ def test_endpoint_fails_when_its_model_server_cannot_start(server: StratumServer
     sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
 
+def test_unsupported_image_fails_endpoints_and_listing_pages_them(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    model = uid("odd-model")
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/not-a-sagemaker-image:1"
+    sm.create_model(ModelName=model, ExecutionRoleArn=sagemaker_role(server), PrimaryContainer={"Image": image})
+    cfg = uid("odd-cfg")
+    config(sm, cfg, model)
+    prefix = uid("odd-ep")
+    names = [f"{prefix}-{i}" for i in range(3)]
+    for name in names:
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=cfg)
+    for name in names:
+        d = wait_endpoint(sm, name, lambda e: e["EndpointStatus"] != "Creating")
+        assert d["EndpointStatus"] == "Failed" and f"Image {image} is not supported by Stratum" in d["FailureReason"]
+    pages = list(sm.get_paginator("list_endpoints").paginate(
+        NameContains=prefix, SortBy="Name", SortOrder="Descending", StatusEquals="Failed",
+        PaginationConfig={"PageSize": 2}))
+    assert [[e["EndpointName"] for e in p["Endpoints"]] for p in pages] == [names[:0:-1], names[:1]]
+    by_creation = sm.list_endpoints(NameContains=prefix, SortBy="CreationTime", SortOrder="Ascending")["Endpoints"]
+    assert [e["EndpointName"] for e in by_creation] == names
+    assert sm.list_endpoints(NameContains=prefix, StatusEquals="InService")["Endpoints"] == []
+    for name in names:
+        sm.delete_endpoint(EndpointName=name)
+    for name in names:
+        sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+
 @pytest.mark.slow
 def test_xgboost_endpoint_predicts_like_the_booster(server: StratumServer, tmp_path: Any) -> None:
     import numpy as np
@@ -417,6 +444,13 @@ def test_endpoint_serves_again_after_a_crash_of_stratum(fresh_server: StratumSer
     assert invoke(url) == "21.5\n43.5\n"
     [after] = instance_rows(server, name)
     assert (after.instance_id, after.pid, after.url) == (before.instance_id, before.pid, before.url)  # adopted
+    # An adopted model server that dies is started again too.
+    os.kill(after.pid, signal.SIGKILL)
+    wait_endpoint(sm, name, lambda e: e["EndpointStatus"] == "SystemUpdating", timeout=10)
+    wait_in_service(sm, name)
+    [again] = instance_rows(server, name)
+    assert again.instance_id == after.instance_id and again.pid != after.pid and alive(again.pid)
+    assert invoke(again.url) == "21.5\n43.5\n"
     # A clean stop stops the model servers; the next start runs them again.
     pids = [r.pid for r in instance_rows(server, name)]
     server.stop()

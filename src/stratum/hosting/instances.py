@@ -91,6 +91,7 @@ class LocalInstance:
     servers: dict[str, Any] = field(default_factory=dict)  # hostname -> ModelServer | Adopted
     env: dict[str, dict[str, str]] = field(default_factory=dict)  # hostname -> environment
     runtimes: dict[str, str] = field(default_factory=dict)
+    db: Any = None  # the server's database (role sessions)
     restarts: int = 0  # restarts in a row (a crash loop waits longer before each)
     ready_since: float | None = None
     _thread: threading.Thread | None = None
@@ -116,6 +117,7 @@ class LocalInstance:
         self._thread.start()
 
     def _boot(self, db: Any) -> None:
+        self.db = db
         try:
             self._prepare(db)
             for hostname in self.hostnames:
@@ -228,8 +230,9 @@ class LocalInstance:
                 if old is not None:
                     _kill(old, 0)
                 if hostname not in self.env:
-                    raise JobDataError(f"container {hostname} was adopted after a restart and cannot be started "
-                                       "again in place")
+                    # Adopted after a restart of Stratum: its files are there, its environment
+                    # (the role's credentials) is made again.
+                    self._prepare(self.db)
                 self._launch(hostname)
             self._wait_all()
             self.ready_since = time.monotonic()

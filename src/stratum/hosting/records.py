@@ -92,7 +92,9 @@ def failed(conn: Connection, row: Row[Any], reason: str) -> bool:
     goes back to what it served (InService) with the reason in FailureReason, as SageMaker's
     rollback does."""
     if row.serving is None:
-        return _transition(conn, row, status="Failed", failure_reason=reason)
+        pending = dict(row.pending)
+        pending["Variants"] = [{**v, "Status": None} for v in pending["Variants"]]
+        return _transition(conn, row, status="Failed", failure_reason=reason, pending=pending)
     serving = dict(row.serving)
     serving["Variants"] = [{**v, "DesiredInstanceCount": v["CurrentInstanceCount"],
                             "DesiredWeight": v["CurrentWeight"], "Status": None} for v in serving["Variants"]]

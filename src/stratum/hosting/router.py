@@ -77,6 +77,9 @@ class Router:
         self.ttl = ttl
         self._cache: dict[tuple[str, str, str], tuple[float, EndpointRoute | None]] = {}
         self._lock = threading.Lock()
+        # Bumped by each invalidation: a route read from the database before an invalidation is
+        # not cached after it (it may predate the change).
+        self._epoch = 0
 
     def route(self, account: str, region: str, name: str) -> EndpointRoute | None:
         key = (account, region, name.lower())
@@ -84,12 +87,15 @@ class Router:
         now = time.monotonic()
         if entry is not None and entry[0] > now:
             return entry[1]
+        epoch = self._epoch
         with self.db.read() as conn:
             route = load_route(conn, account, region, name)
         with self._lock:
-            self._cache[key] = (now + self.ttl, route)
+            if epoch == self._epoch:
+                self._cache[key] = (now + self.ttl, route)
         return route
 
     def invalidate(self, account: str, region: str, name: str) -> None:
         with self._lock:
+            self._epoch += 1
             self._cache.pop((account, region, name.lower()), None)

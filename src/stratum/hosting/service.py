@@ -460,7 +460,8 @@ class HostingService:
             if adoptable:
                 assert variant is not None
                 inst = LocalInstance(instance_id, row.endpoint_id, first.deployment, first.variant,
-                                     self._plan(row, instance_id, variant), state="ready", recorded="Adopting")
+                                     self._plan(row, instance_id, variant), state="ready", recorded="Adopting",
+                                     db=self.db, ready_since=time.monotonic())
                 inst.servers = {p.container: Adopted(int(p.pid), int(urlparse(p.url).port or 0)) for p in parts}
                 ep.instances[instance_id] = inst
                 inst.note(f"adopted by server {self.claims.server_id} after a restart")
