@@ -61,6 +61,7 @@ class _Endpoint:
     adopting: bool = True  # first pass: look at the instance rows a previous owner left
     instances: dict[str, LocalInstance] = field(default_factory=dict)
     name: str = ""
+    since: float = field(default_factory=time.monotonic)  # when this server began running it
 
 
 def _ours(pid: int, marker: str) -> bool:
@@ -140,9 +141,9 @@ class HostingService:
                 records.set_status(conn, row, "SystemUpdating")
 
     def _claims_renewed(self, held: set[ClaimKey], started: float) -> None:
-        del started
+        # A claim taken after the renewal began is not in ``held`` yet: only older ones can be lost.
         with self._lock:
-            lost = [eid for eid, ep in self._endpoints.items() if ep.key not in held]
+            lost = [eid for eid, ep in self._endpoints.items() if ep.key not in held and ep.since < started]
         for endpoint_id in lost:
             log.warning("server %s lost its claim on endpoint %s: stopping its instances here",
                         self.claims.server_id, endpoint_id)
