@@ -587,3 +587,39 @@ def test_sagemaker_sdk_deploys_and_deletes_an_endpoint(server: StratumServer) ->
     sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     assert error(sm.describe_endpoint_config, EndpointConfigName=name)[0] == "ValidationException"
     assert error(sm.describe_model, ModelName=name)[0] == "ValidationException"
+
+
+@pytest.mark.slow
+def test_instance_metrics_reach_cloudwatch(tmp_path_factory: pytest.TempPathFactory,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from stratum_testing import BACKENDS, close_server, make_server
+
+    monkeypatch.setenv("STRATUM_ENDPOINT_METRICS_SECONDS", "0.5")
+    server = make_server(tmp_path_factory, BACKENDS[0])
+    server.start()
+    try:
+        sm = server.client("sagemaker")
+        model = script_model(server, uid("metrics-model"))
+        cfg = uid("metrics-cfg")
+        config(sm, cfg, model, count=2)
+        name = uid("metrics-ep")
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=cfg)
+        wait_in_service(sm, name)
+        cloudwatch = server.client("cloudwatch")
+        dims = [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": "AllTraffic"}]
+        deadline = time.monotonic() + 30
+        while True:
+            metrics = cloudwatch.list_metrics(Namespace="/aws/sagemaker/Endpoints", Dimensions=dims)["Metrics"]
+            if {m["MetricName"] for m in metrics} == {"CPUUtilization", "MemoryUtilization"}:
+                break
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.5)
+        stats = cloudwatch.get_metric_statistics(
+            Namespace="/aws/sagemaker/Endpoints", MetricName="MemoryUtilization", Dimensions=dims,
+            StartTime=datetime.now(UTC) - timedelta(minutes=5), EndTime=datetime.now(UTC) + timedelta(minutes=1),
+            Period=60, Statistics=["Average", "SampleCount"])["Datapoints"]
+        assert stats and all(0 < p["Average"] < 100 and p["Unit"] == "Percent" for p in stats)
+        sm.delete_endpoint(EndpointName=name)
+        sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    finally:
+        close_server(server)

@@ -37,6 +37,7 @@ from sqlalchemy import Row
 
 from stratum.hosting import modelserver, records
 from stratum.hosting.instances import Adopted, LocalInstance, Plan, container_hostnames
+from stratum.hosting.metrics import EndpointMetrics
 from stratum.hosting.router import Router
 from stratum.hosting.routes import EndpointRoute
 from stratum.jobs import logs as job_logs
@@ -81,6 +82,7 @@ class HostingService:
         self.settings = app.settings
         self.claims = app.claims
         self.router = Router(app.db)
+        self.metrics = EndpointMetrics(app.db, app.settings.endpoint_metrics_seconds)
         self._endpoints: dict[str, _Endpoint] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -212,6 +214,12 @@ class HostingService:
                     job_logs.flush(inst.plan.log_path)
                 except OSError:
                     pass
+        if self.metrics.due():
+            try:
+                self.metrics.publish([(ep.key.account_id, ep.key.region, ep.name, list(ep.instances.values()))
+                                      for ep in endpoints if ep.name])
+            except Exception:
+                log.exception("publishing endpoint metrics failed")
 
     def _tx(self, ep: _Endpoint) -> Any:
         return self.claims.owned(self.db, ep.key) if self._check_claims else self.db.begin()
