@@ -623,3 +623,63 @@ def test_instance_metrics_reach_cloudwatch(tmp_path_factory: pytest.TempPathFact
         sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     finally:
         close_server(server)
+
+
+def broken_model(server: StratumServer, name: str) -> str:
+    artifacts = put(server, f"models/{name}/model.tar.gz", tarball({
+        "code/inference.py": "raise ImportError('no such thing')\n"}))
+    server.client("sagemaker").create_model(ModelName=name, ExecutionRoleArn=sagemaker_role(server), PrimaryContainer={
+        "Image": SKLEARN_IMAGE, "ModelDataUrl": artifacts, "Environment": SCRIPT_ENV})
+    return name
+
+
+@pytest.mark.slow
+def test_an_update_that_cannot_start_leaves_the_old_variants_serving(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    good = uid("rb-cfg")
+    config(sm, good, script_model(server, uid("rb-model")))
+    bad = uid("rb-bad")
+    config(sm, bad, broken_model(server, uid("rb-broken")), variant="Broken")
+    name = uid("rb-ep")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=good)
+    wait_in_service(sm, name)
+    [before] = instance_rows(server, name)
+    sm.update_endpoint(EndpointName=name, EndpointConfigName=bad)
+    d = wait_endpoint(sm, name, lambda e: e["EndpointStatus"] != "Updating")
+    assert d["EndpointStatus"] == "InService" and d["EndpointConfigName"] == good
+    assert "did not pass the ping health check" in d["FailureReason"] and "no such thing" in d["FailureReason"]
+    assert [v["VariantName"] for v in d["ProductionVariants"]] == ["AllTraffic"]
+    assert "PendingDeploymentSummary" not in d
+    deadline = time.monotonic() + 10
+    while len(instance_rows(server, name)) != 1:  # the failed instance is cleaned up
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [after] = instance_rows(server, name)
+    assert (after.instance_id, after.pid) == (before.instance_id, before.pid)
+    assert invoke(after.url) == "21.5\n43.5\n"
+    sm.delete_endpoint(EndpointName=name)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    assert not alive(before.pid)
+
+
+def test_an_endpoint_deleted_while_creating_leaves_nothing(server: StratumServer) -> None:
+    import subprocess
+
+    sm = server.client("sagemaker")
+    cfg = uid("del-cfg")
+    config(sm, cfg, script_model(server, uid("del-model")), count=2)
+    name = uid("del-ep")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=cfg)
+    deadline = time.monotonic() + 10
+    while len(rows := instance_rows(server, name)) < 2:  # its instances are starting
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    sm.delete_endpoint(EndpointName=name)
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Deleting"
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    assert instance_rows(server, name) == []
+    ids = {r.instance_id for r in rows}
+    # Model servers run from the instance's work directory, which names the instance.
+    running = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert not any(i in running for i in ids)
+    assert not any((server.data_dir / "hosting" / "work" / i).exists() for i in ids)
