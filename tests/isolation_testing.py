@@ -172,6 +172,12 @@ def create_resources(server: StratumServer, account: str) -> Resources:
     ids["bus"] = f"{tag}-bus"
     ids["bus_arn"] = events.create_event_bus(Name=ids["bus"])["EventBusArn"]
     events.put_permission(EventBusName=ids["bus"], StatementId="own", Action="events:PutEvents", Principal=aid)
+    ids["rule"] = f"{tag}-rule"
+    ids["rule_arn"] = events.put_rule(Name=ids["rule"], EventBusName=ids["bus"],
+                                      EventPattern=json.dumps({"source": ["isolation"]}))["RuleArn"]
+    ids["default_bus_arn"] = ids["bus_arn"].rsplit("/", 1)[0] + "/default"
+    events.put_targets(Rule=ids["rule"], EventBusName=ids["bus"],
+                       Targets=[{"Id": "default", "Arn": ids["default_bus_arn"]}])
 
     cw, logs = r.client("cloudwatch"), r.client("logs")
     ids["metric"] = f"{tag}-metric"
@@ -386,7 +392,8 @@ RESOURCE_MEMBERS: dict[tuple[str, str], Callable[[Resources], list[Any]]] = {
     ("organizations", "CreateAccountRequestId"): _ids("create_account_request"),
     ("events", "Name"): _ids("bus_arn", "bus"),
     ("events", "EventBusName"): _ids("bus_arn", "bus"),
-    ("events", "ResourceARN"): _ids("bus_arn"),
+    ("events", "ResourceARN"): _ids("bus_arn", "rule_arn"),
+    ("events", "Rule"): _ids("rule"),
     ("events", "Entries"): lambda r: [[{"EventBusName": r.ids["bus_arn"], "Source": "isolation",
                                         "DetailType": "probe", "Detail": "{}"}]],
     # CloudWatch: alarms by name (in the caller's account) or ARN; a metric by its name in the
@@ -421,6 +428,7 @@ CREATED: dict[tuple[str, str], frozenset[str]] = {
     ("sagemaker", "CreateTransformJob"): frozenset({"TransformJobName"}),
     ("sagemaker", "CreateHyperParameterTuningJob"): frozenset({"HyperParameterTuningJobName"}),
     ("events", "CreateEventBus"): frozenset({"Name"}),
+    ("events", "PutRule"): frozenset({"Name"}),
     ("cloudwatch", "PutMetricAlarm"): frozenset({"AlarmName"}),
     ("logs", "CreateLogGroup"): frozenset({"logGroupName"}),
     ("logs", "CreateLogStream"): frozenset({"logStreamName"}),
@@ -556,6 +564,27 @@ def _complete(service: str, operation: str, r: Resources) -> dict[str, Any] | No
             return {"EventBusName": ids["bus"], "StatementId": "absent"}
         case ("events", "UpdateEventBus") | ("events", "DescribeEventBus"):
             return {"Name": ids["bus"]}
+        case ("events", "PutRule"):
+            return {"EventBusName": ids["bus"], "EventPattern": json.dumps({"source": ["isolation"]})}
+        case ("events", "DescribeRule") | ("events", "EnableRule") | ("events", "DisableRule"):
+            return {"Name": ids["rule"], "EventBusName": ids["bus"]}
+        case ("events", "DeleteRule"):  # the owner's rule has a target: delete a missing one (succeeds)
+            return {"Name": fresh("rule"), "EventBusName": ids["bus"]}
+        case ("events", "ListTargetsByRule"):
+            return {"Rule": ids["rule"], "EventBusName": ids["bus"]}
+        case ("events", "PutTargets"):
+            return {"Rule": ids["rule"], "EventBusName": ids["bus"],
+                    "Targets": [{"Id": "default", "Arn": ids["default_bus_arn"]}]}
+        case ("events", "RemoveTargets"):
+            return {"Rule": ids["rule"], "EventBusName": ids["bus"], "Ids": ["absent"]}
+        case ("events", "ListRules"):
+            return {"EventBusName": ids["bus"]}
+        case ("events", "ListRuleNamesByTarget"):
+            return {"EventBusName": ids["bus"], "TargetArn": ids["default_bus_arn"]}
+        case ("events", "TestEventPattern"):
+            return {"EventPattern": json.dumps({"source": ["isolation"]}), "Event": json.dumps({
+                "id": "1", "account": r.account_id, "source": "isolation", "time": "2026-01-01T00:00:00Z",
+                "region": "us-east-1", "resources": [], "detail-type": "probe", "detail": {}})}
         case ("ram", "GetResourceShares") | ("ram", "ListResources") | ("ram", "ListPrincipals"):
             return {"resourceOwner": "SELF"}
         case ("ram", "GetResourceShareAssociations"):

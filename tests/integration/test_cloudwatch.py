@@ -339,6 +339,31 @@ def test_prometheus_endpoint(cw: StratumServer) -> None:
     assert sum(s.value for s in again["stratum_requests"].samples) == sum(requests.values())
 
 
+def test_prometheus_endpoint_shows_published_metrics(cw: StratumServer) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ns = _ns()
+    client(cw, "cloudwatch").put_metric_data(Namespace=ns, MetricData=[
+        {"MetricName": "Latency", "Dimensions": [{"Name": "Endpoint-Name", "Value": 'a "quoted" one'}],
+         "Values": [2.0, 5.0], "Counts": [1.0, 3.0]},
+        {"MetricName": "Old", "Value": 9.0, "Timestamp": _minute(-30)}])
+    with urllib.request.urlopen(f"{cw.endpoint_url}/metrics", timeout=10) as response:
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+
+    def value(family: str, metric: str) -> float | None:
+        found = [s.value for s in families[family].samples if s.labels.get("namespace") == ns
+                 and s.labels["metric"] == metric]
+        return found[0] if found else None
+    sample = next(s for s in families["stratum_cloudwatch_sum"].samples if s.labels.get("namespace") == ns)
+    assert sample.labels == {"account": cw.account_id("dev"), "region": REGION, "namespace": ns,
+                             "metric": "Latency", "dim_Endpoint_Name": 'a "quoted" one'}
+    assert value("stratum_cloudwatch_sum", "Latency") == 17.0
+    assert value("stratum_cloudwatch_sample_count", "Latency") == 4.0
+    assert value("stratum_cloudwatch_minimum", "Latency") == 2.0
+    assert value("stratum_cloudwatch_maximum", "Latency") == 5.0
+    assert value("stratum_cloudwatch_sum", "Old") is None  # not in the last minute
+
+
 def test_datapoints_and_alarms_survive_a_restart(fresh_server: StratumServer) -> None:
     c = client(fresh_server, "cloudwatch")
     ns = _ns()

@@ -24,7 +24,8 @@ def model_fn(model_dir):
         return json.load(f)
 
 def input_fn(body, content_type):
-    return [[float(v) for v in line.split(",")] for line in body.decode().splitlines() if line]
+    text = body.decode() if isinstance(body, bytes) else body  # text/csv arrives decoded
+    return [[float(v) for v in line.split(",")] for line in text.splitlines() if line]
 
 def predict_fn(rows, model):
     return [sum(w * v for w, v in zip(model["w"], row)) + model["b"] for row in rows]

@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any
 
+import psutil
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -237,3 +238,66 @@ def test_wildcard_heavy_policy_against_the_longest_key_is_answered_at_once(serve
     user_s3.put_object(Bucket=bucket, Key="x" + "a" * 1000 + "7b", Body=b"")
     assert user_s3.list_objects_v2(Bucket=bucket, Prefix="x" + "a" * 1000)["KeyCount"] == 1
     assert time.monotonic() - started < 30
+
+
+def _parser_processes(server: StratumServer) -> list[psutil.Process]:
+    """The server's request parser process (a spawned multiprocessing child)."""
+    assert server.proc is not None
+    children = psutil.Process(server.proc.pid).children(recursive=True)
+    return [c for c in children if "multiprocessing" in " ".join(c.cmdline())]
+
+
+def test_large_bodies_are_parsed_in_a_process_that_is_replaced_when_it_dies(fresh_server: StratumServer) -> None:
+    sm = fresh_server.client("sagemaker")
+    iam = fresh_server.client("iam")
+    role = f"arn:aws:iam::{fresh_server.account_id('dev')}:role/parsed-elsewhere"
+    name = _uid("big")
+    padding = "x" * 200_000  # a large body: parsed and checked by the parser process
+    big = json.loads(FAIL_DEFINITION)
+    big["Steps"][0]["Description"] = padding
+    sm.create_pipeline(PipelineName=name, RoleArn=role, PipelineDefinition=json.dumps(big))
+    assert json.loads(sm.describe_pipeline(PipelineName=name)["PipelineDefinition"])["Steps"][0]["Description"] \
+        == padding
+    deadline = time.monotonic() + 30
+    while not (parsers := _parser_processes(fresh_server)):
+        assert time.monotonic() < deadline, "no parser process"
+        time.sleep(0.1)
+
+    def errors_are_the_same() -> None:
+        # The definition's own check (a step depending on itself) and the model's validation
+        # answer as they do for small bodies.
+        cyclic = {"Version": "2020-12-01", "Steps": [
+            {"Name": "F", "Type": "Fail", "DependsOn": ["F"], "Arguments": {"ErrorMessage": padding}}]}
+        with pytest.raises(ClientError) as exc:
+            sm.update_pipeline(PipelineName=name, PipelineDefinition=json.dumps(cyclic))
+        assert _error(exc)[0] == "ValidationException"
+        with pytest.raises(ClientError) as exc:
+            iam.tag_user(UserName="nobody", Tags=tags(8000))
+        code, message, status = _error(exc)
+        assert (code, status) == ("ValidationError", 400) and "length less than or equal to 50" in message
+        sm.update_pipeline(PipelineName=name, PipelineDefinition=json.dumps(big))
+
+    errors_are_the_same()
+    # A document's own check comes after authorization, as when it is checked in the server.
+    malformed = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", ' \
+        '"Resource": "arn:aws:s3:::b/*", "Condition": {"Bogus": {"a": "' + "y" * 5000 + '"}}}]}'
+    iam.create_role(RoleName="parsed-elsewhere", AssumeRolePolicyDocument=TRUST)
+    iam.create_user(UserName="nobody-much")
+    key = iam.create_access_key(UserName="nobody-much")["AccessKey"]
+    powerless = fresh_server.client("iam", aws_access_key_id=key["AccessKeyId"],
+                                    aws_secret_access_key=key["SecretAccessKey"])
+    with pytest.raises(ClientError) as exc:
+        powerless.put_role_policy(RoleName="parsed-elsewhere", PolicyName="p", PolicyDocument=malformed)
+    assert _error(exc)[0] == "AccessDenied"
+    with pytest.raises(ClientError) as exc:
+        iam.put_role_policy(RoleName="parsed-elsewhere", PolicyName="p", PolicyDocument=malformed)
+    assert _error(exc)[0] == "MalformedPolicyDocument"
+    for parser in parsers:
+        parser.kill()  # kill -9: the next large request is still answered, and a new process takes over
+    errors_are_the_same()
+    deadline = time.monotonic() + 30
+    while not (again := _parser_processes(fresh_server)) or {p.pid for p in again} & {p.pid for p in parsers}:
+        assert time.monotonic() < deadline, "the parser process was not replaced"
+        errors_are_the_same()
+        time.sleep(0.2)
+    errors_are_the_same()

@@ -103,6 +103,8 @@ SUCCEEDS_WITHOUT_ACCESS: dict[tuple[str, str], str] = {
     ("sagemaker", "ListModelPackages"): "a group name is looked up in the caller's account: no packages",
     # A bus name is the caller's own namespace, and DeleteEventBus of a missing bus succeeds on AWS.
     ("events", "DeleteEventBus"): "deletes the caller's (missing) bus of that name",
+    # So does DeleteRule of a missing rule; a rule name is looked up on the caller's bus.
+    ("events", "DeleteRule"): "deletes the caller's (missing) rule of that name",
     # "Retrieves the resource policies for the specified resources that you own and have shared":
     # another account's resource is none of the caller's, so it adds no policy (the owner's share of
     # it, to the organization's fixture member, is not shown).

@@ -32,7 +32,8 @@ def model_fn(model_dir):
 
 def input_fn(body, content_type):
     assert content_type == "text/csv", content_type
-    return [[float(v) for v in line.split(",")] for line in body.decode().splitlines() if line]
+    assert isinstance(body, str), type(body)  # text/csv reaches input_fn decoded, as in the container
+    return [[float(v) for v in line.split(",")] for line in body.splitlines() if line]
 
 def predict_fn(rows, model):
     return [sum(w * v for w, v in zip(model["w"], row)) + model["b"] for row in rows]

@@ -5,13 +5,17 @@ patterns and pagination, retention, tags, errors and account isolation; events s
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from stratum_testing import REGION, StratumServer
+from stratum_testing import BACKENDS, REGION, StratumServer, close_server, make_server
+
+from stratum.services.logs.catalog import stream_path
 
 
 def _name(prefix: str = "/app/") -> str:
@@ -288,3 +292,39 @@ def test_events_survive_a_restart(fresh_server: StratumServer) -> None:
     assert [e["message"] for e in logs.get_log_events(logGroupName="/keep", logStreamName="s",
                                                       startFromHead=True)["events"]] == ["before restart"]
     assert logs.describe_log_groups(logGroupNamePrefix="/keep")["logGroups"][0]["retentionInDays"] == 30
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def swept(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
+    """A server whose retention sweep runs every second (by default: hourly)."""
+    srv = make_server(tmp_path_factory, request.param)
+    os.environ["STRATUM_LOGS_RETENTION_SWEEP_SECONDS"] = "1"
+    try:
+        srv.start()
+    finally:
+        del os.environ["STRATUM_LOGS_RETENTION_SWEEP_SECONDS"]
+    yield srv
+    close_server(srv)
+
+
+def test_background_sweep_empties_streams_nobody_reads(swept: StratumServer) -> None:
+    logs = swept.client("logs")
+    group = _name()
+    logs.create_log_group(logGroupName=group)
+    logs.put_retention_policy(logGroupName=group, retentionInDays=1)
+    for stream in ("expiring", "recent"):
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    _put(logs, group, "expiring", ["about to expire"], start=now - 86_400_000 + 3000)  # in retention for 3 s
+    _put(logs, group, "recent", ["kept"])
+    account = swept.account_id("dev")
+    expiring = swept.data_dir / stream_path(account, REGION, group, "expiring")
+    recent = swept.data_dir / stream_path(account, REGION, group, "recent")
+    assert expiring.stat().st_size > 0
+    # Nobody reads the group: the background sweep alone reclaims the expired stream's storage.
+    deadline = time.monotonic() + 20
+    while expiring.stat().st_size > 0:
+        assert time.monotonic() < deadline, "the expired stream was never emptied"
+        time.sleep(0.2)
+    assert recent.stat().st_size > 0
+    assert [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]] == ["kept"]

@@ -467,6 +467,22 @@ def test_bucket_policy_and_cross_account_access(server: StratumServer, s3: Any, 
             "Resource": "arn:aws:s3:::some-other-bucket/*"}]}))
     assert _error(exc)[0] == "MalformedPolicy"
 
+    # 20 KB, counted without insignificant whitespace: indentation does not count, content does.
+    def statements(n: int) -> list[dict[str, Any]]:
+        return [{"Sid": f"S{i:04d}", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                 "Resource": f"arn:aws:s3:::{bucket}/prefix-{i:04d}/*"} for i in range(n)]
+
+    fits = next(n for n in range(400, 0, -1)
+                if len(json.dumps({"Version": "2012-10-17", "Statement": statements(n)}, separators=(",", ":")))
+                <= 20 * 1024)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements(fits)},
+                                                          indent=8))
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17",
+                                                               "Statement": statements(fits + 1)}))
+    assert _error(exc)[:2] == ("PolicyTooLarge", 400)
+    s3.delete_bucket_policy(Bucket=bucket)
+
     test_account = server.account_id("test")
     policy = json.dumps({"Version": "2012-10-17", "Statement": [{
         "Sid": "ReadShared", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{test_account}:root"},

@@ -92,3 +92,25 @@ def test_a_request_through_a_vpc_endpoint_gets_its_context(setup: Any, monkeypat
         assert decision.allowed
         assert request.context["aws:SourceVpce"] == "vpce-0123456789abcdef0"
     assert (evaluations[0], contexts[0]) == (2, 2)
+
+
+def test_an_accounts_iam_write_forgets_only_that_accounts_principals(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = SimpleNamespace(settings=SimpleNamespace(credential_cache_seconds=60.0))
+    auth = Authorizer(app)  # type: ignore[arg-type]
+    loads: list[tuple[str, str, str]] = []
+
+    def load(account: str, kind: str, name: str) -> Any:
+        loads.append((account, kind, name))
+        return (ALLOW_ALL,), None
+
+    monkeypatch.setattr(auth, "_load_principal_policies", load)
+    other = "444455556666"
+    for account in (ACCT, other):
+        auth.principal_policies(account, "user", "alice")
+    auth.invalidate(other)  # e.g. PutRolePolicy in the other account
+    for account in (ACCT, other):
+        auth.principal_policies(account, "user", "alice")
+    assert loads == [(ACCT, "user", "alice"), (other, "user", "alice"), (other, "user", "alice")]
+    auth.invalidate()
+    auth.principal_policies(ACCT, "user", "alice")
+    assert loads[-1] == (ACCT, "user", "alice") and len(loads) == 4

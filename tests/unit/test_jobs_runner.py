@@ -129,11 +129,12 @@ def test_builtin_xgboost_trains_and_serves(tmp_path: Path) -> None:
     assert "[29]#011train-rmse:" in out.stdout
     assert (ml / "model" / "xgboost-model").is_file()
     handler = XGBoostHandler(ml / "model")
-    body, kind = handler(b"10,1\n20,2\n", "text/csv", "text/csv")
-    values = [float(v) for v in body.decode().split(",")]
-    assert kind == "text/csv" and len(values) == 2 and abs(values[0] - 21) < 5 and abs(values[1] - 41) < 5
-    body, kind = handler(b"0:10 1:1\n", "text/libsvm", "application/json")
-    assert json.loads(body)["predictions"][0]["score"] == pytest.approx(values[0], rel=1e-3)
+    reply = handler(b"10,1\n20,2\n", "text/csv", "text/csv")
+    values = [float(v) for v in reply.body.decode().splitlines()]  # one per line, as the container writes
+    assert (reply.status, reply.content_type) == (200, "text/csv; charset=utf-8")
+    assert len(values) == 2 and abs(values[0] - 21) < 5 and abs(values[1] - 41) < 5
+    reply = handler(b"1:10 2:1\n", "text/libsvm", "application/json")
+    assert json.loads(reply.body)["predictions"][0]["score"] == pytest.approx(values[0], rel=1e-3)
     (ml / "input" / "config" / "hyperparameters.json").write_text("{}")
     out = subprocess.run([sys.executable, "-m", "stratum.algorithms.xgboost.train"], env=env, capture_output=True,
                          text=True, timeout=120)

@@ -148,7 +148,8 @@ def test_model_step_creates_the_model_through_jobs_models(db: Database, monkeypa
     """The handler's contract with stratum.jobs.models (create_model / describe_model)."""
     created: dict[str, dict[str, Any]] = {}
 
-    def create_model(database: Database, account: str, region: str, request: dict[str, Any]) -> dict[str, Any]:
+    def create_model(database: Database, account: str, region: str, request: dict[str, Any],
+                     access: Any = None) -> dict[str, Any]:
         assert database is db and (account, region) == (SPOKE, REGION)
         arn = f"arn:aws:sagemaker:{region}:{account}:model/{request['ModelName'].lower()}"
         created[request["ModelName"]] = {**request, "ModelArn": arn, "CreationTime": datetime.now(UTC)}
@@ -162,6 +163,7 @@ def test_model_step_creates_the_model_through_jobs_models(db: Database, monkeypa
     fake = types.ModuleType("stratum.jobs.models")
     fake.create_model = create_model  # type: ignore[attr-defined]
     fake.describe_model = describe_model  # type: ignore[attr-defined]
+    fake.public = lambda description: description  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "stratum.jobs.models", fake)
     try:
         import stratum.jobs as jobs_package

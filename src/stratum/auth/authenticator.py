@@ -39,9 +39,13 @@ class Authenticator:
         self._cache: dict[str, tuple[float, Credential]] = {}
         self._lock = threading.Lock()
 
-    def invalidate(self) -> None:
+    def invalidate(self, account_id: str | None = None) -> None:
         with self._lock:
-            self._cache.clear()
+            if account_id is None:
+                self._cache.clear()
+                return
+            for key in [k for k, (_t, cred) in self._cache.items() if cred.identity.account_id == account_id]:
+                del self._cache[key]
 
     def lookup(self, access_key: str) -> Credential | None:
         now = time.monotonic()

@@ -68,11 +68,19 @@ class Authorizer:
         self._decisions: dict[tuple[Any, ...], Decision] = {}
         self._lock = threading.Lock()
 
-    def invalidate(self) -> None:
+    def invalidate(self, account_id: str | None = None) -> None:
+        """Forget cached principal policies and facts (of ``account_id``'s principals only, when
+        given). Decisions need no forgetting: they are keyed by the very policy objects."""
         with self._lock:
-            self._cache.clear()
-            self._facts.clear()
-            self._decisions.clear()
+            if account_id is None:
+                self._cache.clear()
+                self._facts.clear()
+                self._decisions.clear()
+                return
+            for key in [k for k in self._cache if k[0] == account_id]:
+                del self._cache[key]
+            for fact in [k for k in self._facts if account_id in k[1:2]]:
+                del self._facts[fact]
 
     def _fact(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
         """A small cached lookup (organization of an account, tags of a role), same TTL as policies."""

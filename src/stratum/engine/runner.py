@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from stratum.engine import caching, callback_step, records
+from stratum.engine import caching, callback_step, metrics, records
 from stratum.engine.expressions import ExpressionError, evaluate_conditions, resolve, to_text
 from stratum.engine.handlers import StepResult, StepRun, step_handler
 from stratum.engine.retries import RetryPolicyError, next_delay, parse_policies
@@ -233,6 +233,8 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
                 row.update(status="Failed", failure_reason=(reason or "")[:MAX_EXECUTION_REASON], ended_at=t,
                            last_modified_at=t)
             writes.append(step_row)
+            if end:
+                writes.append(partial(metrics.publish_execution, conn, ex.key, t))
         else:
             if end:
                 # The guard and the execution's end in one statement: Failed only from Executing.
@@ -244,6 +246,8 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
                 if status != "Executing":
                     return Outcome("Halted", status=status)
             step_row()
+            if end:
+                metrics.publish_execution(conn, ex.key, t)
     timings["done"] = time.perf_counter()
     condition = result.properties.get("Outcome") if spec.type == "Condition" else None
     return Outcome(result.status, outputs=outputs, reason=reason, fail_step=failed,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from stratum.engine import records, runner
+from stratum.engine import metrics, records, runner
 from stratum.engine.graph import FAILED, STOPPED, SUCCEEDED
 from stratum.engine.pool import WorkerPool
 from stratum.engine.records import ExecKey
@@ -656,7 +656,9 @@ class PipelineEngine:
             return
         try:
             with self.tx(ex) as conn:
-                records.finish_execution(conn, ex.key, status, reason, runner.now())
+                t = runner.now()
+                if records.finish_execution(conn, ex.key, status, reason, t):
+                    metrics.publish_execution(conn, ex.key, t)
                 self.release_claim(conn, ex)
         except LeaseLost:
             self._post("lost", ex.key)

@@ -91,6 +91,8 @@ class LocalInstance:
     servers: dict[str, Any] = field(default_factory=dict)  # hostname -> ModelServer | Adopted
     env: dict[str, dict[str, str]] = field(default_factory=dict)  # hostname -> environment
     runtimes: dict[str, str] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    multi_model: set[str] = field(default_factory=set)  # containers in Mode MultiModel
     db: Any = None  # the server's database (role sessions)
     restarts: int = 0  # restarts in a row (a crash loop waits longer before each)
     ready_since: float | None = None
@@ -162,6 +164,11 @@ class LocalInstance:
             layout = Layout(self.plan.work_dir / hostname)
             layout.ml.mkdir(parents=True, exist_ok=True)
             env_vars = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
+            if container.get("Mode") == "MultiModel":
+                # ModelDataUrl is the prefix the models are loaded from on demand, not an archive.
+                self.multi_model.add(hostname)
+                container = {k: v for k, v in container.items() if k != "ModelDataUrl"}
+            self.images[hostname] = image
             if credentials is None:
                 if container.get("ModelDataUrl"):
                     raise JobDataError(f"the model has no ExecutionRoleArn to read {container['ModelDataUrl']}")
@@ -179,7 +186,8 @@ class LocalInstance:
         self._check_cancel()
         layout = Layout(self.plan.work_dir / hostname)
         server = modelserver.launch(runtime=self.runtimes[hostname], layout=layout, env=self.env[hostname],
-                                    log_path=self.plan.log_path, marker=self.marker, isolation=self.plan.isolation)
+                                    log_path=self.plan.log_path, marker=self.marker, isolation=self.plan.isolation,
+                                    image=self.images.get(hostname), multi_model=hostname in self.multi_model)
         self.servers[hostname] = server
         self.note(f"started the model server of container {hostname} on port {server.port} (pid {server.pid})")
 

@@ -79,13 +79,19 @@ class ModelServer:
 
 
 def launch(*, runtime: str, layout: Layout, env: dict[str, str], log_path: str | Path, marker: str,
-           isolation: str, port: int | None = None) -> ModelServer:
+           isolation: str, port: int | None = None, image: str | None = None,
+           multi_model: bool = False) -> ModelServer:
     """Start the model server of one container (its own session, output appended to ``log_path``).
-    ``env`` is the container's full environment; the port and model directory are added here."""
+    ``env`` is the container's full environment; the port and model directory are added here.
+    ``image`` chooses the serving behaviour; ``multi_model`` serves the multi-model container API."""
     port = port or free_port()
     env = {**env, "SAGEMAKER_BIND_TO_PORT": str(port), "SM_MODEL_DIR": str(layout.model), process.MARKER_ENV: marker}
     argv = [sys.executable, "-m", "stratum.algorithms.serving", "--runtime", runtime, "--port", str(port),
             "--model-dir", str(layout.model)]
+    if image:
+        argv += ["--image", image]
+    if multi_model:
+        argv.append("--multi-model")
     full_argv, full_env = process.isolate(argv, env, str(layout.ml), isolation)
     with open(log_path, "ab", buffering=0) as out:
         proc = subprocess.Popen(full_argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

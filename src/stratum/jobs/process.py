@@ -19,6 +19,8 @@ then SIGKILL after a grace period), so children the script started die with it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -29,10 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stratum.jobs import logs as job_logs
+from stratum.services.logs.eventstore import exclusive
 
 PATHPATCH_DIR = str(Path(__file__).resolve().parent / "pathpatch")
 MARKER_ENV = "STRATUM_JOB_MARKER"
 FLUSH_INTERVAL = 0.2  # seconds between stamping a running job's new output lines
+CAPTURE_INTERVAL = 0.01  # seconds between emptying the output pipe while it has less than a buffer
+PIPE_BUFFER = 1 << 20  # the pipe's capacity (Linux's default pipe-max-size) and the read size
 
 _probe_lock = threading.Lock()
 _probe_result: str | None = None
@@ -92,28 +97,86 @@ class Outcome:
     TIMEOUT = "timeout"
 
 
+class OutputCapture:
+    """A process's stdout and stderr: a pipe the runner empties into the log file.
+
+    A million unbuffered ``print``s cost a process about 1.5x as long into a regular file as into
+    /dev/null, and about 1.1x into a pipe of 1 MiB. The reader never blocks on the pipe (it would
+    be woken by every write): it reads what is there every 10 ms, at once again while the pipe
+    keeps filling, and appends only complete lines, so Stratum's own lines never split one."""
+
+    def __init__(self, log_path: str) -> None:
+        self.log_path = log_path
+        self.read_fd, self.write_fd = os.pipe()
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(self.write_fd, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
+        os.set_blocking(self.read_fd, False)
+        self._tail = b""
+
+    def started(self) -> None:
+        """The process holds the write end now: the runner's copy goes, so the end of the
+        process (and of its children) is the end of the pipe."""
+        os.close(self.write_fd)
+
+    def pump(self) -> bool:
+        """Append what the pipe holds; True when it held a full buffer (more may be waiting)."""
+        chunks: list[bytes] = []
+        full = False
+        while len(chunks) < 8:
+            try:
+                chunk = os.read(self.read_fd, PIPE_BUFFER)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            full = len(chunk) == PIPE_BUFFER
+            if not full:
+                break
+        if chunks:
+            data = self._tail + b"".join(chunks)
+            end = data.rfind(b"\n") + 1
+            self._tail = data[end:]
+            if end:
+                self._append(data[:end])
+        return full
+
+    def close(self) -> None:
+        while self.pump():
+            pass
+        if self._tail:
+            self._append(self._tail + b"\n")  # the output has ended, and so has its last line
+            self._tail = b""
+        os.close(self.read_fd)
+
+    def _append(self, data: bytes) -> None:
+        with exclusive(self.log_path), open(self.log_path, "ab") as log:
+            log.write(data)
+
+
 def run(argv: list[str], *, env: dict[str, str], cwd: str, log_path: str, marker: str,
         should_stop: Callable[[], bool], deadline: float | None, grace: float,
         on_start: Callable[[int], None] | None = None) -> tuple[int, str]:
     """Run to completion, stop or deadline; returns (exit code, Outcome)."""
     env = {**env, MARKER_ENV: marker}
-    with open(log_path, "ab", buffering=0) as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                                env=env, start_new_session=True)
+    capture = OutputCapture(log_path)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=capture.write_fd, stderr=subprocess.STDOUT,
+                                cwd=cwd, env=env, start_new_session=True)
+    finally:
+        capture.started()
     if on_start is not None:
         on_start(proc.pid)
     outcome = Outcome.COMPLETED
     next_flush = time.monotonic() + FLUSH_INTERVAL
     try:
         while True:
-            try:
-                proc.wait(timeout=0.05)
+            more = capture.pump()
+            if proc.poll() is not None:
                 break
-            except subprocess.TimeoutExpired:
-                pass
             if time.monotonic() >= next_flush:
-                # The process writes its log file directly (no pipe to slow it down); its complete
-                # lines become CloudWatch Logs events stamped now (see jobs.logs).
+                # Complete lines appended since the last flush become CloudWatch Logs events
+                # stamped now (see jobs.logs).
                 job_logs.flush(log_path)
                 next_flush = time.monotonic() + FLUSH_INTERVAL
             if should_stop():
@@ -121,6 +184,8 @@ def run(argv: list[str], *, env: dict[str, str], cwd: str, log_path: str, marker
             elif deadline is not None and time.monotonic() >= deadline:
                 outcome = Outcome.TIMEOUT
             else:
+                if not more:
+                    time.sleep(CAPTURE_INTERVAL)
                 continue
             kill_group(proc.pid, grace, proc)
             break
@@ -131,6 +196,7 @@ def run(argv: list[str], *, env: dict[str, str], cwd: str, log_path: str, marker
     finally:
         # The leader may be gone while children it started still run.
         _signal_group(proc.pid, signal.SIGKILL)
+        capture.close()
         job_logs.flush(log_path)
     return proc.returncode if proc.returncode is not None else -9, outcome
 

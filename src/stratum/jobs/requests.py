@@ -40,5 +40,5 @@ def prepare(db: Database, kind: str, account: str, region: str, request: dict[st
         model = store.get_model(conn, account, region, request["ModelName"])
     if model is None:
         raise models.model_not_found(store.model_arn(region, account, request["ModelName"]))
-    description = views.jsonable(views.model_description(model))
+    description = views.jsonable(models.runtime_description(model))
     return Prepared(model.request.get("ExecutionRoleArn"), {"Model": description}, passes_role=False)

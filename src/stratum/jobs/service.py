@@ -540,9 +540,10 @@ def _image_of(row: Row[Any]) -> str:
         return str(req["AppSpecification"]["ImageUri"])
     if row.kind == "training":
         return str((req.get("AlgorithmSpecification") or {}).get("TrainingImage") or "")
-    model = (row.context or {}).get("Model") or {}
-    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
-    return str(container.get("Image") or "")
+    from stratum.jobs.models import containers_of
+
+    containers = containers_of((row.context or {}).get("Model") or {})
+    return str((containers[0] if containers else {}).get("Image") or "")
 
 
 def _max_runtime(row: Row[Any]) -> float | None:

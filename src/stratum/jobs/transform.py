@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def run_transform(r: Runner) -> RunResult:
     req = r.spec.request
     model = r.spec.context.get("Model") or {}
-    containers = containers_of(model)
+    containers = containers_of(model)  # resolved: a ModelPackageName container has its package's image
     if len(containers) != 1:
         raise JobDataError("ClientError: Stratum runs transform jobs for models with exactly one container")
     container = containers[0]
@@ -35,7 +35,7 @@ def run_transform(r: Runner) -> RunResult:
     env = r.environment(env_vars)
     env.update({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(req.get("MaxPayloadInMB") or 6)})
     server = modelserver.launch(runtime=r.spec.runtime, layout=r.layout, env=env, log_path=r.spec.log_path,
-                                marker=r.spec.job_id, isolation=r.isolation)
+                                marker=r.spec.job_id, isolation=r.isolation, image=container.get("Image"))
     r.log(f"starting the model server of {container.get('Image')} on port {server.port}")
     r.reporter.process_started(server.pid, r.spec.job_id)
     try:

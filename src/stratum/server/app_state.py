@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Protocol
 
 from stratum.config import Settings
+from stratum.server.parsing_process import ParserProcess
 from stratum.server.telemetry import RequestStats
 from stratum.store.claims import Claims, Renewer
 from stratum.store.db import Database
@@ -46,7 +47,9 @@ class AppState:
         self.renewer = Renewer(self.claims)
         self.authenticator: Authenticator = Authenticator(self)
         self.authorizer: Authorizer = Authorizer(self)
-        self.background: list[BackgroundService] = [self.renewer]
+        # Large request bodies are parsed in a process of their own (server.parsing_process).
+        self.parser = ParserProcess()
+        self.background: list[BackgroundService] = [self.renewer, self.parser]
         # Set when a shutdown signal arrives, before requests drain and background services stop.
         self.shutting_down = threading.Event()
         self.request_stats = RequestStats()  # for the Prometheus endpoint
@@ -73,7 +76,8 @@ class AppState:
             except Exception:
                 log.exception("stopping %s failed", service.name)
 
-    def invalidate_identity_caches(self) -> None:
-        """Called after any IAM/STS write so the next request sees it."""
-        self.authenticator.invalidate()
-        self.authorizer.invalidate()
+    def invalidate_identity_caches(self, account_id: str | None = None) -> None:
+        """Called after any IAM/STS write so the next request sees it: the cached credentials and
+        principal policies of ``account_id`` (of every account when None)."""
+        self.authenticator.invalidate(account_id)
+        self.authorizer.invalidate(account_id)

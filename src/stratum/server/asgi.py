@@ -13,6 +13,7 @@ from stratum.server.app_state import AppState
 from stratum.server.body import AsgiBody, ClientDisconnected
 from stratum.server.pipeline import handle
 from stratum.server.telemetry import gauges, render
+from stratum.services.cloudwatch.prometheus import render as published_metrics
 
 log = logging.getLogger("stratum.asgi")
 
@@ -64,7 +65,8 @@ class StratumApp:
                                         json.dumps({"status": "ok", "service": "stratum"}).encode())
             elif path == METRICS_PATH and request.method == "GET":
                 response = HttpResponse(200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
-                                        render(self.state.request_stats, gauges(self.state)).encode())
+                                        render(self.state.request_stats, gauges(self.state),
+                                               published_metrics(self.state.db)).encode())
             else:
                 response = await handle(self.state, request)
             if not stream.finished and not await _settle_body(stream):

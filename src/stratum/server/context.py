@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stratum.auth.identity import Identity
+from stratum.protocol.errors import ServiceError
 from stratum.protocol.http import HttpRequest
 
 if TYPE_CHECKING:
@@ -34,6 +35,14 @@ class RequestContext:
     http: HttpRequest
     authorized: bool = False
     extra_context: dict[str, Any] = field(default_factory=dict)
+    # The operation's document checks (server.parsing_process.PRECHECKS) ran while parsing; what
+    # they found is raised by replay_precheck where the provider makes that check.
+    prechecked: bool = False
+    precheck_error: ServiceError | None = None
+
+    def replay_precheck(self) -> None:
+        if self.precheck_error is not None:
+            raise self.precheck_error
 
     @property
     def account_id(self) -> str:

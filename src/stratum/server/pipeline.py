@@ -31,10 +31,11 @@ Handler = Callable[[RequestContext, dict[str, Any]], Any]
 
 VALIDATION_CODES = {"iam": "ValidationError", "sts": "ValidationError", "s3": "InvalidArgument",
                     "ram": "InvalidParameterException", "organizations": "InvalidInputException"}
-# A request with a larger body is authenticated, parsed, validated, handled and serialized in a
-# worker thread: hashing, parsing and checking hundreds of KB (8,000 tags, a 1 MB pipeline
-# definition) would otherwise hold the event loop, and every other account's requests with it.
-# Everyday requests are far smaller and stay on the loop.
+# A request with a larger body is answered in a worker thread, and (except S3's object data) parsed
+# and validated in the parser process (server.parsing_process): hashing, parsing and checking
+# hundreds of KB (8,000 tags, a 1 MB pipeline definition) would otherwise hold the event loop, or
+# the GIL, and every other account's requests with it. Everyday requests are far smaller and stay
+# on the loop.
 OFFLOAD_BODY_BYTES = 4096
 # Those large documents are worked on one at a time: each is CPU in Python, holding the GIL, and
 # two at once left the event loop a third of it instead of a half (DescribePipeline p99 under an
@@ -88,17 +89,25 @@ async def _respond(app: AppState, request: HttpRequest, labels: list[str]) -> Ht
 
 
 def _admit(app: AppState, request: HttpRequest, request_id: str, index: ServiceIndex, service: str, region: str,
-           labels: list[str]) -> tuple[RequestContext, OperationModel, dict[str, Any], Handler, bool]:
-    """authenticate -> parse + validate -> the provider's handler for the operation."""
+           labels: list[str], large: bool = False) -> tuple[RequestContext, OperationModel, dict[str, Any], Handler, bool]:
+    """authenticate -> parse + validate -> the provider's handler for the operation. A ``large``
+    body is parsed and validated in the parser process (server.parsing_process)."""
     identity, _info = app.authenticator.authenticate(request, index.protocol)
-    op, params = parse_request(index, request)
-    labels[1] = op.name
-    validate_input(op.input_shape, params, VALIDATION_CODES.get(service, "ValidationException"))
+    code = VALIDATION_CODES.get(service, "ValidationException")
+    prechecked: tuple[bool, ServiceError | None] = (False, None)
+    if large:
+        op, params, prechecked = app.parser.parse(index, request, code, labels)
+    else:
+        op, params = parse_request(index, request)
+        labels[1] = op.name
+        validate_input(op.input_shape, params, code)
     provider = app.providers.get(service)
     handler, blocking = provider.dispatch(op.name) if provider is not None else (None, False)
     if handler is None:
         raise ServiceError("NotImplemented", f"{service}:{op.name} is not supported by Stratum yet", 501)
-    return RequestContext(app, request_id, service, op.name, region, identity, request), op, params, handler, blocking
+    ctx = RequestContext(app, request_id, service, op.name, region, identity, request, prechecked=prechecked[0],
+                         precheck_error=prechecked[1])
+    return ctx, op, params, handler, blocking
 
 
 def _serialize(ctx: RequestContext, index: ServiceIndex, op: OperationModel, output: Any) -> HttpResponse:
@@ -113,7 +122,8 @@ def _answer_in_thread(app: AppState, request: HttpRequest, request_id: str, inde
     """The steps of ``handle`` after routing, for a large request, in a worker thread (an error
     message can be as large as the input: it is serialized here too)."""
     try:
-        ctx, op, params, handler, _blocking = _admit(app, request, request_id, index, service, region, labels)
+        ctx, op, params, handler, _blocking = _admit(app, request, request_id, index, service, region, labels,
+                                                     large=service != "s3")
         return _serialize(ctx, index, op, handler(ctx, params))
     except ServiceError as exc:
         return serialize_error(index.model, exc, request_id, request.method)

@@ -32,8 +32,9 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def render(stats: RequestStats, gauges: dict[str, tuple[str, float]]) -> str:
-    """The Prometheus text exposition format (version 0.0.4)."""
+def render(stats: RequestStats, gauges: dict[str, tuple[str, float]], published: list[str] | None = None) -> str:
+    """The Prometheus text exposition format (version 0.0.4); ``published``: lines of the
+    published CloudWatch metrics (services.cloudwatch.prometheus)."""
     lines = ["# HELP stratum_requests_total API requests answered, by service, operation and HTTP status.",
              "# TYPE stratum_requests_total counter"]
     entries = sorted((key, list(entry)) for key, entry in dict(stats.entries).items())
@@ -58,6 +59,7 @@ def render(stats: RequestStats, gauges: dict[str, tuple[str, float]]) -> str:
         lines.append(f"stratum_request_duration_seconds_count{{{labels}}} {cumulative:g}")
     for name, (help_text, value) in sorted(gauges.items()):
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value:g}"]
+    lines += published or []
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from stratum.services.cloudwatch.tables import cloudwatch_datapoints as points_t
 from stratum.services.cloudwatch.tables import cloudwatch_metrics as metrics_t
@@ -72,6 +73,37 @@ def put(conn: Connection, ref: MetricRef, points: list[dict[str, Any]], now: dat
     """Rows already aggregated: timestamp, unit, sample_count, sum, minimum, maximum, values, resolution."""
     mid = metric_id(conn, ref, now, create=True)
     conn.execute(insert(points_t), [{"metric_id": mid, **p} for p in points])
+
+
+def put_many(conn: Connection, batch: dict[MetricRef, list[dict[str, Any]]], now: datetime) -> None:
+    """Datapoints of several metrics of one account, region and namespace in a few statements: what
+    Stratum publishes inside the transaction of a state change (a pipeline execution's end). A
+    metric another server creates meanwhile is not an error (insert or nothing, then read)."""
+    if not batch:
+        return
+    first = next(iter(batch))
+    c = metrics_t.c
+    ids = _metric_ids(conn, first, batch)
+    missing = [ref for ref in batch if (ref.name, ref.key) not in ids]
+    if missing:
+        dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+        conn.execute(dialect.insert(metrics_t).on_conflict_do_nothing(), [
+            {"account_id": r.account_id, "region": r.region, "namespace": r.namespace, "metric_name": r.name,
+             "dimensions_key": r.key, "dimensions": [{"Name": n, "Value": v} for n, v in r.dimensions],
+             "last_put_at": now} for r in missing])
+        ids = _metric_ids(conn, first, batch)
+    conn.execute(update(metrics_t).where(c.metric_id.in_(list(ids.values()))).values(last_put_at=now))
+    conn.execute(insert(points_t), [{"metric_id": ids[(ref.name, ref.key)], **p}
+                                    for ref, points in batch.items() for p in points])
+
+
+def _metric_ids(conn: Connection, first: MetricRef, batch: dict[MetricRef, Any]) -> dict[tuple[str, str], int]:
+    c = metrics_t.c
+    rows = conn.execute(select(c.metric_name, c.dimensions_key, c.metric_id).where(
+        (c.account_id == first.account_id) & (c.region == first.region) & (c.namespace == first.namespace)
+        & c.metric_name.in_(sorted({ref.name for ref in batch})))).all()
+    wanted = {(ref.name, ref.key) for ref in batch}
+    return {(r[0], r[1]): int(r[2]) for r in rows if (r[0], r[1]) in wanted}
 
 
 def read(conn: Connection, ref: MetricRef, start: datetime, end: datetime) -> list[Point]:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from stratum.policy import MalformedPolicyDocument, parse_policy
 from stratum.protocol.errors import ServiceError
-from stratum.services.events.tables import events_buses, events_entries
+from stratum.services.events.tables import events_buses, events_entries, events_rules, events_targets
 from stratum.services.organizations.tables import accounts
 
 DEFAULT_BUS = "default"
@@ -131,10 +131,13 @@ def delete_bus(conn: Connection, ref: BusRef) -> None:
     scope = ((events_buses.c.account_id == ref.account_id) & (events_buses.c.region == ref.region)
              & (events_buses.c.name == ref.name))
     conn.execute(delete(events_buses).where(scope))
-    # Events of a deleted bus must not reappear on a new bus of the same name.
+    # Events and rules of a deleted bus must not reappear on a new bus of the same name.
     conn.execute(delete(events_entries).where(
         (events_entries.c.account_id == ref.account_id) & (events_entries.c.region == ref.region)
         & (events_entries.c.bus_name == ref.name)))
+    for table in (events_targets, events_rules):
+        conn.execute(delete(table).where((table.c.account_id == ref.account_id) & (table.c.region == ref.region)
+                                         & (table.c.bus_name == ref.name)))
 
 
 # -------------------------------------------------------------------------------- resource policy

@@ -1,9 +1,11 @@
 """EventBridge API: event buses, their resource policies (PutPermission / RemovePermission) and
-PutEvents, including cross-account PutEvents onto another account's bus where its policy allows it.
+PutEvents, including cross-account PutEvents onto another account's bus where its policy allows it;
+rules and targets are in rules_api.
 
 Every decision goes through the one policy evaluator: same account, the caller's identity policies
 or the bus policy may allow; across accounts both must. Accepted events are appended to the bus's
-durable log (``events_entries``). Rules and targets that consume it are a later issue.
+durable log (``events_entries``) with a pending delivery per matching rule target, in one
+transaction (see delivery).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from sqlalchemy import Connection
 from stratum.auth.authorizer import tag_condition_keys
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
-from stratum.services.events import buses
+from stratum.services.events import buses, delivery, rules
 from stratum.services.events.buses import DEFAULT_BUS, BusRef
+from stratum.services.events.rules_api import RulesApi
 
 ACTION = "events:"
 MAX_TAGS = 50
@@ -55,7 +58,7 @@ def _entry_error(entry: dict[str, Any]) -> dict[str, str] | None:
                     "ErrorMessage": f"Parameter {key} is not valid. Reason: {key} is a required argument."}
     try:
         detail = json.loads(entry["Detail"])
-    except ValueError:
+    except (ValueError, RecursionError):
         detail = None
     if not isinstance(detail, dict):
         return {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
@@ -80,8 +83,14 @@ def _merged_tags(existing: list[dict[str, str]], new: list[dict[str, str]]) -> l
     return [{"Key": k, "Value": v} for k, v in values.items()]
 
 
-class EventsProvider(Provider):
+class EventsProvider(RulesApi, Provider):
     service = "events"
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        # Delivers matched events to targets, moves SageMaker's outbox onto buses, fires schedules.
+        self.deliverer = delivery.Deliverer(app)
+        app.add_background(self.deliverer)
 
     # ------------------------------------------------------------------------------------ plumbing
     def _authorize(self, ctx: RequestContext, operation: str, ref: BusRef, bus: dict[str, Any] | None,
@@ -269,12 +278,16 @@ class EventsProvider(Provider):
                 # No entry named a usable bus; the request itself still needs the permission.
                 ref = BusRef(ctx.account_id, ctx.region, DEFAULT_BUS)
                 self._authorize(ctx, "PutEvents", ref, buses.get_bus(conn, ref))
+        stamp = delivery.now()
         with self.app.db.begin() as conn:
             for index, ref, entry in accepted:
-                results[index] = {"EventId": buses.record_event(
-                    conn, ref, source_account=ctx.account_id, source=entry["Source"],
-                    detail_type=entry["DetailType"], detail=entry["Detail"], resources=entry.get("Resources"),
-                    time=entry.get("Time"))}
+                event = delivery.envelope("", source_account=ctx.account_id, region=ctx.region,
+                                          source=entry["Source"], detail_type=entry["DetailType"],
+                                          detail=json.loads(entry["Detail"]), resources=entry.get("Resources") or [],
+                                          time=entry.get("Time") or stamp)
+                results[index] = {"EventId": delivery.accept(conn, ref, event, stamp=stamp)}
+        if accepted:
+            self.deliverer.wake()
         return {"FailedEntryCount": sum(1 for r in results if "ErrorCode" in r), "Entries": results}
 
     # ---------------------------------------------------------------------------------------- tags
@@ -297,6 +310,12 @@ class EventsProvider(Provider):
     def tag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         tags = params["Tags"]
         _check_tags(tags)
+        rule = rules.parse_rule_arn(params["ResourceARN"])
+        if rule is not None:
+            with self.app.db.begin() as conn:
+                row = self._tagged_rule(ctx, conn, "TagResource", rule, tag_condition_keys(tags))
+                rules.update_rule(conn, rule, tags=_merged_tags(row["tags"] or [], tags))
+            return {}
         with self.app.db.begin() as conn:
             bus = self._tagged_bus(ctx, conn, "TagResource", params["ResourceARN"], tag_condition_keys(tags))
             buses.save_bus(conn, bus, tags=_merged_tags(bus["tags"] or [], tags))
@@ -304,6 +323,12 @@ class EventsProvider(Provider):
 
     def untag_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         keys = params["TagKeys"]
+        rule = rules.parse_rule_arn(params["ResourceARN"])
+        if rule is not None:
+            with self.app.db.begin() as conn:
+                row = self._tagged_rule(ctx, conn, "UntagResource", rule, tag_condition_keys(None, keys))
+                rules.update_rule(conn, rule, tags=[t for t in row["tags"] or [] if t["Key"] not in set(keys)])
+            return {}
         with self.app.db.begin() as conn:
             bus = self._tagged_bus(ctx, conn, "UntagResource", params["ResourceARN"],
                                    tag_condition_keys(None, keys))
@@ -312,6 +337,11 @@ class EventsProvider(Provider):
         return {}
 
     def list_tags_for_resource(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        rule = rules.parse_rule_arn(params["ResourceARN"])
+        if rule is not None:
+            with self.app.db.read() as conn:
+                row = self._tagged_rule(ctx, conn, "ListTagsForResource", rule)
+            return {"Tags": list(row["tags"] or [])}
         with self.app.db.read() as conn:
             bus = self._tagged_bus(ctx, conn, "ListTagsForResource", params["ResourceARN"])
         return {"Tags": list(bus["tags"] or [])}

@@ -1,4 +1,5 @@
-"""EventBridge event buses (with their resource policies) and the events put on them.
+"""EventBridge event buses (with their resource policies), the events put on them, rules, targets
+and the deliveries of matched events.
 
 The "default" bus of an account exists without a row until something is stored about it (a
 policy or tags). ``events_entries`` is the durable log of accepted events, in ``seq`` order per
@@ -42,4 +43,70 @@ events_entries = Table(
     Column("time", UtcDateTime, nullable=False),
     Column("ingested_at", UtcDateTime, nullable=False),
     Index("ix_events_entries_bus", "account_id", "region", "bus_name", "seq"),
+)
+
+# Rules of a bus: an event pattern, or a schedule (scheduled rules live on the default bus);
+# next_fire_at is when a scheduled rule fires next (advanced by whichever server fires it).
+events_rules = Table(
+    "events_rules", metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("bus_name", String(256), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("arn", String(1600), nullable=False),
+    Column("event_pattern", Text, nullable=True),
+    Column("schedule_expression", String(256), nullable=True),
+    Column("state", String(64), nullable=False),
+    Column("description", String(512), nullable=True),
+    Column("role_arn", String(1600), nullable=True),
+    Column("managed_by", String(128), nullable=True),
+    Column("tags", JsonType, nullable=False, default=list),
+    Column("next_fire_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_events_rules_schedule", "next_fire_at"),
+)
+
+# A rule's targets, each as PutTargets gave it (the Target shape).
+events_targets = Table(
+    "events_targets", metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("bus_name", String(256), primary_key=True),
+    Column("rule_name", String(64), primary_key=True),
+    Column("target_id", String(64), primary_key=True),
+    Column("arn", String(1600), nullable=False),
+    Column("target", JsonType, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_events_targets_arn", "account_id", "region", "arn"),
+)
+
+# The delivery outbox: one row per (event, matched rule, target), written in the transaction that
+# accepted the event, with the target as it was then. The deliverer leases a due row, delivers
+# it, and stamps it delivered, or schedules the next attempt, or gives up (status failed, with the
+# dead-letter queue it was meant for and the error) once the target's RetryPolicy is spent.
+events_deliveries = Table(
+    "events_deliveries", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(32), nullable=False, unique=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("bus_name", String(256), nullable=False),
+    Column("rule_name", String(64), nullable=False),
+    Column("rule_arn", String(1600), nullable=False),
+    Column("role_arn", String(1600), nullable=True),
+    Column("target_id", String(64), nullable=False),
+    Column("target", JsonType, nullable=False),
+    Column("event", JsonType, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("accepted_at", UtcDateTime, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("dead_letter_arn", String(1600), nullable=True),
+    Column("result", JsonType, nullable=True),  # what the target answered (an execution ARN, an event id)
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index("ix_events_deliveries_due", "status", "next_attempt_at"),
 )

@@ -11,10 +11,9 @@ from urllib.parse import quote
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from stratum import ids
-from stratum.policy import MalformedPolicyDocument, parse_policy
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
-from stratum.services.iam import limits, simulation, store
+from stratum.services.iam import documents, limits, simulation, store
 from stratum.services.iam.tables import (
     iam_access_keys,
     iam_attachments,
@@ -29,15 +28,6 @@ from stratum.services.iam.tables import (
 def _encoded(document: str) -> str:
     # IAM returns policy documents URL-encoded; botocore decodes them back to dicts.
     return quote(document, safe="")
-
-
-def _check_document(document: str, kind: str) -> None:
-    if kind == "trust":
-        limits.check_trust_policy(document)
-    try:
-        parse_policy(document, kind=kind)
-    except MalformedPolicyDocument as exc:
-        raise ServiceError("MalformedPolicyDocument", str(exc), 400) from None
 
 
 def _page(items: list[dict[str, Any]], params: dict[str, Any], key: str) -> dict[str, Any]:
@@ -84,10 +74,12 @@ class IamProvider(Provider):
     service = "iam"
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, account_id: str) -> Iterator[Connection]:
+        """A write to ``account_id``'s identities: only that account's cached credentials and
+        policies are dropped (a principal's policies are all of its own account)."""
         with self.app.db.begin() as conn:
             yield conn
-        self.app.invalidate_identity_caches()
+        self.app.invalidate_identity_caches(account_id)
 
     def _user_arn(self, ctx: RequestContext, name: str) -> str:
         return store.user_arn(ctx.account_id, name)
@@ -99,7 +91,7 @@ class IamProvider(Provider):
     def create_user(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = params["UserName"]
         ctx.authorize("iam:CreateUser", store.user_arn(ctx.account_id, name, store.normalize_path(params.get("Path"))))
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             boundary = params.get("PermissionsBoundary")
             if boundary and not store.policy_exists(conn, boundary, ctx.account_id):
                 raise store.no_such_entity(f"Policy {boundary} does not exist or is not attachable.")
@@ -125,7 +117,7 @@ class IamProvider(Provider):
     def _delete_principal(self, ctx: RequestContext, kind: str, name: str) -> None:
         """Delete a user or role once nothing depends on it, as IAM requires (DeleteConflict)."""
         table = iam_users if kind == "user" else iam_roles
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             (store.get_user if kind == "user" else store.get_role)(conn, ctx.account_id, name)
             dependents: list[tuple[Any, Any, str]] = [
                 (iam_inline_policies, iam_inline_policies.c.principal_name, "policies"),
@@ -150,9 +142,9 @@ class IamProvider(Provider):
         name = params["RoleName"]
         ctx.authorize("iam:CreateRole", store.role_arn(ctx.account_id, name, store.normalize_path(params.get("Path"))))
         trust = params["AssumeRolePolicyDocument"]
-        _check_document(trust, "trust")
+        documents.check(ctx, trust, "trust")
         max_duration = int(params.get("MaxSessionDuration") or 3600)
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             boundary = params.get("PermissionsBoundary")
             if boundary and not store.policy_exists(conn, boundary, ctx.account_id):
                 raise store.no_such_entity(f"Policy {boundary} does not exist or is not attachable.")
@@ -183,8 +175,8 @@ class IamProvider(Provider):
     def update_assume_role_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = params["RoleName"]
         ctx.authorize("iam:UpdateAssumeRolePolicy", self._role_arn(ctx, name))
-        _check_document(params["PolicyDocument"], "trust")
-        with self._write() as conn:
+        documents.check(ctx, params["PolicyDocument"], "trust")
+        with self._write(ctx.account_id) as conn:
             store.get_role(conn, ctx.account_id, name)
             conn.execute(update(iam_roles).where((iam_roles.c.account_id == ctx.account_id)
                                                  & (iam_roles.c.name == name))
@@ -199,7 +191,7 @@ class IamProvider(Provider):
             values["description"] = params["Description"]
         if params.get("MaxSessionDuration") is not None:
             values["max_session_duration"] = int(params["MaxSessionDuration"])
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             store.get_role(conn, ctx.account_id, name)
             if values:
                 conn.execute(update(iam_roles).where((iam_roles.c.account_id == ctx.account_id)
@@ -212,8 +204,8 @@ class IamProvider(Provider):
         arn = self._user_arn(ctx, name) if kind == "user" else self._role_arn(ctx, name)
         ctx.authorize(action, arn)
         limits.check_inline_policy(kind, name, params["PolicyDocument"])
-        _check_document(params["PolicyDocument"], "identity")
-        with self._write() as conn:
+        documents.check(ctx, params["PolicyDocument"], "identity")
+        with self._write(ctx.account_id) as conn:
             (store.get_user if kind == "user" else store.get_role)(conn, ctx.account_id, name)
             limits.check_inline_total(conn, ctx.account_id, kind, name, params["PolicyName"], params["PolicyDocument"])
             key = ((iam_inline_policies.c.account_id == ctx.account_id)
@@ -251,7 +243,7 @@ class IamProvider(Provider):
     def _delete_inline(self, ctx: RequestContext, params: dict[str, Any], kind: str, name_key: str, action: str) -> dict[str, Any]:
         name = params[name_key]
         ctx.authorize(action, self._user_arn(ctx, name) if kind == "user" else self._role_arn(ctx, name))
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             result = conn.execute(delete(iam_inline_policies).where(
                 (iam_inline_policies.c.account_id == ctx.account_id) & (iam_inline_policies.c.principal_type == kind)
                 & (iam_inline_policies.c.principal_name == name)
@@ -306,9 +298,9 @@ class IamProvider(Provider):
         arn = f"arn:aws:iam::{ctx.account_id}:policy{path}{params['PolicyName']}"
         ctx.authorize("iam:CreatePolicy", arn)
         limits.check_managed_policy(params["PolicyDocument"])
-        _check_document(params["PolicyDocument"], "identity")
+        documents.check(ctx, params["PolicyDocument"], "identity")
         ts = store.now()
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             if store.policy_exists(conn, arn, ctx.account_id):
                 raise store.already_exists(f"A policy called {params['PolicyName']} already exists. "
                                            "Duplicate names are not allowed.")
@@ -355,9 +347,9 @@ class IamProvider(Provider):
         arn = params["PolicyArn"]
         ctx.authorize("iam:CreatePolicyVersion", arn)
         limits.check_managed_policy(params["PolicyDocument"])
-        _check_document(params["PolicyDocument"], "identity")
+        documents.check(ctx, params["PolicyDocument"], "identity")
         ts = store.now()
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             self._own_policy(conn, ctx, arn)
             versions = [r.version_id for r in conn.execute(select(iam_policy_versions.c.version_id)
                                                            .where(iam_policy_versions.c.policy_arn == arn))]
@@ -386,7 +378,7 @@ class IamProvider(Provider):
     def delete_policy(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         arn = params["PolicyArn"]
         ctx.authorize("iam:DeletePolicy", arn)
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             policy = store.get_policy(conn, ctx.account_id, arn)
             if policy["account_id"] == store.AWS_OWNER:
                 raise ServiceError("AccessDenied", "AWS managed policies cannot be deleted", 403)
@@ -421,7 +413,7 @@ class IamProvider(Provider):
     def set_default_policy_version(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         arn, version = params["PolicyArn"], params["VersionId"]
         ctx.authorize("iam:SetDefaultPolicyVersion", arn)
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             self._own_policy(conn, ctx, arn)
             self._version(conn, arn, version)
             conn.execute(update(iam_policies).where(iam_policies.c.arn == arn)
@@ -431,7 +423,7 @@ class IamProvider(Provider):
     def delete_policy_version(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         arn, version = params["PolicyArn"], params["VersionId"]
         ctx.authorize("iam:DeletePolicyVersion", arn)
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             policy = self._own_policy(conn, ctx, arn)
             self._version(conn, arn, version)
             if policy["default_version"] == version:
@@ -444,7 +436,7 @@ class IamProvider(Provider):
                     add: list[dict[str, str]] | None, remove: list[str] | None) -> dict[str, Any]:
         arn = params["PolicyArn"]
         ctx.authorize(action, arn)
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             tags = {t["Key"]: t["Value"] for t in self._own_policy(conn, ctx, arn)["tags"] or []}
             for t in add or []:
                 tags[t["Key"]] = t["Value"]
@@ -500,7 +492,7 @@ class IamProvider(Provider):
         name = params[name_key]
         ctx.authorize(action, self._user_arn(ctx, name) if kind == "user" else self._role_arn(ctx, name),
                       context={"iam:PolicyARN": params["PolicyArn"]})
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             (store.get_user if kind == "user" else store.get_role)(conn, ctx.account_id, name)
             if attach:
                 store.attach_policy(conn, ctx.account_id, kind, name, params["PolicyArn"])
@@ -542,7 +534,7 @@ class IamProvider(Provider):
     def _boundary(self, ctx: RequestContext, kind: str, name: str, action: str, arn: str | None) -> dict[str, Any]:
         table = iam_users if kind == "user" else iam_roles
         ctx.authorize(action, self._user_arn(ctx, name) if kind == "user" else self._role_arn(ctx, name))
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             (store.get_user if kind == "user" else store.get_role)(conn, ctx.account_id, name)
             if arn and not store.policy_exists(conn, arn, ctx.account_id):
                 raise store.no_such_entity(f"Policy {arn} does not exist or is not attachable.")
@@ -570,7 +562,7 @@ class IamProvider(Provider):
         if not name:
             raise ServiceError("ValidationError", "Must specify userName when calling with non-User credentials", 400)
         ctx.authorize("iam:CreateAccessKey", self._user_arn(ctx, name))
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             row = store.create_access_key(conn, ctx.account_id, name)
         return {"AccessKey": {"UserName": name, "AccessKeyId": row["access_key_id"], "Status": "Active",
                               "SecretAccessKey": row["secret_access_key"], "CreateDate": row["created_at"]}}
@@ -591,7 +583,7 @@ class IamProvider(Provider):
         ctx.authorize(action, self._user_arn(ctx, name))
         cond = ((iam_access_keys.c.account_id == ctx.account_id) & (iam_access_keys.c.user_name == name)
                 & (iam_access_keys.c.access_key_id == params["AccessKeyId"]))
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             result = (conn.execute(delete(iam_access_keys).where(cond)) if status is None
                       else conn.execute(update(iam_access_keys).where(cond).values(status=status)))
             if result.rowcount == 0:
@@ -609,7 +601,7 @@ class IamProvider(Provider):
              remove: list[str] | None) -> dict[str, Any]:
         table = iam_users if kind == "user" else iam_roles
         ctx.authorize(action, self._user_arn(ctx, name) if kind == "user" else self._role_arn(ctx, name))
-        with self._write() as conn:
+        with self._write(ctx.account_id) as conn:
             row = (store.get_user if kind == "user" else store.get_role)(conn, ctx.account_id, name)
             tags = {t["Key"]: t["Value"] for t in row["tags"] or []}
             for t in add or []:

@@ -10,7 +10,6 @@ AccessDeniedException, and by name it only ever finds its own account's groups.
 from __future__ import annotations
 
 import base64
-import contextlib
 import heapq
 import json
 import os
@@ -21,9 +20,9 @@ from typing import Any
 
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext, blocking
-from stratum.services.logs import catalog
+from stratum.services.logs import catalog, retention
 from stratum.services.logs.catalog import group_arn, invalid, not_found, stream_arn
-from stratum.services.logs.eventstore import Event, StreamReader, StreamWriter, exclusive, index_path, now_ms
+from stratum.services.logs.eventstore import Event, StreamReader, StreamWriter, exclusive, now_ms
 from stratum.services.logs.patterns import PatternError, compile_pattern, prefilter
 
 ACTION = "logs:"
@@ -58,6 +57,12 @@ def _event_out(e: Event) -> dict[str, Any]:
 
 class LogsProvider(Provider):
     service = "logs"
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        # How often expired streams are emptied in the background; tests shorten it.
+        interval = float(os.environ.get("STRATUM_LOGS_RETENTION_SWEEP_SECONDS", "3600"))
+        app.add_background(retention.RetentionSweeper(app.db, Path(app.settings.data_dir), interval))
 
     # ------------------------------------------------------------------------------------ plumbing
     @property
@@ -105,9 +110,7 @@ class LogsProvider(Provider):
         return stream
 
     def _cutoff(self, group: dict[str, Any]) -> int:
-        """Events older than this are past the group's retention (0: kept forever)."""
-        days = group.get("retention_days")
-        return now_ms() - int(days) * DAY_MS if days else 0
+        return retention.cutoff(group)
 
     def _reader(self, stream: dict[str, Any]) -> StreamReader:
         return StreamReader(self.data_dir / stream["path"])
@@ -214,25 +217,7 @@ class LogsProvider(Provider):
         return {}
 
     def _enforce_retention(self, group: dict[str, Any]) -> None:
-        """Remove expired events from storage: a stream whose events have all expired is emptied
-        (events that expired in a stream still written to are hidden from every read until the
-        whole stream has expired)."""
-        cutoff = self._cutoff(group)
-        if not cutoff:
-            return
-        with self.app.db.read() as conn:
-            streams = catalog.list_streams(conn, group["account_id"], group["region"], group["name"])
-        for s in streams:
-            data = self.data_dir / s["path"]
-            with exclusive(data):
-                reader = StreamReader(data)
-                last = reader.last_timestamp()
-                if last is not None and _latest(reader) < cutoff:
-                    # Truncated, not unlinked: a job still running keeps appending through its
-                    # open descriptor (O_APPEND), into the same file.
-                    for path in (data, index_path(data)):
-                        with contextlib.suppress(FileNotFoundError):
-                            os.truncate(path, 0)
+        retention.enforce(self.app.db, self.data_dir, group)
 
     # -------------------------------------------------------------------------------------- tags
     def _tag_target(self, ctx: RequestContext, arn: str) -> tuple[str, str, str]:
@@ -341,7 +326,7 @@ class LogsProvider(Provider):
             first = reader.first_timestamp()
             if first is not None:
                 out["firstEventTimestamp"] = first
-                out["lastEventTimestamp"] = _latest(reader)
+                out["lastEventTimestamp"] = retention.latest(reader)
                 out["lastIngestionTime"] = reader.last_ingestion()
             rows.append(out)
         descending = bool(params.get("descending"))
@@ -522,11 +507,6 @@ def _check_group_name(name: str) -> None:
 
 def _limit(value: Any, default: int) -> int:
     return default if value is None else int(value)
-
-
-def _latest(reader: StreamReader) -> int:
-    """The stream's latest event time (events from PutLogEvents may come in any order)."""
-    return max((r[2] for r in reader.records), default=0)
 
 
 def _sorted_stream(reader: StreamReader) -> bool:

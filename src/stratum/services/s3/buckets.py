@@ -237,6 +237,9 @@ class BucketOps(S3Base):
 _JSON_MESSAGE = "Policies must be valid JSON and the first byte must be '{'"
 
 
+MAX_POLICY_BYTES = 20 * 1024
+
+
 def validate_bucket_policy(bucket: str, document: str) -> None:
     """Reject what S3 rejects: non-JSON, grammar errors, and resources outside this bucket."""
     if not document.lstrip().startswith("{"):
@@ -247,6 +250,9 @@ def validate_bucket_policy(bucket: str, document: str) -> None:
         raise malformed_policy(_JSON_MESSAGE) from None
     if not isinstance(data, dict):
         raise malformed_policy(_JSON_MESSAGE)
+    # S3's 20 KB quota counts the document without its insignificant whitespace.
+    if len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_POLICY_BYTES:
+        raise ServiceError("PolicyTooLarge", "Policy exceeds the maximum allowed document size.", 400)
     try:
         from stratum.policy import parse_policy
         from stratum.policy.errors import MalformedPolicyDocument

@@ -140,7 +140,9 @@ class SageMakerProvider(EngineApi, JobsApi, RegistryApi, HostingApi, Provider):
                 inline = read_definition(ctx, conn, location)
         if inline is None and required:
             raise errors.validation("Either PipelineDefinition or PipelineDefinitionS3Location must be specified.")
-        if inline is not None:
+        if inline is not None and ctx.prechecked and location is None:
+            ctx.replay_precheck()  # the parser process ran check_inline_definition
+        elif inline is not None:
             pl.validate_definition(inline)
         return inline
 

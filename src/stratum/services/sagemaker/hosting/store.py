@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from stratum.hosting.tables import sagemaker_endpoint_configs as configs_t
 from stratum.hosting.tables import sagemaker_endpoints as endpoints_t
-from stratum.jobs.models import containers_of
+from stratum.jobs.models import RESOLVED, containers_of
 from stratum.jobs.store import model_arn, now
 from stratum.services.sagemaker.hosting import errors
 from stratum.services.sagemaker.paging import page_window, sql_page
@@ -30,8 +30,10 @@ ENDPOINT = "endpoint"  # the claims kind: the server that runs an endpoint's pro
 CONFIG_KEYS = ("ProductionVariants", "DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ExplainerConfig",
                "ShadowProductionVariants", "ExecutionRoleArn", "VpcConfig", "EnableNetworkIsolation",
                "MetricsConfig")
+# What an endpoint keeps of each model: the DescribeModel document with the resolved containers
+# (RESOLVED: a ModelPackageName container as its package's image and model data).
 MODEL_KEYS = ("ModelName", "ModelArn", "PrimaryContainer", "Containers", "InferenceExecutionConfig",
-              "ExecutionRoleArn", "VpcConfig", "EnableNetworkIsolation")
+              "ExecutionRoleArn", "VpcConfig", "EnableNetworkIsolation", RESOLVED)
 # An endpoint being changed: another change is refused until it settles.
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 

@@ -22,6 +22,7 @@ from stratum.jobs.tables import sagemaker_models as models_t
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
 from stratum.services.sagemaker import tags as tagging
+from stratum.services.sagemaker.jobs.model_access import RequestModelAccess
 from stratum.services.sagemaker.paging import page_window, slice_page
 
 if TYPE_CHECKING:
@@ -191,7 +192,8 @@ class JobsApi(Provider):
         tags = list(params.get("Tags") or [])
         tagging.authorize_create(ctx, "CreateModel", arn, tags, validation.condition_keys(params, "model"))
         check_pass_role(ctx, params.get("ExecutionRoleArn"), arn)
-        return models.create_model(self.app.db, ctx.account_id, ctx.region, params, tagging.merged([], tags))
+        return models.create_model(self.app.db, ctx.account_id, ctx.region, params, tagging.merged([], tags),
+                                   access=RequestModelAccess(ctx))
 
     def _model(self, ctx: RequestContext, operation: str, name: str) -> Row[Any]:
         with self.app.db.read() as conn:

@@ -268,6 +268,14 @@ def validate_definition(text: str) -> PipelineDefinition:
         raise errors.validation(str(exc)) from None
 
 
+def check_inline_definition(params: dict[str, Any]) -> None:
+    """CreatePipeline / UpdatePipeline: the inline definition's validation, a pure function of the
+    request; the server runs it in its parser process for large bodies (server.parsing_process)."""
+    text = params.get("PipelineDefinition")
+    if text is not None and params.get("PipelineDefinitionS3Location") is None:
+        validate_definition(text)
+
+
 _GET_DEFINITION = select(versions_t.c.definition).where(
     (versions_t.c.pipeline_id == bindparam("pid")) & (versions_t.c.version_id == bindparam("vid")))
 

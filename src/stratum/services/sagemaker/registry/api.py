@@ -57,6 +57,33 @@ def _policy_error(exc: MalformedPolicyDocument) -> ServiceError:
     return errors.validation(f"The resource policy is not valid: {exc}")
 
 
+def lookup_package(ctx: RequestContext, conn: Connection, operation: str, value: str, *, lock: bool = False,
+                   extra: dict[str, Any] | None = None) -> Row[Any]:
+    """The model package ``value`` names (name, "<group>/<n>" or ARN), authorized for ``operation``
+    with its group's tags and resource policy (the cross-account grant). CreateModel uses it too:
+    a container given by ModelPackageName needs sagemaker:DescribeModelPackage on the package."""
+    ref = parse_package(value, ctx.account_id, ctx.region)
+    if ref is None:
+        raise registry_errors.package_not_found(value)
+    if ref.region != ctx.region:
+        raise registry_errors.package_not_found(ref.arn)
+    row = store.get_package(conn, ref, lock=lock)
+    group = None
+    if row is not None and row.group_id is not None:
+        group = store.get_group_by_id(conn, row.group_id)
+    elif row is None and ref.version is not None:
+        # A version that does not exist is still governed by its group's policy.
+        group = store.get_group(conn, GroupRef(ref.account_id, ref.region, ref.name))
+    tags = group.tags if group is not None else (row.tags if row is not None else None)
+    policy = group.resource_policy if group is not None else None
+    context = {**(tagging.resource_tag_context(tags) or {}), **(extra or {})}
+    ctx.authorize(_ACTION + operation, row.arn if row is not None else ref.arn, resource_account=ref.account_id,
+                  resource_policy=policy, context=context or None)
+    if row is None:
+        raise registry_errors.package_not_found(ref.arn)
+    return row
+
+
 class RegistryApi(Provider):
     """Operations are methods named after the API operation in snake_case (see Provider)."""
 
@@ -98,27 +125,10 @@ class RegistryApi(Provider):
         self._registry_authorize(ctx, operation, row.arn, row.account_id, row.tags, row.resource_policy)
         return row
 
-    def _package(self, ctx: RequestContext, conn: Connection, operation: str, value: str, lock: bool = False,
+    @staticmethod
+    def _package(ctx: RequestContext, conn: Connection, operation: str, value: str, lock: bool = False,
                  extra: dict[str, Any] | None = None) -> Row[Any]:
-        ref = parse_package(value, ctx.account_id, ctx.region)
-        if ref is None:
-            raise registry_errors.package_not_found(value)
-        if ref.region != ctx.region:
-            raise registry_errors.package_not_found(ref.arn)
-        row = store.get_package(conn, ref, lock=lock)
-        group = None
-        if row is not None and row.group_id is not None:
-            group = store.get_group_by_id(conn, row.group_id)
-        elif row is None and ref.version is not None:
-            # A version that does not exist is still governed by its group's policy.
-            group = store.get_group(conn, GroupRef(ref.account_id, ref.region, ref.name))
-        tags = group.tags if group is not None else (row.tags if row is not None else None)
-        policy = group.resource_policy if group is not None else None
-        self._registry_authorize(ctx, operation, row.arn if row is not None else ref.arn, ref.account_id, tags,
-                                 policy, extra)
-        if row is None:
-            raise registry_errors.package_not_found(ref.arn)
-        return row
+        return lookup_package(ctx, conn, operation, value, lock=lock, extra=extra)
 
     # -------------------------------------------------------------------------------------- groups
     def create_model_package_group(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -170,6 +170,14 @@ def model_name_for(run: StepRun) -> str:
     return f"{head}{step}-{suffix}"
 
 
+def _model_access(run: StepRun) -> Any:
+    """CreateModel's lookups made as the pipeline's role (SageMaker calls CreateModel with it)."""
+    from stratum.services.sagemaker.jobs.model_access import RequestModelAccess, role_context
+
+    ctx = role_context(run.app, run.role_arn, run.region, "sagemaker", "CreateModel")
+    return RequestModelAccess(ctx) if ctx is not None else None
+
+
 def run_model_step(run: StepRun) -> StepResult:
     # Imported here: the jobs package (models, endpoints) is not needed by the registry itself.
     from stratum.jobs import models
@@ -183,9 +191,10 @@ def run_model_step(run: StepRun) -> StepResult:
         except ServiceError:
             description = None  # not created yet: the usual case
         if description is None:
-            models.create_model(run.app.db, run.account_id, run.region, request)
+            models.create_model(run.app.db, run.account_id, run.region, request, access=_model_access(run))
             description = models.describe_model(run.app.db, run.account_id, run.region, request["ModelName"])
     except ServiceError as exc:
         return _failed(exc)
+    description = models.public(description)
     return StepResult("Succeeded", properties=jsonable(description),
                       metadata={"Model": {"Arn": description["ModelArn"]}})

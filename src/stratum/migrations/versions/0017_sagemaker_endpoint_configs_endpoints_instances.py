@@ -1,7 +1,7 @@
 """SageMaker endpoint configs, endpoints and their instances (model-server processes)
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-07 19:36:04.306496
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import stratum.store.schema
 
-revision = '0016'
-down_revision = '0015'
+revision = '0017'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
