@@ -54,8 +54,9 @@ def build_route(row: Row[Any], instance_rows: list[Row[Any]]) -> EndpointRoute:
     return EndpointRoute(arn=row.arn, name=row.name, account_id=row.account_id, region=row.region, status=row.status,
                          mode=mode, variants=tuple(variants), tags=tuple(dict(t) for t in row.tags or []),
                          data_capture=serving.get("DataCaptureConfig"), async_config=serving.get("AsyncInferenceConfig"),
-                         extra={"EndpointConfigName": row.config_name,
+                         extra={"EndpointConfigName": row.config_name, "KmsKeyId": serving.get("KmsKeyId"),
                                 "Variants": {v["VariantName"]: {"ModelName": v["ModelName"],
+                                                                "ExecutionRoleArn": v["Model"].get("ExecutionRoleArn"),
                                                                 "InstanceType": v.get("InstanceType"),
                                                                 "ServerlessConfig": v.get("ServerlessConfig")}
                                              for v in serving.get("Variants") or []}})
