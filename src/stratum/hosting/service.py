@@ -63,6 +63,8 @@ class _Endpoint:
     instances: dict[str, LocalInstance] = field(default_factory=dict)
     name: str = ""
     since: float = field(default_factory=time.monotonic)  # when this server began running it
+    # Held while the supervisor acts on the endpoint, and by a DeleteEndpoint done in the request.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _ours(pid: int, marker: str) -> bool:
@@ -100,6 +102,24 @@ class HostingService:
 
     def invalidate(self, account: str, region: str, endpoint_name: str) -> None:
         self.router.invalidate(account, region, endpoint_name)
+
+    def delete_now(self, endpoint_id: str) -> bool:
+        """DeleteEndpoint on the server that runs the endpoint: its processes are stopped and its
+        rows removed before the call answers. False when this server does not run it (its owner
+        acts on the Deleting status at its next pass)."""
+        with self._lock:
+            ep = self._endpoints.get(endpoint_id)
+        if ep is None:
+            return False
+        with ep.lock:
+            with self.db.read() as conn:
+                row = records.endpoints(conn, [endpoint_id]).get(endpoint_id)
+            if row is None:
+                return True
+            if row.status != "Deleting":
+                return False
+            self._delete(ep, row)
+        return True
 
     def wake(self) -> None:
         """Something was recorded for an endpoint: act on it now rather than at the next pass."""
@@ -204,7 +224,11 @@ class HostingService:
             rows = records.endpoints(conn, [ep.key.item_id for ep in endpoints])
         for ep in endpoints:
             try:
-                self._reconcile(ep, rows.get(ep.key.item_id))
+                with ep.lock:
+                    with self._lock:
+                        current = self._endpoints.get(ep.key.item_id) is ep
+                    if current:  # not deleted (delete_now) or dropped meanwhile
+                        self._reconcile(ep, rows.get(ep.key.item_id))
             except LeaseLost:
                 self._drop(ep.key.item_id)
             except Exception:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Row, select
 
 from stratum.jobs import models as job_models
 from stratum.jobs import store as job_store
-from stratum.server.context import Provider, RequestContext
+from stratum.server.context import Provider, RequestContext, blocking
 from stratum.services.sagemaker import search_sources
 from stratum.services.sagemaker import tags as tagging
 from stratum.services.sagemaker.hosting import errors, store, views
@@ -168,6 +168,7 @@ class HostingApi(Provider):
         self.app.hosting.wake()
         return {"EndpointArn": row.arn}
 
+    @blocking  # stops the endpoint's processes when this server runs them
     def delete_endpoint(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         row = self._endpoint(ctx, "DeleteEndpoint", params["EndpointName"])
         with self.app.db.begin() as conn:
@@ -177,7 +178,9 @@ class HostingApi(Provider):
             if current.status != "Deleting":
                 store.mark_deleting(conn, current)
         self._invalidate(row.account_id, row.region, row.name)
-        self.app.hosting.wake()
+        # Deleting, then gone: at once when the endpoint runs here, else at its server's next pass.
+        if not self.app.hosting.delete_now(current.endpoint_id):
+            self.app.hosting.wake()
         return {}
 
 
