@@ -159,3 +159,42 @@ def test_router_caches_and_invalidates(tmp_path: Path) -> None:
         assert router.route("111111111111", "us-east-1", "ep") is None
     finally:
         db.dispose()
+
+
+def test_supervisor_transitions_never_overwrite_a_newer_change(tmp_path: Path) -> None:
+    from stratum.hosting import records
+
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    db.migrate()
+    try:
+        now = datetime.now(UTC)
+        pending = store.deployment(_config(_variant("A", 2)), {"m": _model(IMAGE)}, 1)
+        with db.begin() as conn:
+            conn.execute(insert(sagemaker_endpoints).values(
+                endpoint_id="e1", account_id="111111111111", region="us-east-1", name_key="ep", name="ep",
+                arn="arn", status="Creating", config_name="cfg", serving=None, pending=pending, generation=1, tags=[],
+                created_at=now, last_modified_at=now))
+            seen = records.endpoints(conn, ["e1"])["e1"]
+        with db.begin() as conn:
+            assert records.deployed(conn, seen)
+            row = records.endpoints(conn, ["e1"])["e1"]
+        assert row.status == "InService" and row.pending is None
+        [variant] = row.serving["Variants"]
+        assert (variant["CurrentInstanceCount"], variant["Status"]) == (2, None)
+        with db.begin() as conn:
+            store.update_weights(conn, row, [{"VariantName": "A", "DesiredInstanceCount": 3}])
+        with db.begin() as conn:  # decided on the row before the update: not written
+            assert not records.set_status(conn, row, "SystemUpdating")
+            updating = records.endpoints(conn, ["e1"])["e1"]
+        assert updating.status == "Updating" and updating.serving["Variants"][0]["DesiredInstanceCount"] == 3
+        with db.begin() as conn:  # the new instance could not start: back to what it served
+            assert records.failed(conn, updating, "no capacity")
+            back = records.endpoints(conn, ["e1"])["e1"]
+        assert back.status == "InService" and back.failure_reason == "no capacity"
+        assert back.serving["Variants"][0]["DesiredInstanceCount"] == 2
+        with db.begin() as conn:
+            with pytest.raises(ServiceError) as exc:
+                store.update_weights(conn, back, [{"VariantName": "B", "DesiredWeight": 1.0}])
+        assert 'The variant(s) "[B]" is/are not present in the endpoint "arn".' == exc.value.message
+    finally:
+        db.dispose()
