@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, select
 
+from stratum.auth import passrole
 from stratum.jobs import models as job_models
 from stratum.jobs import store as job_store
 from stratum.server.context import Provider, RequestContext, blocking
@@ -74,6 +75,9 @@ class HostingApi(Provider):
         arn = store.config_arn(ctx.region, ctx.account_id, name)
         tags = list(params.get("Tags") or [])
         tagging.authorize_create(ctx, "CreateEndpointConfig", arn, tags, config_condition_keys(params))
+        if params.get("ExecutionRoleArn"):
+            # The role SageMaker assumes for the endpoint (model-less configs, capture): passed to it.
+            passrole.check_pass_role(ctx, params["ExecutionRoleArn"], passrole.SAGEMAKER, associated_resource_arn=arn)
         store.check_config(params)
         with self.app.db.read() as conn:
             known = {n.lower() for n in store.model_names(params)
