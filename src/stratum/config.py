@@ -56,6 +56,9 @@ class Settings:
     # How often the instance metrics of endpoints (CPU, memory) are published to CloudWatch.
     endpoint_metrics_seconds: float = field(
         default_factory=lambda: float(os.environ.get("STRATUM_ENDPOINT_METRICS_SECONDS", 10)))
+    # How often each endpoint model server's /ping is checked (three misses in a row restart it).
+    endpoint_health_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("STRATUM_ENDPOINT_HEALTH_SECONDS", 10)))
     # The object store's root (default <data dir>/objects): every server of one database must use the
     # same directory (a shared filesystem), as it must use the same master key.
     objects_root: Path | None = field(

@@ -591,11 +591,14 @@ def test_sagemaker_sdk_deploys_and_deletes_an_endpoint(server: StratumServer) ->
 
 
 @pytest.mark.slow
-def test_instance_metrics_reach_cloudwatch(tmp_path_factory: pytest.TempPathFactory,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instance_metrics_and_health_checks(tmp_path_factory: pytest.TempPathFactory,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPU and memory reach CloudWatch; a model server that stops answering /ping (SIGSTOP) is
+    replaced."""
     from stratum_testing import BACKENDS, close_server, make_server
 
     monkeypatch.setenv("STRATUM_ENDPOINT_METRICS_SECONDS", "0.5")
+    monkeypatch.setenv("STRATUM_ENDPOINT_HEALTH_SECONDS", "0.5")
     server = make_server(tmp_path_factory, BACKENDS[0])
     server.start()
     try:
@@ -620,6 +623,18 @@ def test_instance_metrics_reach_cloudwatch(tmp_path_factory: pytest.TempPathFact
             StartTime=datetime.now(UTC) - timedelta(minutes=5), EndTime=datetime.now(UTC) + timedelta(minutes=1),
             Period=60, Statistics=["Average", "SampleCount"])["Datapoints"]
         assert stats and all(0 < p["Average"] < 100 and p["Unit"] == "Percent" for p in stats)
+
+        hung = instance_rows(server, name)[0]
+        os.kill(hung.pid, signal.SIGSTOP)
+        try:
+            wait_endpoint(sm, name, lambda e: e["EndpointStatus"] == "SystemUpdating", timeout=20)
+            wait_in_service(sm, name)
+            replaced = [r for r in instance_rows(server, name) if r.instance_id == hung.instance_id]
+            assert replaced and replaced[0].pid != hung.pid and not alive(hung.pid)
+            assert invoke(replaced[0].url) == "21.5\n43.5\n"
+        finally:
+            if alive(hung.pid):
+                os.kill(hung.pid, signal.SIGKILL)
         sm.delete_endpoint(EndpointName=name)
         sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     finally:

@@ -34,6 +34,7 @@ SESSION_NAME = "SageMaker"
 SESSION_SECONDS = 43200
 STABLE_SECONDS = 60.0  # a model server up this long that dies is restarted at once
 RESTART_DELAY_MAX = 30.0
+PING_FAILURES = 3  # /ping misses in a row that make a model server be restarted
 
 
 def container_hostnames(model: dict[str, Any]) -> list[str]:
@@ -94,6 +95,9 @@ class LocalInstance:
     images: dict[str, str] = field(default_factory=dict)
     multi_model: set[str] = field(default_factory=set)  # containers in Mode MultiModel
     db: Any = None  # the server's database (role sessions)
+    ping_failures: dict[str, int] = field(default_factory=dict)  # hostname -> /ping misses in a row
+    _next_ping: float = 0.0
+    _pinging: bool = False
     restarts: int = 0  # restarts in a row (a crash loop waits longer before each)
     ready_since: float | None = None
     _thread: threading.Thread | None = None
@@ -205,19 +209,44 @@ class LocalInstance:
 
     # ------------------------------------------------------------------------------------- health
     def dead(self) -> list[str]:
-        """Containers whose model server exited (only meaningful once ready)."""
-        return [h for h, s in self.servers.items() if (s.poll() if isinstance(s, Adopted) else s.proc.poll())
-                is not None]
+        """Containers whose model server exited, or stopped answering /ping (only meaningful once ready)."""
+        exited = [h for h, s in self.servers.items() if (s.poll() if isinstance(s, Adopted) else s.proc.poll())
+                  is not None]
+        return exited or [h for h, n in self.ping_failures.items() if n >= PING_FAILURES]
+
+    def check_health(self, interval: float) -> None:
+        """Every ``interval`` seconds, GET /ping on each container (in a thread of its own, so a
+        server that hangs holds nobody up); PING_FAILURES misses in a row make it dead()."""
+        now = time.monotonic()
+        if self.state != "ready" or now < self._next_ping or self._pinging:
+            return
+        self._next_ping = now + interval
+        self._pinging = True
+        timeout = max(1.0, min(5.0, interval))
+
+        def probe() -> None:
+            try:
+                for hostname, server in list(self.servers.items()):
+                    ok = modelserver.ping(server.url, timeout)
+                    self.ping_failures[hostname] = 0 if ok else self.ping_failures.get(hostname, 0) + 1
+            finally:
+                self._pinging = False
+
+        threading.Thread(target=probe, name=f"ping-{self.instance_id}", daemon=True).start()
 
     def restart(self, dead: list[str]) -> None:
         codes = {h: (self.servers[h].poll() if isinstance(self.servers[h], Adopted) else self.servers[h].proc.returncode)
                  for h in dead}
+        hung = {h for h in dead if codes[h] is None}
+        self.ping_failures.clear()
         if self.ready_since is not None and time.monotonic() - self.ready_since > STABLE_SECONDS:
             self.restarts = 0  # it had been running fine: this is not a crash loop
         delay = 0.0 if self.restarts == 0 else min(RESTART_DELAY_MAX, 0.5 * 2 ** (self.restarts - 1))
         self.restarts += 1
         for hostname, code in codes.items():
-            message = (f"the model server of container {hostname} exited with code {code}: restarting it")
+            message = (f"the model server of container {hostname} did not answer /ping {PING_FAILURES} times in a "
+                       "row: restarting it" if hostname in hung else
+                       f"the model server of container {hostname} exited with code {code}: restarting it")
             log.warning("endpoint %s instance %s: %s", self.plan.endpoint_name, self.instance_id, message)
             self.note(message)
         self.state = "restarting"

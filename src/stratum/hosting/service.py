@@ -318,6 +318,7 @@ class HostingService:
             if inst.draining_until is not None:
                 continue
             if inst.state == "ready":
+                inst.check_health(self.settings.endpoint_health_seconds)
                 dead = inst.dead()
                 if dead:
                     inst.restart(dead)
