@@ -186,6 +186,11 @@ def create_resources(server: StratumServer, account: str) -> Resources:
     ids["default_bus_arn"] = ids["bus_arn"].rsplit("/", 1)[0] + "/default"
     events.put_targets(Rule=ids["rule"], EventBusName=ids["bus"],
                        Targets=[{"Id": "default", "Arn": ids["default_bus_arn"]}])
+    # A connection and an API destination named like the bus (names are per kind of resource).
+    ids["connection_arn"] = events.create_connection(Name=ids["bus"], AuthorizationType="API_KEY", AuthParameters={
+        "ApiKeyAuthParameters": {"ApiKeyName": "X-Api-Key", "ApiKeyValue": f"{tag}-secret"}})["ConnectionArn"]
+    events.create_api_destination(Name=ids["bus"], ConnectionArn=ids["connection_arn"],
+                                  InvocationEndpoint="http://127.0.0.1:9/hook", HttpMethod="POST")
 
     cw, logs = r.client("cloudwatch"), r.client("logs")
     ids["metric"] = f"{tag}-metric"
@@ -404,6 +409,7 @@ RESOURCE_MEMBERS: dict[tuple[str, str], Callable[[Resources], list[Any]]] = {
     ("events", "EventBusName"): _ids("bus_arn", "bus"),
     ("events", "ResourceARN"): _ids("bus_arn", "rule_arn"),
     ("events", "Rule"): _ids("rule"),
+    ("events", "ConnectionArn"): _ids("connection_arn"),
     ("events", "Entries"): lambda r: [[{"EventBusName": r.ids["bus_arn"], "Source": "isolation",
                                         "DetailType": "probe", "Detail": "{}"}]],
     # CloudWatch: alarms by name (in the caller's account) or ARN; a metric by its name in the
@@ -441,6 +447,8 @@ CREATED: dict[tuple[str, str], frozenset[str]] = {
     ("sagemaker", "CreateHyperParameterTuningJob"): frozenset({"HyperParameterTuningJobName"}),
     ("events", "CreateEventBus"): frozenset({"Name"}),
     ("events", "PutRule"): frozenset({"Name"}),
+    ("events", "CreateConnection"): frozenset({"Name"}),
+    ("events", "CreateApiDestination"): frozenset({"Name"}),
     ("cloudwatch", "PutMetricAlarm"): frozenset({"AlarmName"}),
     ("logs", "CreateLogGroup"): frozenset({"logGroupName"}),
     ("logs", "CreateLogStream"): frozenset({"logStreamName"}),
@@ -599,6 +607,12 @@ def _complete(service: str, operation: str, r: Resources) -> dict[str, Any] | No
                     "Targets": [{"Id": "default", "Arn": ids["default_bus_arn"]}]}
         case ("events", "RemoveTargets"):
             return {"Rule": ids["rule"], "EventBusName": ids["bus"], "Ids": ["absent"]}
+        case ("events", "CreateConnection"):
+            return {"AuthorizationType": "API_KEY",
+                    "AuthParameters": {"ApiKeyAuthParameters": {"ApiKeyName": "k", "ApiKeyValue": "v"}}}
+        case ("events", "CreateApiDestination"):
+            return {"ConnectionArn": ids["connection_arn"], "InvocationEndpoint": "http://127.0.0.1:9/hook",
+                    "HttpMethod": "POST"}
         case ("events", "ListRules"):
             return {"EventBusName": ids["bus"]}
         case ("events", "ListRuleNamesByTarget"):

@@ -101,6 +101,7 @@ SUCCEEDS_WITHOUT_ACCESS: dict[tuple[str, str], str] = {
     ("ram", "ListResources"): "resourceShareArns filter",
     ("ram", "ListPrincipals"): "resourceShareArns filter",
     ("sagemaker", "ListModelPackages"): "a group name is looked up in the caller's account: no packages",
+    ("events", "ListApiDestinations"): "ConnectionArn filter over the caller's destinations: none use it",
     # A bus name is the caller's own namespace, and DeleteEventBus of a missing bus succeeds on AWS.
     ("events", "DeleteEventBus"): "deletes the caller's (missing) bus of that name",
     # So does DeleteRule of a missing rule; a rule name is looked up on the caller's bus.

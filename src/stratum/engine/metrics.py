@@ -3,10 +3,10 @@
 ExecutionSucceeded / ExecutionFailed / ExecutionStopped and ExecutionDuration; per step
 (PipelineName, StepName) StepStarted, StepSucceeded / StepFailed / StepStopped and StepDuration.
 
-They are written in the transaction that records the execution's end, each at its own time (a
-step's start, a step's end...), from the execution's rows: exact, and never lost or counted twice
-by a crash, since the end and its metrics commit together. Counts of an execution still running
-appear when it ends.
+They are written in the transaction that records the execution's end (engine.ending), each at
+its own time (a step's start, a step's end...), from the execution's rows: exact, and never lost or
+counted twice by a crash, since the end and its metrics commit together. Counts of an execution
+still running appear when it ends.
 """
 
 from __future__ import annotations
@@ -14,11 +14,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
-from stratum.engine import records
-from stratum.engine.records import ExecKey
-from stratum.services.cloudwatch import datapoints
 from stratum.services.cloudwatch.datapoints import MetricRef
 
 NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
@@ -65,11 +60,3 @@ def execution_metrics(execution: Any, steps: list[Any]) -> dict[MetricRef, list[
             if duration is not None:
                 add("StepDuration", dims, _point(step.ended_at, duration, "Milliseconds"))
     return batch
-
-
-def publish_execution(conn: Connection, key: ExecKey, now: datetime) -> None:
-    """Write the metrics of the execution ``key``, whose end this transaction has just recorded."""
-    execution = records.load_execution(conn, key)
-    if execution is None or execution.status not in ENDED:
-        return
-    datapoints.put_many(conn, execution_metrics(execution, records.load_steps(conn, key)), now)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from stratum.engine import caching, callback_step, metrics, records
+from stratum.engine import caching, callback_step, ending, events, records
 from stratum.engine.expressions import ExpressionError, evaluate_conditions, resolve, to_text
 from stratum.engine.handlers import StepResult, StepRun, step_handler
 from stratum.engine.retries import RetryPolicyError, next_delay, parse_policies
@@ -38,6 +38,8 @@ from stratum.engine.state import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from stratum.engine.scheduler import PipelineEngine
 
 MAX_STEP_REASON = 1024  # PipelineExecutionStep.FailureReason
@@ -218,7 +220,10 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
     outputs = None if failed else dict(result.properties)
     end = failed and st.ends_execution
     t = now()
+    st.started_at = t
     with eng.tx(ex) as conn:
+        step_event = partial(_step_event, conn, ex, st, result.status, "Executing", t, ended=t,
+                             metadata=result.metadata, reason=reason)
         step_row = partial(records.insert_step, conn, ex.key, seq=st.seq, name=spec.name, step_type=spec.type,
                            display_name=spec.raw.get("DisplayName"), description=spec.raw.get("Description"),
                            status=result.status, now=t, ended_at=t, outputs=outputs,
@@ -232,9 +237,9 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
             if end:
                 row.update(status="Failed", failure_reason=(reason or "")[:MAX_EXECUTION_REASON], ended_at=t,
                            last_modified_at=t)
-            writes.append(step_row)
+            writes.extend((step_row, step_event))
             if end:
-                writes.append(partial(metrics.publish_execution, conn, ex.key, t))
+                writes.append(partial(ending.execution_ended, conn, ex.key, t))
         else:
             if end:
                 # The guard and the execution's end in one statement: Failed only from Executing.
@@ -246,12 +251,24 @@ def _decide_at_once(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcom
                 if status != "Executing":
                     return Outcome("Halted", status=status)
             step_row()
+            step_event()
             if end:
-                metrics.publish_execution(conn, ex.key, t)
+                ending.execution_ended(conn, ex.key, t)
     timings["done"] = time.perf_counter()
     condition = result.properties.get("Outcome") if spec.type == "Condition" else None
     return Outcome(result.status, outputs=outputs, reason=reason, fail_step=failed,
                    condition=condition if isinstance(condition, bool) else None, ended="Failed" if end else None)
+
+
+def _step_event(conn: Connection, ex: ExecState, st: StepState, current: str, previous: str | None, t: datetime,
+                *, ended: datetime | None = None, metadata: Any = None, reason: str | None = None,
+                cache_hit: dict[str, Any] | None = None) -> None:
+    """The step's "Execution Step Status Change" event, in the transaction of the change."""
+    events.step_status(conn, account=ex.key.account_id, region=ex.key.region, pipeline_arn=ex.pipeline_arn,
+                       execution_arn=ex.arn, step_name=st.spec.name, step_type=st.spec.type, current=current,
+                       previous=previous, started=st.started_at, ended=ended,
+                       metadata=metadata if metadata is not None else st.metadata, now=t, failure_reason=reason,
+                       cache_hit=cache_hit)
 
 
 def _begin(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:
@@ -270,13 +287,17 @@ def _begin(eng: PipelineEngine, ex: ExecState, st: StepState) -> Outcome | None:
                                 status="Starting", now=t)
         else:  # RERUN: RetryPipelineExecution queued the row again
             records.update_step(conn, ex.key, st.seq, t, started_at=t)
+        st.started_at = t
+        _step_event(conn, ex, st, "Starting", None, t)
     return None
 
 
 def _executing(eng: PipelineEngine, ex: ExecState, st: StepState) -> None:
     # Only from Starting: a stop may already have moved the row to Stopping.
     with eng.tx(ex) as conn:
-        records.update_step(conn, ex.key, st.seq, now(), only_if=("Starting",), status="Executing")
+        t = now()
+        if records.update_step(conn, ex.key, st.seq, t, only_if=("Starting",), status="Executing"):
+            _step_event(conn, ex, st, "Executing", "Starting", t)
     st.timings["executing"] = time.perf_counter()
 
 
@@ -315,6 +336,8 @@ def finish(eng: PipelineEngine, ex: ExecState, st: StepState, result: StepResult
         values["step_metadata"] = jsonable(result.metadata)
     with eng.tx(ex) as conn:
         records.update_step(conn, ex.key, st.seq, t, **values)
+        _step_event(conn, ex, st, result.status, "Executing", t, ended=t, metadata=values.get("step_metadata"),
+                    reason=values["failure_reason"])
         if result.status == "Succeeded" and policy is not None and signature is not None:
             caching.record(conn, account=ex.key.account_id, region=ex.key.region, pipeline_id=ex.pipeline_id,
                            sig=signature, execution_id=ex.key.execution_id, execution_arn=ex.arn,
@@ -347,9 +370,10 @@ def _cached(eng: PipelineEngine, ex: ExecState, st: StepState, hit: caching.Cach
         return Outcome("Abandoned")
     t = now()
     with eng.tx(ex) as conn:
+        cache_hit = {"SourcePipelineExecutionArn": hit.execution_arn}
         records.update_step(conn, ex.key, st.seq, t, status="Succeeded", ended_at=t, outputs=hit.outputs,
-                            step_metadata=hit.metadata,
-                            cache_hit_result={"SourcePipelineExecutionArn": hit.execution_arn})
+                            step_metadata=hit.metadata, cache_hit_result=cache_hit)
+        _step_event(conn, ex, st, "Succeeded", "Executing", t, ended=t, metadata=hit.metadata, cache_hit=cache_hit)
     st.timings["done"] = time.perf_counter()
     return Outcome("Succeeded", outputs=hit.outputs or {})
 
@@ -406,4 +430,5 @@ def stop_step(eng: PipelineEngine, ex: ExecState, st: StepState, reason: str | N
     t = now()
     with eng.tx(ex) as conn:
         records.update_step(conn, ex.key, st.seq, t, status="Stopped", ended_at=t, failure_reason=reason)
+        _step_event(conn, ex, st, "Stopped", "Stopping", t, ended=t, reason=reason)
     return Outcome("Stopped")

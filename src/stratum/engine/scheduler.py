@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from stratum.engine import metrics, records, runner
+from stratum.engine import ending, events, records, runner
 from stratum.engine.graph import FAILED, STOPPED, SUCCEEDED
 from stratum.engine.pool import WorkerPool
 from stratum.engine.records import ExecKey
@@ -608,8 +608,13 @@ class PipelineEngine:
                 return
             try:
                 with self.tx(ex) as conn:
-                    records.update_step(conn, ex.key, st.seq, runner.now(), only_if=("Starting", "Executing"),
-                                        status="Stopping")
+                    t = runner.now()
+                    if records.update_step(conn, ex.key, st.seq, t, only_if=("Starting", "Executing"),
+                                           status="Stopping"):
+                        events.step_status(conn, account=ex.key.account_id, region=ex.key.region,
+                                           pipeline_arn=ex.pipeline_arn, execution_arn=ex.arn, step_name=st.spec.name,
+                                           step_type=st.spec.type, current="Stopping", previous="Executing",
+                                           started=st.started_at, ended=None, metadata=st.metadata, now=t)
             except LeaseLost:
                 self._post("lost", ex.key)
                 return
@@ -658,7 +663,7 @@ class PipelineEngine:
             with self.tx(ex) as conn:
                 t = runner.now()
                 if records.finish_execution(conn, ex.key, status, reason, t):
-                    metrics.publish_execution(conn, ex.key, t)
+                    ending.execution_ended(conn, ex.key, t)
                 self.release_claim(conn, ex)
         except LeaseLost:
             self._post("lost", ex.key)

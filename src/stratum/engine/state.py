@@ -54,6 +54,7 @@ class StepState:
     ends_execution: bool = False  # launched as the execution's last step (see runner.run_step)
     timings: dict[str, float] = field(default_factory=dict)
     decided: Any = None  # a Condition or Fail step's result as start_in evaluated it (runner.decide)
+    started_at: datetime | None = None  # when this run of the step started (for its status events)
     # Made on first use: most steps are never stopped, and a Condition or Fail step never hands
     # the event to a handler; an Event (a Condition over a Lock) is the costliest part of a step.
     _stop_event: threading.Event | None = field(default=None, repr=False)

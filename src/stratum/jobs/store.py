@@ -34,6 +34,7 @@ def model_arn(region: str, account: str, name: str) -> str:
 
 def insert_job(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(jobs_t).values(**values))
+    _state_changed(conn, values["job_id"])
 
 
 def get_job(conn: Connection, account: str, region: str, kind: str, name: str, lock: bool = False) -> Row[Any] | None:
@@ -50,6 +51,17 @@ def get_job_by_id(conn: Connection, job_id: str, lock: bool = False) -> Row[Any]
 def update_job(conn: Connection, job_id: str, **values: Any) -> None:
     values.setdefault("last_modified_at", now())
     conn.execute(update(jobs_t).where(jobs_t.c.job_id == job_id).values(**values))
+    if "status" in values:
+        _state_changed(conn, job_id)
+
+
+def _state_changed(conn: Connection, job_id: str) -> None:
+    """A job's status was written: its state-change event goes in the same transaction."""
+    from stratum.jobs import events  # events renders the job as Describe does (jobs.views)
+
+    row = get_job_by_id(conn, job_id)
+    if row is not None:
+        events.state_changed(conn, row, now())
 
 
 def unclaimed_active_jobs(conn: Connection) -> list[Row[Any]]:

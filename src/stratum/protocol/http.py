@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from time import perf_counter
 from typing import Protocol
 from urllib.parse import parse_qsl, unquote
 
@@ -31,6 +32,8 @@ class HttpRequest:
     # The body still unread (then ``body`` is empty): the pipeline either reads it into ``body`` or,
     # for an S3 object upload, leaves it to the handler to stream to disk.
     stream: BodyStream | None = None
+    # When the request came (perf_counter): what a service measures its own overhead from.
+    received_at: float = field(default_factory=perf_counter)
 
     @cached_property
     def path(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from stratum.config import Settings
@@ -53,6 +54,8 @@ class AppState:
         # Set when a shutdown signal arrives, before requests drain and background services stop.
         self.shutting_down = threading.Event()
         self.request_stats = RequestStats()  # for the Prometheus endpoint
+        # More lines for /metrics, from the services that keep counters of their own.
+        self.telemetry_sources: list[Callable[[], list[str]]] = []
         # Real-time endpoints: the supervisor of the model servers this server runs, and the
         # routes (hosting.route(account, region, name)) the runtime API sends invocations along.
         from stratum.hosting.service import HostingService

@@ -12,7 +12,7 @@ from stratum.protocol.http import HttpRequest, HttpResponse
 from stratum.server.app_state import AppState
 from stratum.server.body import AsgiBody, ClientDisconnected
 from stratum.server.pipeline import handle
-from stratum.server.telemetry import gauges, render
+from stratum.server.telemetry import gauges, render, sources
 from stratum.services.cloudwatch.prometheus import render as published_metrics
 
 log = logging.getLogger("stratum.asgi")
@@ -66,7 +66,7 @@ class StratumApp:
             elif path == METRICS_PATH and request.method == "GET":
                 response = HttpResponse(200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
                                         render(self.state.request_stats, gauges(self.state),
-                                               published_metrics(self.state.db)).encode())
+                                               published_metrics(self.state.db) + sources(self.state)).encode())
             else:
                 response = await handle(self.state, request)
             if not stream.finished and not await _settle_body(stream):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from time import perf_counter
@@ -37,6 +38,9 @@ VALIDATION_CODES = {"iam": "ValidationError", "sts": "ValidationError", "s3": "I
 # the GIL, and every other account's requests with it. Everyday requests are far smaller and stay
 # on the loop.
 OFFLOAD_BODY_BYTES = 4096
+# Services whose large bodies are data, not documents (S3 objects, inference payloads): nothing in
+# them to parse, so they are not sent to the parser process; only their signature's hash is worked.
+OPAQUE_BODIES = frozenset({"s3", "sagemaker-runtime"})
 # Those large documents are worked on one at a time: each is CPU in Python, holding the GIL, and
 # two at once left the event loop a third of it instead of a half (DescribePipeline p99 under an
 # 8,000-tag flood: 240-360 ms with the shared pool, 90-145 ms with one worker; bench/fairness.py).
@@ -68,12 +72,19 @@ async def _respond(app: AppState, request: HttpRequest, labels: list[str]) -> Ht
         if isinstance(request.body, bytes) and len(request.body) > OFFLOAD_BODY_BYTES:
             answer = functools.partial(_answer_in_thread, app, request, request_id, index, service, region,
                                        labels)
-            return await asyncio.get_running_loop().run_in_executor(None if service == "s3" else _DOCUMENTS, answer)
+            answered = await asyncio.get_running_loop().run_in_executor(None if service == "s3" else _DOCUMENTS,
+                                                                        answer)
+            if isinstance(answered, HttpResponse):
+                return answered
+            ctx, op, params, handler = answered  # admitted in the thread; a coroutine handler runs here
+            return _serialize(ctx, index, op, await handler(ctx, params))
         ctx, op, params, handler, blocking = _admit(app, request, request_id, index, service, region, labels)
         if blocking and request.stream is not None:
             output = await run_streamed(handler, ctx, params)
         elif blocking:
             output = await asyncio.to_thread(handler, ctx, params)
+        elif inspect.iscoroutinefunction(handler):  # waits on I/O without a thread (InvokeEndpoint)
+            output = await handler(ctx, params)
         else:
             output = handler(ctx, params)
         return _serialize(ctx, index, op, output)
@@ -118,12 +129,16 @@ def _serialize(ctx: RequestContext, index: ServiceIndex, op: OperationModel, out
 
 
 def _answer_in_thread(app: AppState, request: HttpRequest, request_id: str, index: ServiceIndex, service: str,
-                      region: str, labels: list[str]) -> HttpResponse:
+                      region: str, labels: list[str]
+                      ) -> HttpResponse | tuple[RequestContext, OperationModel, dict[str, Any], Handler]:
     """The steps of ``handle`` after routing, for a large request, in a worker thread (an error
-    message can be as large as the input: it is serialized here too)."""
+    message can be as large as the input: it is serialized here too). A coroutine handler is handed
+    back admitted, to be awaited on the event loop."""
     try:
         ctx, op, params, handler, _blocking = _admit(app, request, request_id, index, service, region, labels,
-                                                     large=service != "s3")
+                                                     large=service not in OPAQUE_BODIES)
+        if inspect.iscoroutinefunction(handler):
+            return ctx, op, params, handler
         return _serialize(ctx, index, op, handler(ctx, params))
     except ServiceError as exc:
         return serialize_error(index.model, exc, request_id, request.method)

@@ -63,6 +63,11 @@ def render(stats: RequestStats, gauges: dict[str, tuple[str, float]], published:
     return "\n".join(lines) + "\n"
 
 
+def sources(app: AppState) -> list[str]:
+    """The lines the app's services add (endpoint invocation counters...)."""
+    return [line for source in app.telemetry_sources for line in source()]
+
+
 def gauges(app: AppState) -> dict[str, tuple[str, float]]:
     """What the engine and the job executors are doing now, from the database (every server of a
     shared database reports the same totals)."""

@@ -21,6 +21,7 @@ PROVIDERS = {
     "organizations": "stratum.services.organizations.provider:OrganizationsProvider",
     "cloudwatch": "stratum.services.cloudwatch.provider:CloudWatchProvider",
     "logs": "stratum.services.logs.provider:LogsProvider",
+    "sagemaker-runtime": "stratum.services.sagemaker_runtime.provider:SageMakerRuntimeProvider",
 }
 
 

@@ -98,16 +98,26 @@ def _parse_time(text: Any) -> datetime | None:
         return None
 
 
+@functools.lru_cache(maxsize=256)
+def rule_index(event_patterns: tuple[str, ...]) -> patterns.RuleIndex:
+    """The index of a bus's enabled rules, kept while they stay the same."""
+    nodes = []
+    for text in event_patterns:
+        try:
+            nodes.append(compiled(text))
+        except patterns.PatternError:
+            # Stored patterns were validated; one that no longer compiles matches nothing.
+            nodes.append(patterns.compile_pattern({"source": [{"prefix": "\u0000never"}]}))
+    return patterns.RuleIndex(nodes)
+
+
 def fan_out(conn: Connection, ref: BusRef, event: dict[str, Any], stamp: datetime) -> int:
     """Pending deliveries of ``event`` to the targets of the enabled rules of ``ref`` it matches."""
+    enabled = list(rules.enabled_pattern_rules(conn, ref))
     count = 0
-    for rule in rules.enabled_pattern_rules(conn, ref):
-        try:
-            node = compiled(rule.event_pattern)
-        except patterns.PatternError:
-            continue  # stored patterns were validated; one that no longer compiles matches nothing
-        if node.matches(event):
-            count += queue(conn, rules.RuleRef(ref, rule.name), rule.arn, rule.role_arn, event, stamp)
+    for i in rule_index(tuple(rule.event_pattern for rule in enabled)).match(event):
+        rule = enabled[i]
+        count += queue(conn, rules.RuleRef(ref, rule.name), rule.arn, rule.role_arn, event, stamp)
     return count
 
 

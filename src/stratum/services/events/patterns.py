@@ -48,6 +48,9 @@ class _Field:
     strings: set[str] = field(default_factory=set)  # exact string values, looked up at once
     exists: bool = False       # {"exists": true} among the values: any leaf value matches
     absent_ok: bool = False    # {"exists": false}: matches when there is no leaf value
+    # When every value is an exact string, a plain prefix or an equals-ignore-case string, what
+    # RuleIndex files the rule under: ("=", text), ("^", prefix), ("~", casefolded text).
+    keys: list[tuple[str, str]] | None = None
 
     def test(self, value: Any) -> bool:
         """Whether one leaf value matches any of the field's values."""
@@ -368,6 +371,28 @@ def _match_object(spec: dict[str, Any], f: _Field) -> Leaf | None:
 
 
 # ------------------------------------------------------------------------------------- compilation
+def _index_keys(values: list[Any]) -> list[tuple[str, str]] | None:
+    keys: list[tuple[str, str]] = []
+    for value in values:
+        if isinstance(value, str) and _ip(value) is None:
+            keys.append(("=", value))
+            continue
+        if not (isinstance(value, dict) and len(value) == 1):
+            return None
+        (op, text), = value.items()
+        if not isinstance(text, str) or (op == "prefix" and not text):
+            return None
+        if op == "exact":
+            keys.append(("=", text))
+        elif op == "prefix":
+            keys.append(("^", text))
+        elif op == "equals-ignore-case":
+            keys.append(("~", text.casefold()))
+        else:
+            return None
+    return keys
+
+
 def _compile_leaf(name: str, values: list[Any]) -> _Field:
     if not values:
         raise PatternError("Empty arrays are not allowed")
@@ -383,6 +408,7 @@ def _compile_leaf(name: str, values: list[Any]) -> _Field:
             f.strings.add(value)
         else:
             f.matchers.append(_exact(value))
+    f.keys = _index_keys(values)
     return f
 
 
@@ -442,3 +468,83 @@ def parse(text: str) -> Node:
 def matches(pattern: str | dict[str, Any] | Node, event: dict[str, Any]) -> bool:
     node = pattern if isinstance(pattern, Node) else compile_pattern(pattern)
     return node.matches(event)
+
+
+# ------------------------------------------------------------------------------------ rule index
+Path = tuple[str, ...]
+
+
+def _anchor(node: Node, path: Path = ()) -> tuple[tuple[int, int, int], Path, list[tuple[str, str]]] | None:
+    """The field every match of ``node`` needs one of a few values in (the most selective one):
+    (score, its path, its keys). Fields inside $or are no anchor: an alternative may do without."""
+    best = None
+    for f in node.fields:
+        if f.nested is not None:
+            found = _anchor(f.nested, (*path, f.name))
+        elif f.keys:
+            loose = sum(1 for kind, _ in f.keys if kind != "=")
+            found = ((loose, len(f.keys), -len(path) - 1), (*path, f.name), f.keys)
+        else:
+            found = None
+        if found is not None and (best is None or found[0] < best[0]):
+            best = found
+    return best
+
+
+def _strings_at(event: Any, path: Path) -> list[str]:
+    """The string leaves an event holds at ``path`` (through objects and arrays of objects), as
+    Node.matches reaches them."""
+    current = [event]
+    for name in path:
+        following = []
+        for value in current:
+            for obj in ([value] if value.__class__ is dict else _objects(value)):
+                if name in obj:
+                    following.append(obj[name])
+        current = following
+    return [v for value in current for v in _leaves(value) if v.__class__ is str]
+
+
+class RuleIndex:
+    """Compiled rules filed by their anchor (see _anchor), so that an event is matched only against
+    the rules it can match: those whose anchor value it holds (exact, by prefix, or case-folded),
+    and those without an anchor. ``match`` gives the same answer as trying every rule."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+        self.always: list[int] = []
+        self.exact: dict[Path, dict[str, list[int]]] = {}
+        self.folded: dict[Path, dict[str, list[int]]] = {}
+        self.prefixes: dict[Path, dict[str, list[int]]] = {}
+        for i, node in enumerate(nodes):
+            anchor = _anchor(node)
+            if anchor is None:
+                self.always.append(i)
+                continue
+            _, path, keys = anchor
+            for kind, text in keys:
+                table = {"=": self.exact, "~": self.folded, "^": self.prefixes}[kind]
+                table.setdefault(path, {}).setdefault(text, []).append(i)
+        self._lengths = {path: sorted({len(p) for p in table}) for path, table in self.prefixes.items()}
+        self._paths = set(self.exact) | set(self.folded) | set(self.prefixes)
+
+    def match(self, event: dict[str, Any]) -> list[int]:
+        """Indexes (in ``nodes``) of the rules ``event`` matches, in order."""
+        candidates = set(self.always)
+        for path in self._paths:
+            values = _strings_at(event, path)
+            if not values:
+                continue
+            exact, folded, prefixes = self.exact.get(path), self.folded.get(path), self.prefixes.get(path)
+            for value in values:
+                if exact is not None:
+                    candidates.update(exact.get(value, ()))
+                if folded is not None:
+                    candidates.update(folded.get(value.casefold(), ()))
+                if prefixes is not None:
+                    for length in self._lengths[path]:
+                        if length > len(value):
+                            break
+                        candidates.update(prefixes.get(value[:length], ()))
+        return [i for i in sorted(candidates) if self.nodes[i].matches(event)]
+

@@ -21,6 +21,7 @@ from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
 from stratum.services.events import buses, delivery, rules
 from stratum.services.events.buses import DEFAULT_BUS, BusRef
+from stratum.services.events.destinations_api import DestinationsApi
 from stratum.services.events.rules_api import RulesApi
 
 ACTION = "events:"
@@ -83,7 +84,7 @@ def _merged_tags(existing: list[dict[str, str]], new: list[dict[str, str]]) -> l
     return [{"Key": k, "Value": v} for k, v in values.items()]
 
 
-class EventsProvider(RulesApi, Provider):
+class EventsProvider(RulesApi, DestinationsApi, Provider):
     service = "events"
 
     def __init__(self, app: Any) -> None:

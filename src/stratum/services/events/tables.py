@@ -7,7 +7,7 @@ bus, for rules and targets to consume; a service that emits events (SageMaker st
 writes them in its own transaction, so none is lost or invented on a crash.
 """
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Text
 
 from stratum.store.schema import JsonType, UtcDateTime, metadata
 
@@ -109,4 +109,39 @@ events_deliveries = Table(
     Column("result", JsonType, nullable=True),  # what the target answered (an execution ARN, an event id)
     Column("finished_at", UtcDateTime, nullable=True),
     Index("ix_events_deliveries_due", "status", "next_attempt_at"),
+)
+
+# Connections of API destinations: how to authorize the HTTP calls. What AWS keeps in Secrets
+# Manager (API key value, password, OAuth client secret, secret invocation parameters) is sealed
+# with the server's master key (``secrets``); ``auth`` holds the rest, as DescribeConnection shows it.
+events_connections = Table(
+    "events_connections", metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("arn", String(1600), nullable=False),
+    Column("description", String(512), nullable=True),
+    Column("authorization_type", String(32), nullable=False),
+    Column("auth", JsonType, nullable=False),
+    Column("secrets", LargeBinary, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("authorized_at", UtcDateTime, nullable=True),
+)
+
+events_api_destinations = Table(
+    "events_api_destinations", metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("arn", String(1600), nullable=False),
+    Column("description", String(512), nullable=True),
+    Column("connection_arn", String(1600), nullable=False),
+    Column("endpoint", String(2048), nullable=False),
+    Column("http_method", String(16), nullable=False),
+    Column("rate_limit", Integer, nullable=True),
+    Column("state", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 _PIPELINE_ARN = re.compile(r"^arn:aws[\w-]*:sagemaker:([a-z0-9-]+):(\d{12}):pipeline/([A-Za-z0-9\-]{1,256})$")
+_API_DESTINATION_ARN = re.compile(r"^arn:aws[\w-]*:events:([a-z0-9-]+):(\d{12}):api-destination/[\.\-_A-Za-z0-9]+/[\w-]+$")
 _BUS_ARN = re.compile(r"^arn:aws[\w-]*:events:[a-z0-9-]+:\d{12}:event-bus/[/\.\-_A-Za-z0-9]+$")
 _RETRYABLE = frozenset({"ThrottlingException", "Throttling", "ServiceUnavailable", "InternalFailure",
                         "InternalServerError", "InternalServerException", "ConcurrentModificationException"})
@@ -231,11 +232,48 @@ def _deliver_to_pipeline(app: AppState, job: Job) -> dict[str, Any] | None:
     return {"PipelineExecutionArn": out["PipelineExecutionArn"]}
 
 
+# ---------------------------------------------------------------------------------- API destinations
+def _check_api_destination(target: dict[str, Any], bus: BusRef, role_arn: str | None) -> None:
+    m = _API_DESTINATION_ARN.match(target["Arn"])
+    assert m is not None
+    if (m.group(1), m.group(2)) != (bus.region, bus.account_id):
+        raise buses.validation(f"Target {target['Id']}: an API destination target must be in the rule's account "
+                               "and region.")
+    if not (target.get("RoleArn") or role_arn):
+        raise buses.validation(f"RoleArn is required for target {target['Id']}.")
+
+
+def _deliver_to_api_destination(app: AppState, job: Job) -> dict[str, Any] | None:
+    from stratum.services.events import destinations
+
+    with app.db.read() as conn:
+        destination = destinations.destination_by_arn(conn, job.target["Arn"])
+        connection = destinations.connection_by_arn(conn, destination["connection_arn"]) if destination else None
+    if destination is None or connection is None:
+        raise TargetError("ResourceNotFoundException", f"API destination {job.target['Arn']} does not exist.", False)
+    # The role must allow events:InvokeApiDestination on the destination, as on AWS.
+    role = job.acting_role
+    assert role is not None
+    ctx = _context(app, "events", "InvokeApiDestination", job.region, SESSIONS.identity(app, role))
+    try:
+        ctx.authorize("events:InvokeApiDestination", destination["arn"], resource_account=destination["account_id"])
+    except ServiceError as exc:
+        raise TargetError.of(exc) from None
+    if connection["state"] != "AUTHORIZED":
+        raise TargetError("ConnectionDeauthorized", f"Connection {connection['arn']} is {connection['state']}.", False)
+    try:
+        return destinations.deliver(app, destination, connection, job.target, job.input_text)
+    except destinations.DeliveryFailed as exc:
+        raise TargetError(exc.code, exc.message, exc.retryable) from None
+
+
 # ------------------------------------------------------------------------------------------ kinds
 KINDS: tuple[TargetKind, ...] = (
     TargetKind("event-bus", lambda arn: bool(_BUS_ARN.match(arn)), _check_bus, _deliver_to_bus),
     TargetKind("sagemaker-pipeline", lambda arn: bool(_PIPELINE_ARN.match(arn)), _check_pipeline,
                _deliver_to_pipeline),
+    TargetKind("api-destination", lambda arn: bool(_API_DESTINATION_ARN.match(arn)), _check_api_destination,
+               _deliver_to_api_destination),
 )
 
 

@@ -18,6 +18,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from stratum.engine import ending, events
+from stratum.engine.records import ExecKey
 from stratum.protocol.errors import ServiceError
 from stratum.services.ram import access as ram_access
 from stratum.services.sagemaker import errors
@@ -548,6 +550,10 @@ def record_execution(conn: Connection, row: Row[Any], defn: PipelineDefinition, 
         _INSERT_EXECUTION_DIRECT.rowcount(conn, values)
     elif _INSERT_EXECUTION_UNLESS_TAKEN.rowcount(conn, values) != 1:
         return None
+    # Its "Executing" event first: the writes that follow may already end it (start_in).
+    events.execution_status(conn, account=row.account_id, region=row.region, pipeline_arn=row.arn, execution_arn=arn,
+                            display_name=values["display_name"], description=description, current="Executing",
+                            previous=None, started=now, ended=None, now=now)
     for write in writes or ():
         write()
     return started
@@ -625,6 +631,12 @@ def stop_execution(conn: Connection, row: Row[Any], actor: Actor, now: datetime)
         & (executions_t.c.execution_id == row.execution_id)).values(
         status=status, last_modified_at=now, last_modified_by=actor.user_context(),
         ended_at=None if running else now))
+    events.execution_status(conn, account=row.account_id, region=row.region, pipeline_arn=row.pipeline_arn,
+                            execution_arn=row.arn, display_name=row.display_name, description=row.description,
+                            current=status, previous=str(row.status), started=row.created_at,
+                            ended=None if running else now, now=now)
+    if not running:
+        ending.execution_ended(conn, ExecKey(row.account_id, row.region, row.execution_id), now, event=False)
     return status
 
 
