@@ -155,6 +155,14 @@ def create_resources(server: StratumServer, account: str) -> Resources:
     ids["model"] = f"{tag}-model"
     ids["model_arn"] = sm.create_model(ModelName=ids["model"], ExecutionRoleArn=ids["role_arn"],
                                        PrimaryContainer={"Image": UNKNOWN_IMAGE})["ModelArn"]
+    # An endpoint of that model: its image is unknown, so it fails at once and runs nothing.
+    ids["endpoint_config"] = f"{tag}-endpoint-config"
+    ids["endpoint_config_arn"] = sm.create_endpoint_config(EndpointConfigName=ids["endpoint_config"], ProductionVariants=[
+        {"VariantName": "v", "ModelName": ids["model"], "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}]
+    )["EndpointConfigArn"]
+    ids["endpoint"] = f"{tag}-endpoint"
+    ids["endpoint_arn"] = sm.create_endpoint(EndpointName=ids["endpoint"],
+                                             EndpointConfigName=ids["endpoint_config"])["EndpointArn"]
     ids["group"] = f"{tag}-group"
     ids["group_arn"] = sm.create_model_package_group(ModelPackageGroupName=ids["group"])["ModelPackageGroupArn"]
     ids["package_arn"] = sm.create_model_package(ModelPackageGroupName=ids["group"],
@@ -378,7 +386,9 @@ RESOURCE_MEMBERS: dict[tuple[str, str], Callable[[Resources], list[Any]]] = {
     ("sagemaker", "TrainingJobName"): _ids("training_job"),
     ("sagemaker", "TransformJobName"): _ids("transform_job"),
     ("sagemaker", "HyperParameterTuningJobName"): _ids("tuning_job"),
-    ("sagemaker", "ResourceArn"): _ids("pipeline_arn", "model_arn", "group_arn"),
+    ("sagemaker", "EndpointConfigName"): _ids("endpoint_config"),
+    ("sagemaker", "EndpointName"): _ids("endpoint"),
+    ("sagemaker", "ResourceArn"): _ids("pipeline_arn", "model_arn", "group_arn", "endpoint_arn", "endpoint_config_arn"),
     ("sagemaker", "CallbackToken"): _ids("callback_token"),
     ("ram", "resourceShareArn"): _ids("share_arn"),
     ("ram", "resourceShareArns"): lambda r: [[r.ids["share_arn"]]],
@@ -428,6 +438,8 @@ CREATED: dict[tuple[str, str], frozenset[str]] = {
     ("kms", "CreateAlias"): frozenset({"AliasName"}),
     ("sagemaker", "CreateModel"): frozenset({"ModelName"}),
     ("sagemaker", "CreateModelPackageGroup"): frozenset({"ModelPackageGroupName"}),
+    ("sagemaker", "CreateEndpointConfig"): frozenset({"EndpointConfigName"}),
+    ("sagemaker", "CreateEndpoint"): frozenset({"EndpointName"}),
     ("sagemaker", "CreatePipeline"): frozenset({"PipelineName"}),
     ("sagemaker", "CreateProcessingJob"): frozenset({"ProcessingJobName"}),
     ("sagemaker", "CreateTrainingJob"): frozenset({"TrainingJobName"}),
@@ -536,6 +548,16 @@ def _complete(service: str, operation: str, r: Resources) -> dict[str, Any] | No
                     "PipelineVersionDescription": "isolation"}
         case ("sagemaker", "UpdateModelPackage"):
             return {"ModelPackageArn": ids["package_arn"], "ApprovalDescription": "isolation"}
+        case ("sagemaker", "CreateEndpointConfig"):
+            return {"EndpointConfigName": fresh(), "ProductionVariants": [
+                {"VariantName": "v", "ModelName": ids["model"], "InitialInstanceCount": 1,
+                 "InstanceType": "ml.m5.large"}]}
+        case ("sagemaker", "CreateEndpoint") | ("sagemaker", "UpdateEndpoint"):
+            name = fresh() if operation == "CreateEndpoint" else ids["endpoint"]
+            return {"EndpointName": name, "EndpointConfigName": ids["endpoint_config"]}
+        case ("sagemaker", "UpdateEndpointWeightsAndCapacities"):
+            return {"EndpointName": ids["endpoint"], "DesiredWeightsAndCapacities": [
+                {"VariantName": "v", "DesiredWeight": 1.0}]}
         case ("sagemaker", "Search"):
             return {"Resource": "Pipeline"}
         case ("s3", "PutBucketEncryption"):

@@ -53,6 +53,12 @@ class Settings:
     # Several servers on one PostgreSQL database: how long a server's claim on an execution or job
     # lasts without renewal, i.e. how soon another server takes over the work of one that died.
     lease_seconds: float = field(default_factory=lambda: float(os.environ.get("STRATUM_LEASE_SECONDS", 30)))
+    # How often the instance metrics of endpoints (CPU, memory) are published to CloudWatch.
+    endpoint_metrics_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("STRATUM_ENDPOINT_METRICS_SECONDS", 10)))
+    # How often each endpoint model server's /ping is checked (three misses in a row restart it).
+    endpoint_health_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("STRATUM_ENDPOINT_HEALTH_SECONDS", 10)))
     # The object store's root (default <data dir>/objects): every server of one database must use the
     # same directory (a shared filesystem), as it must use the same master key.
     objects_root: Path | None = field(

@@ -7,33 +7,19 @@ JoinSource=Input are applied to CSV records."""
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stratum.jobs import process
+from stratum.hosting import modelserver
 from stratum.jobs.models import containers_of
 from stratum.jobs.s3io import JobDataError, join_uri, relative_key, split_uri
 from stratum.jobs.spec import RunResult
-from stratum.jobs.tarballs import extract_tarball
 
 if TYPE_CHECKING:
     from stratum.jobs.runner import Runner
-
-PING_TIMEOUT = 120.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def run_transform(r: Runner) -> RunResult:
     req = r.spec.request
@@ -43,60 +29,33 @@ def run_transform(r: Runner) -> RunResult:
         raise JobDataError("ClientError: Stratum runs transform jobs for models with exactly one container")
     container = containers[0]
     filters = _Filters(req.get("DataProcessing") or {}, req["TransformInput"].get("ContentType"))
-    model_dir = r.layout.model
-    model_dir.mkdir(parents=True, exist_ok=True)
-    if container.get("ModelDataUrl"):
-        archive = r.layout.job_dir / "model.tar.gz"
-        bucket, key = split_uri(container["ModelDataUrl"])
-        r.log(f"downloading model from {container['ModelDataUrl']}")
-        r.s3.download(bucket, key, archive)
-        extract_tarball(archive, model_dir)
-        archive.unlink()
-    env_vars = {**(container.get("Environment") or {}), **(req.get("Environment") or {})}
-    submit = env_vars.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
-    if submit.startswith("s3://"):
-        r.fetch_code(submit, r.layout.code)
-        env_vars["SAGEMAKER_SUBMIT_DIRECTORY"] = str(r.layout.code)
+    env_vars = modelserver.prepare_container(
+        r.s3, container, {**(container.get("Environment") or {}), **(req.get("Environment") or {})}, r.layout, r.log)
     r.check_stop()
-    port = _free_port()
     env = r.environment(env_vars)
-    env.update({"SAGEMAKER_BATCH": "true", "SAGEMAKER_BIND_TO_PORT": str(port), "SM_MODEL_DIR": str(model_dir),
-                "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(req.get("MaxPayloadInMB") or 6)})
-    argv = [sys.executable, "-m", "stratum.algorithms.serving", "--runtime", r.spec.runtime, "--port", str(port),
-            "--model-dir", str(model_dir), "--image", str(container.get("Image") or "")]
-    full_argv, full_env = process.isolate(argv, {**env, process.MARKER_ENV: r.spec.job_id}, str(r.layout.ml),
-                                          r.isolation)
-    r.log(f"starting the model server of {container.get('Image')} on port {port}")
-    with open(r.spec.log_path, "ab", buffering=0) as log:
-        server = subprocess.Popen(full_argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  cwd=str(r.layout.ml), env=full_env, start_new_session=True)
+    env.update({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(req.get("MaxPayloadInMB") or 6)})
+    server = modelserver.launch(runtime=r.spec.runtime, layout=r.layout, env=env, log_path=r.spec.log_path,
+                                marker=r.spec.job_id, isolation=r.isolation, image=container.get("Image"))
+    r.log(f"starting the model server of {container.get('Image')} on port {server.port}")
     r.reporter.process_started(server.pid, r.spec.job_id)
     try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_ready(r, server, base)
-        outcome = _transform_inputs(r, base, filters)
+        _wait_ready(r, server)
+        outcome = _transform_inputs(r, server.url, filters)
     finally:
-        process.kill_group(server.pid, 1.0, server)
+        modelserver.stop(server)
     if outcome == "timeout":
         return r.failed("MaxRuntimeExceeded: the transform job ran longer than allowed and was stopped")
     return r.result("Completed")
 
 
-def _wait_ready(r: Runner, server: subprocess.Popen[bytes], base: str) -> None:
-    end = time.monotonic() + PING_TIMEOUT
-    while time.monotonic() < end:
-        r.check_stop()
-        if server.poll() is not None:
-            raise JobDataError(f"ClientError: the model server exited with code {server.returncode} before it "
-                               f"was ready: {r.last_error_lines(5)}")
-        try:
-            with urllib.request.urlopen(base + "/ping", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        time.sleep(0.05)
-    raise JobDataError("ClientError: the model server did not answer /ping in time")
+def _wait_ready(r: Runner, server: modelserver.ModelServer) -> None:
+    try:
+        modelserver.wait_ready(server, modelserver.PING_TIMEOUT, r.check_stop)
+    except modelserver.NotReady as exc:
+        if exc.exit_code is None:
+            raise JobDataError("ClientError: the model server did not answer /ping in time") from None
+        raise JobDataError(f"ClientError: the model server exited with code {exc.exit_code} before it "
+                           f"was ready: {r.last_error_lines(5)}") from None
 
 
 def _transform_inputs(r: Runner, base: str, filters: _Filters) -> str:

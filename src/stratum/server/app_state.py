@@ -16,6 +16,7 @@ from stratum.store.db import Database
 if TYPE_CHECKING:
     from stratum.auth.authenticator import Authenticator
     from stratum.auth.authorizer import Authorizer
+    from stratum.hosting.service import HostingService
     from stratum.server.context import Provider
 
 
@@ -55,6 +56,12 @@ class AppState:
         self.request_stats = RequestStats()  # for the Prometheus endpoint
         # More lines for /metrics, from the services that keep counters of their own.
         self.telemetry_sources: list[Callable[[], list[str]]] = []
+        # Real-time endpoints: the supervisor of the model servers this server runs, and the
+        # routes (hosting.route(account, region, name)) the runtime API sends invocations along.
+        from stratum.hosting.service import HostingService
+
+        self.hosting: HostingService = HostingService(self)
+        self.add_background(self.hosting)
         self.providers: dict[str, Provider] = build_providers(self)
 
     def add_background(self, service: BackgroundService) -> None:

@@ -1,0 +1,102 @@
+"""Routes from the database, cached: the steady-state lookup of an endpoint's route is a dict read.
+
+A route is built from the endpoint's row (its serving deployment) and its instance rows, so any
+server sharing the database routes to the loopback URLs of the server that runs the instances.
+Local changes invalidate an endpoint's entry at once; changes another server makes are seen
+within ``TTL`` seconds (the hosting service keeps retired processes alive longer than that).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Connection, Row, select
+
+from stratum.hosting.instances import container_hostnames
+from stratum.hosting.routes import EndpointRoute, InstanceRoute, VariantRoute
+from stratum.hosting.tables import sagemaker_endpoint_instances as instances_t
+from stratum.hosting.tables import sagemaker_endpoints as endpoints_t
+from stratum.jobs.models import containers_of
+from stratum.store.db import Database
+
+TTL = 1.0
+
+
+def execution_mode(model: dict[str, Any]) -> str:
+    """"Single" for a one-container model, else its InferenceExecutionConfig Mode (Serial by default)."""
+    if len(containers_of(model)) == 1:
+        return "Single"
+    return str((model.get("InferenceExecutionConfig") or {}).get("Mode") or "Serial")
+
+
+def build_route(row: Row[Any], instance_rows: list[Row[Any]]) -> EndpointRoute:
+    serving = row.serving or {}
+    deployment = serving.get("Deployment")
+    by_variant: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
+    for inst in sorted(instance_rows, key=lambda r: (r.created_at, r.instance_id, r.position)):
+        if inst.deployment == deployment and inst.status == "InService" and inst.url:
+            by_variant[inst.variant].setdefault(inst.instance_id, {})[inst.container] = inst.url
+    variants = []
+    mode = "Single"
+    for v in serving.get("Variants") or []:
+        model = v["Model"]
+        hostnames = tuple(container_hostnames(model))
+        mode = execution_mode(model)
+        instances = tuple(InstanceRoute(instance_id, dict(urls))
+                          for instance_id, urls in by_variant.get(v["VariantName"], {}).items()
+                          if set(urls) == set(hostnames))
+        variants.append(VariantRoute(name=v["VariantName"], weight=float(v["CurrentWeight"]), containers=hostnames,
+                                     images=tuple(c.get("Image") or "" for c in containers_of(model)),
+                                     instances=instances))
+    return EndpointRoute(arn=row.arn, name=row.name, account_id=row.account_id, region=row.region, status=row.status,
+                         mode=mode, variants=tuple(variants), tags=tuple(dict(t) for t in row.tags or []),
+                         data_capture=serving.get("DataCaptureConfig"), async_config=serving.get("AsyncInferenceConfig"),
+                         extra={"EndpointConfigName": row.config_name, "KmsKeyId": serving.get("KmsKeyId"),
+                                "Variants": {v["VariantName"]: {"ModelName": v["ModelName"],
+                                                                "ExecutionRoleArn": v["Model"].get("ExecutionRoleArn"),
+                                                                "InstanceType": v.get("InstanceType"),
+                                                                "ServerlessConfig": v.get("ServerlessConfig")}
+                                             for v in serving.get("Variants") or []}})
+
+
+def load_route(conn: Connection, account: str, region: str, name: str) -> EndpointRoute | None:
+    c = endpoints_t.c
+    row = conn.execute(select(endpoints_t).where((c.account_id == account) & (c.region == region)
+                                                 & (c.name_key == name.lower()))).first()
+    if row is None:
+        return None
+    instances = list(conn.execute(select(instances_t).where(instances_t.c.endpoint_id == row.endpoint_id)))
+    return build_route(row, instances)
+
+
+class Router:
+    def __init__(self, db: Database, ttl: float = TTL) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str, str], tuple[float, EndpointRoute | None]] = {}
+        self._lock = threading.Lock()
+        # Bumped by each invalidation: a route read from the database before an invalidation is
+        # not cached after it (it may predate the change).
+        self._epoch = 0
+
+    def route(self, account: str, region: str, name: str) -> EndpointRoute | None:
+        key = (account, region, name.lower())
+        entry = self._cache.get(key)
+        now = time.monotonic()
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        epoch = self._epoch
+        with self.db.read() as conn:
+            route = load_route(conn, account, region, name)
+        with self._lock:
+            if epoch == self._epoch:
+                self._cache[key] = (now + self.ttl, route)
+        return route
+
+    def invalidate(self, account: str, region: str, name: str) -> None:
+        with self._lock:
+            self._epoch += 1
+            self._cache.pop((account, region, name.lower()), None)
