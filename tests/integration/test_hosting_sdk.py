@@ -212,8 +212,10 @@ def test_pipeline_model_pipes_one_container_into_the_next(server: StratumServer,
     with tarfile.open(tmp_path / "empty.tar.gz", "w:gz") as tar:
         tar.add(code / "preprocess.py", arcname="unused.py")
     empty = sdk_session.upload_data(str(tmp_path / "empty.tar.gz"), key_prefix=f"pre-{uuid.uuid4().hex[:6]}")
+    # As AWS's serial-pipeline examples do: the first container answers in what the next one reads.
     preprocess = SKLearnModel(model_data=empty, role=role, entry_point="preprocess.py", source_dir=str(code),
-                              framework_version="1.2-1", sagemaker_session=sdk_session)
+                              framework_version="1.2-1", sagemaker_session=sdk_session,
+                              env={"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"})
     xgb = Model(image_uri=estimator.image_uri, model_data=estimator.model_data, role=role,
                 sagemaker_session=sdk_session)
     pipeline = PipelineModel(models=[preprocess, xgb], role=role, sagemaker_session=sdk_session)
