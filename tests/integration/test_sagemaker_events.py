@@ -267,3 +267,21 @@ def test_hub_pulls_approved_spoke_packages_through_a_function(server: StratumSer
     assert copy["CustomerMetadataProperties"] == {"source": approved}
     assert copy["InferenceSpecification"]["Containers"][0]["Image"] == IMAGE
     assert copy["CreatedBy"]["IamIdentity"]["Arn"].startswith(f"arn:aws:sts::{hub}:assumed-role/{role.split('/')[-1]}/")
+
+
+def test_endpoint_state_changes(server: StratumServer) -> None:
+    from test_hosting_endpoints import config, script_model, wait_in_service
+
+    sm = server.client("sagemaker")
+    name = f"events-ep-{uuid.uuid4().hex[:6]}"
+    config(sm, name, script_model(server, name))
+    arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=name,
+                             Tags=[{"Key": "team", "Value": "ml"}])["EndpointArn"]
+    wait_in_service(sm, name)
+    events = _wait(lambda: _events(server, arn) if len(_events(server, arn)) >= 2 else None, "the endpoint's events")
+    assert [e.detail["EndpointStatus"] for e in events] == ["CREATING", "IN_SERVICE"]
+    last = events[-1]
+    assert last.detail_type == "SageMaker Endpoint State Change"
+    assert (last.detail["EndpointName"], last.detail["EndpointArn"], last.detail["Tags"]) == (name, arn, {"team": "ml"})
+    assert last.detail["ProductionVariants"][0]["CurrentInstanceCount"] == 1
+    sm.delete_endpoint(EndpointName=name)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
+from stratum.hosting import events
 from stratum.hosting.tables import sagemaker_endpoint_instances as instances_t
 from stratum.hosting.tables import sagemaker_endpoints as endpoints_t
 from stratum.jobs.store import now
@@ -62,9 +63,12 @@ def delete_instance(conn: Connection, instance_id: str) -> None:
 
 def _transition(conn: Connection, row: Row[Any], **values: Any) -> bool:
     c = endpoints_t.c
-    return bool(conn.execute(update(endpoints_t).where((c.endpoint_id == row.endpoint_id)
-                                                       & (c.generation == row.generation))
-                             .values(last_modified_at=now(), **values)).rowcount)
+    changed = bool(conn.execute(update(endpoints_t).where((c.endpoint_id == row.endpoint_id)
+                                                          & (c.generation == row.generation))
+                                .values(last_modified_at=now(), **values)).rowcount)
+    if changed and values.get("status", row.status) != row.status:
+        events.state_changed(conn, row.endpoint_id, now())
+    return changed
 
 
 def _settled(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:

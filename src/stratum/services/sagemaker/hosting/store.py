@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from stratum.hosting import events
 from stratum.hosting.tables import sagemaker_endpoint_configs as configs_t
 from stratum.hosting.tables import sagemaker_endpoints as endpoints_t
 from stratum.jobs.models import RESOLVED, containers_of
@@ -230,6 +231,7 @@ def create_endpoint(conn: Connection, claims: Claims, account: str, region: str,
                 last_modified_at=at))
     except IntegrityError:
         raise errors.endpoint_exists(arn) from None
+    events.state_changed(conn, endpoint_id, at)
     claims.insert(conn, ClaimKey(ENDPOINT, account, region, endpoint_id))
     return arn
 
@@ -293,6 +295,8 @@ def mark_deleting(conn: Connection, row: Row[Any]) -> None:
 def _set(conn: Connection, row: Row[Any], **values: Any) -> None:
     conn.execute(update(endpoints_t).where(endpoints_t.c.endpoint_id == row.endpoint_id)
                  .values(last_modified_at=now(), **values))
+    if values.get("status", row.status) != row.status:
+        events.state_changed(conn, row.endpoint_id, now())
 
 
 def list_endpoints(conn: Connection, account: str, region: str, params: dict[str, Any]
