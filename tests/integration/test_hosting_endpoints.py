@@ -409,13 +409,19 @@ def test_xgboost_endpoint_predicts_like_the_booster(server: StratumServer, tmp_p
     sm.create_model(ModelName=name, ExecutionRoleArn=sagemaker_role(server), PrimaryContainer={
         "Image": XGBOOST_IMAGE, "ModelDataUrl": artifacts})
     config(sm, name, name)
+    started = time.monotonic()
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
     wait_in_service(sm, name)
+    print(f"\n[{server.backend}] CreateEndpoint -> InService (XGBoost): {time.monotonic() - started:.2f}s")
     [url] = serving_urls(server, name)
     body = "".join(",".join(f"{v:.17g}" for v in row) + "\n" for row in rows)
     answer = invoke(url, body)
     got = [float(v) for v in answer.replace("\n", ",").split(",") if v.strip()]
     assert np.allclose(got, expected, rtol=1e-5), (got, expected)
+    # And through the runtime API, as a client calls it.
+    through = server.client("sagemaker-runtime").invoke_endpoint(EndpointName=name, ContentType="text/csv",
+                                                                  Body=body)["Body"].read().decode()
+    assert np.allclose([float(v) for v in through.replace("\n", ",").split(",") if v.strip()], expected, rtol=1e-5)
     sm.delete_endpoint(EndpointName=name)
     sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
