@@ -6,7 +6,10 @@
 - upper: the body upper-cased, as text/csv;
 - headers: a JSON document of the headers it received;
 - fail: status --status with the body "failure from <name>";
-- sleep: waits --seconds, then echoes.
+- sleep: waits --seconds, then echoes;
+- stream: answers with chunked transfer encoding, one chunk per word of the body, --seconds apart
+  (as a streaming container does), and breaks the connection off mid-answer when the body holds
+  the word "break".
 
 Run it as ``python tests/runtime_model_server.py --port P --name N --behaviour B``."""
 
@@ -55,6 +58,23 @@ def main() -> None:
             kind = self.headers.get("Content-Type")
             attributes = self.headers.get("X-Amzn-SageMaker-Custom-Attributes")
             tagged = f"{args.name}:{attributes}" if attributes else None
+            if args.behaviour == "stream":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for word in body.decode().split():
+                    if word == "break":
+                        self.wfile.write(b"ff\r\npartial")
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
+                    piece = f"{args.name}:{word};".encode()
+                    self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    self.wfile.flush()
+                    time.sleep(args.seconds)
+                self.wfile.write(b"0\r\n\r\n")
+                return
             if args.behaviour == "sleep":
                 time.sleep(args.seconds)
             if args.behaviour in ("echo", "sleep"):

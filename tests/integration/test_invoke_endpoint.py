@@ -58,6 +58,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Model
         started["fail400"] = start_test_model(tmp, "fail400", "fail", status=400)
         started["fail500"] = start_test_model(tmp, "fail500", "fail", status=500)
         started["slow"] = start_test_model(tmp, "slow", "sleep", seconds=3)
+        started["stream"] = start_test_model(tmp, "stream", "stream", seconds=0.2)
         yield started
     finally:
         for model in started.values():
@@ -571,3 +572,38 @@ def test_sdk_predictor_against_a_published_route(rt: InProcessServer, models: di
     predictor = sagemaker.Predictor(route.name, sagemaker_session=sm_session, serializer=CSVSerializer(),
                                     deserializer=StringDeserializer())
     assert predictor.predict([1, 2, 3]) == "a(1,2,3)"
+
+
+# ------------------------------------------------------------------------------- response streaming
+def test_response_stream_arrives_in_parts(rt: InProcessServer, models: dict[str, ModelProcess]) -> None:
+    route = _publish(rt, endpoint_route(rt.account_id("dev"), _name(), [("AllTraffic", 1.0,
+                                                                          {"c1": models["stream"].url})]))
+    started = time.monotonic()
+    out = _runtime(rt).invoke_endpoint_with_response_stream(EndpointName=route.name, Body=b"one two three",
+                                                            ContentType="text/plain")
+    assert out["InvokedProductionVariant"] == "AllTraffic"
+    assert out["ContentType"] == "text/plain"
+    parts, arrived = [], []
+    for event in out["Body"]:
+        parts.append(event["PayloadPart"]["Bytes"])
+        arrived.append(time.monotonic() - started)
+    assert parts == [b"stream:one;", b"stream:two;", b"stream:three;"]
+    # Each part as the container sent it (0.2 s apart), not all at the end.
+    assert arrived[1] - arrived[0] > 0.1 and arrived[2] - arrived[1] > 0.1, arrived
+
+
+def test_response_stream_errors(rt: InProcessServer, models: dict[str, ModelProcess]) -> None:
+    runtime = _runtime(rt)
+    broken = _publish(rt, endpoint_route(rt.account_id("dev"), _name(), [("v", 1.0, {"c1": models["stream"].url})]))
+    out = runtime.invoke_endpoint_with_response_stream(EndpointName=broken.name, Body=b"one break")
+    with pytest.raises(ClientError) as exc:
+        for _event in out["Body"]:
+            pass
+    assert exc.value.response["Error"]["Code"] == "ModelStreamError"
+    failing = _publish(rt, endpoint_route(rt.account_id("dev"), _name(), [("v", 1.0, {"c1": models["fail500"].url})]))
+    with pytest.raises(ClientError) as exc:
+        runtime.invoke_endpoint_with_response_stream(EndpointName=failing.name, Body=b"x")
+    assert _error(exc)[:2] == (424, "ModelError")
+    with pytest.raises(ClientError) as exc:
+        runtime.invoke_endpoint_with_response_stream(EndpointName="nope", Body=b"x")
+    assert _error(exc)[:2] == (400, "ValidationError")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -169,3 +170,69 @@ class ModelClient:
             while idle:
                 idle.pop().close()
         self._idle.clear()
+
+
+class StreamedReply:
+    """A container's answer whose body is read as it comes (chunked transfer encoding, or the
+    Content-Length in pieces); one connection of its own, closed at the end."""
+
+    def __init__(self, status: int, headers: dict[str, str], reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.status, self.headers = status, headers
+        self._reader, self._writer = reader, writer
+
+    async def chunks(self, timeout: float) -> AsyncIterator[bytes]:
+        """The body's pieces; TimeoutError when the next one does not come within ``timeout``."""
+        try:
+            if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                while True:
+                    size_line = await asyncio.wait_for(self._reader.readline(), timeout)
+                    size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        await asyncio.wait_for(self._reader.readline(), timeout)  # the final CRLF
+                        return
+                    data = await asyncio.wait_for(self._reader.readexactly(size + 2), timeout)
+                    yield data[:-2]
+            else:
+                left = int(self.headers.get("content-length") or 0)
+                while left > 0:
+                    data = await asyncio.wait_for(self._reader.read(min(left, 65536)), timeout)
+                    if not data:
+                        raise asyncio.IncompleteReadError(b"", left)
+                    left -= len(data)
+                    yield data
+        finally:
+            self._writer.close()
+
+    async def read(self, timeout: float) -> bytes:
+        return b"".join([piece async for piece in self.chunks(timeout)])
+
+
+async def post_streamed(base_url: str, path: str, body: bytes, headers: dict[str, str],
+                        timeout: float) -> StreamedReply:
+    """POST and wait for the status line and headers only (for response streaming)."""
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except OSError as exc:
+        raise ContainerUnreachable(str(exc)) from None
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(body)}", "Connection: close",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        writer.close()
+        raise ContainerUnreachable(str(exc)) from None
+    except BaseException:
+        writer.close()
+        raise
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    status = int(status_line.split(" ", 2)[1])
+    fields = {}
+    for line in header_lines:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+    return StreamedReply(status, fields, reader, writer)

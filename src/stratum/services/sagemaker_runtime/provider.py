@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
@@ -21,8 +22,9 @@ from stratum.protocol.http import HttpRequest, HttpResponse
 from stratum.server.app_state import AppState
 from stratum.server.context import Provider, RequestContext
 from stratum.services.sagemaker.tags import resource_tag_context
-from stratum.services.sagemaker_runtime import asynchronous, capture, errors
-from stratum.services.sagemaker_runtime.client import ModelClient
+from stratum.services.sagemaker_runtime import asynchronous, capture, errors, eventstream
+from stratum.services.sagemaker_runtime.client import ContainerUnreachable, ModelClient, post_streamed
+from stratum.services.sagemaker_runtime.errors import timed_out_message
 from stratum.services.sagemaker_runtime.invocation import (
     CUSTOM_ATTRIBUTES,
     MODEL_TIMEOUT_SECONDS,
@@ -125,6 +127,76 @@ class SageMakerRuntimeProvider(Provider):
             headers[CUSTOM_ATTRIBUTES] = answer.custom_attributes
         return HttpResponse(200, headers, answer.body)
 
+    # ------------------------------------------------------------------ InvokeEndpointWithResponseStream
+    async def invoke_endpoint_with_response_stream(self, ctx: RequestContext, params: dict[str, Any]) -> HttpResponse:
+        """The container's answer as it comes: each piece it sends (chunked transfer encoding, as
+        a streaming container answers /invocations) is a PayloadPart event of the response's event
+        stream. A container that fails before answering is a ModelError, as for InvokeEndpoint;
+        one that breaks off or stalls mid-answer ends the stream with a ModelStreamError event."""
+        started = ctx.http.received_at
+        name = params["EndpointName"]
+        context: dict[str, Any] = {}
+        if params.get("TargetContainerHostname") is not None:
+            context["sagemaker:TargetContainerHostname"] = params["TargetContainerHostname"]
+        route = self._route(ctx, name, ACTION, context)
+        self._refuse_unsupported(route, params)
+        variant = choose_variant(route, params.get("TargetVariant"))
+        containers = containers_for(route, variant, params.get("TargetContainerHostname"))
+        if len(containers) != 1:
+            raise errors.validation(f"Endpoint {route.name} is an inference pipeline: its response cannot be "
+                                    "streamed (use InvokeEndpoint).")
+        container = containers[0]
+        instance = self.instances.instance(route, variant)
+        url = instance.urls.get(container)
+        timeout = self.model_timeout
+        headers = {k: v for k, v in (("Content-Type", params.get("ContentType")), ("Accept", params.get("Accept")),
+                                     (CUSTOM_ATTRIBUTES, params.get("CustomAttributes"))) if v}
+        waited = perf_counter()
+        try:
+            if url is None:
+                raise ContainerUnreachable(f"Container {container} is not running.")
+            reply = await post_streamed(url, "/invocations", params.get("Body") or b"", headers, timeout)
+            if not 200 <= reply.status < 300:
+                text = (await reply.read(timeout)).decode("utf-8", errors="replace")
+                raise ModelFailure(container, reply.status, text, perf_counter() - waited)
+        except (ContainerUnreachable, TimeoutError, asyncio.IncompleteReadError) as exc:
+            timed_out = isinstance(exc, TimeoutError)
+            failure = ModelFailure(container, 0, "" if timed_out else f"Could not reach container {container}: {exc}",
+                                   perf_counter() - waited)
+            failure.timed_out = timed_out
+            raise self._model_error(route, variant, failure) from None
+        except ModelFailure as failure:
+            raise self._model_error(route, variant, failure) from None
+        model_seconds = perf_counter() - waited
+        self.metrics.record(route.account_id, route.region, route.name, variant.name, status=200, model_error=False,
+                            model_us=model_seconds * 1e6,
+                            overhead_us=max(perf_counter() - started - model_seconds, 0.0) * 1e6)
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                async for piece in reply.chunks(timeout):
+                    if piece:
+                        yield eventstream.payload_part(piece)
+            except TimeoutError:
+                yield eventstream.model_stream_error("ModelInvocationTimeExceeded", timed_out_message(container))
+            except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+                yield eventstream.model_stream_error("StreamBroken", f"The stream from {container} broke: {exc}")
+
+        out = {"Content-Type": "application/vnd.amazon.eventstream",
+               "x-Amzn-Invoked-Production-Variant": variant.name}
+        if reply.headers.get("content-type"):
+            out["X-Amzn-SageMaker-Content-Type"] = reply.headers["content-type"]
+        if reply.headers.get(CUSTOM_ATTRIBUTES.lower()):
+            out[CUSTOM_ATTRIBUTES] = reply.headers[CUSTOM_ATTRIBUTES.lower()]
+        return HttpResponse(200, out, events())
+
+    def _model_error(self, route: EndpointRoute, variant: VariantRoute, failure: ModelFailure) -> ServiceError:
+        self.metrics.record(route.account_id, route.region, route.name, variant.name, status=failure.status,
+                            model_error=True, model_us=None, overhead_us=None)
+        message = timed_out_message(failure.container) if failure.timed_out else failure.message
+        return errors.model_error(route.region, route.account_id, route.name, failure.container, failure.status,
+                                  message)
+
     async def _invoke(self, route: EndpointRoute, variant: VariantRoute, containers: tuple[str, ...],
                       request: Request, started: float, *, inference_id: str | None,
                       timeout: float | None = None) -> Answer:
@@ -134,11 +206,7 @@ class SageMakerRuntimeProvider(Provider):
         try:
             answer = await invoke(self.client, instance, containers, request, timeout or self.model_timeout)
         except ModelFailure as failure:
-            self.metrics.record(route.account_id, route.region, route.name, variant.name, status=failure.status,
-                                model_error=True, model_us=None, overhead_us=None)
-            message = errors.timed_out_message(failure.container) if failure.timed_out else failure.message
-            raise errors.model_error(route.region, route.account_id, route.name, failure.container, failure.status,
-                                     message) from None
+            raise self._model_error(route, variant, failure) from None
         total = perf_counter() - started
         self.metrics.record(route.account_id, route.region, route.name, variant.name, status=200, model_error=False,
                             model_us=answer.model_seconds * 1e6,
