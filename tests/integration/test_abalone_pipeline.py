@@ -187,6 +187,42 @@ def test_abalone_pipeline_trains_evaluates_and_registers(abalone: Abalone, endpo
     assert [p["ModelPackageArn"] for p in packages] == [steps[ab.REGISTER_STEP]["Metadata"]["RegisterModel"]["Arn"]]
     print(f"\n[{endpoint.backend}] abalone pipeline: {abalone.first_seconds:.1f}s, executing "
           f"{_duration(abalone.first):.1f}s, test MSE {mse:.4f}")
+    _deploy_registered(endpoint, steps[ab.REGISTER_STEP]["Metadata"]["RegisterModel"]["Arn"])
+
+
+def _deploy_registered(server: StratumServer, package_arn: str) -> None:
+    """Approve the registered version, deploy it (a model from the package), and check the
+    endpoint predicts what the trained booster, loaded here, predicts."""
+    import io
+    import pickle
+    import tarfile
+
+    import numpy as np
+    import xgboost
+
+    sm = server.client("sagemaker")
+    sm.update_model_package(ModelPackageArn=package_arn, ModelApprovalStatus="Approved")
+    model_data = sm.describe_model_package(ModelPackageName=package_arn)["InferenceSpecification"][
+        "Containers"][0]["ModelDataUrl"]
+    with tarfile.open(fileobj=io.BytesIO(_read_s3(server, model_data))) as tar:
+        member = tar.extractfile("xgboost-model")
+        assert member is not None
+        booster = pickle.loads(member.read())  # noqa: S301 - our own training output (1.0-1 pickles it)
+    rows = np.random.default_rng(3).uniform(0, 1, (5, booster.num_features()))
+    expected = booster.predict(xgboost.DMatrix(rows))
+    name = f"abalone-{uuid.uuid4().hex[:6]}"
+    sm.create_model(ModelName=name, ExecutionRoleArn=sagemaker_role(server, "abalone-deploy"),
+                    Containers=[{"ModelPackageName": package_arn}])
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    body = "".join(",".join(f"{v:.17g}" for v in row) + "\n" for row in rows)
+    answer = server.client("sagemaker-runtime").invoke_endpoint(EndpointName=name, ContentType="text/csv",
+                                                                Body=body)["Body"].read().decode()
+    got = [float(v) for v in answer.replace("\n", ",").split(",") if v.strip()]
+    assert np.allclose(got, expected, rtol=1e-5), (got, expected)
+    sm.delete_endpoint(EndpointName=name)
 
 
 @pytest.mark.slow
