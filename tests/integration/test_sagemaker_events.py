@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 from stratum_testing import StratumServer
+from test_events_rules import _wait
 from test_jobs_support import processing_request, wait_job
 
 from stratum.services.events.tables import events_deliveries
@@ -30,16 +31,6 @@ def _definition(threshold: float) -> str:
             "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": 0.5, "RightValue": threshold}],
             "IfSteps": [{"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": "gate closed"}}],
             "ElseSteps": []}}]})
-
-
-def _wait(probe: Any, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _events(server: StratumServer, resource_arn: str) -> list[Any]:
@@ -70,9 +61,9 @@ def test_execution_and_step_events_in_order(server: StratumServer) -> None:
     arn = sm.start_pipeline_execution(PipelineName=name, PipelineExecutionDisplayName="shown",
                                       PipelineExecutionDescription="why")["PipelineExecutionArn"]
     _wait(lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Failed",
-          "the execution to fail")
+          what="the execution to fail")
     events = _wait(lambda: [e for e in _events(server, arn)] if len(_events(server, arn)) >= 4 else None,
-                   "the events")
+                   what="the events")
     flow = [(e.detail_type, e.detail.get("stepName"),
              e.detail.get("currentStepStatus") or e.detail.get("currentPipelineExecutionStatus")) for e in events]
     assert flow == [(STATUS, None, "Executing"), (STEP, "Gate", "Succeeded"), (STEP, "Stop", "Failed"),
@@ -118,7 +109,7 @@ def test_a_rule_on_failed_executions_starts_another_pipeline(server: StratumServ
             "PipelineParameterList": [{"Name": "FailedExecution", "Value": "$.detail.pipelineExecutionArn"}]}}])
     failed = sm.start_pipeline_execution(PipelineName=failing)["PipelineExecutionArn"]
     started = _wait(lambda: sm.list_pipeline_executions(PipelineName=handler)["PipelineExecutionSummaries"],
-                    "the handler pipeline to start")
+                    what="the handler pipeline to start")
     assert len(started) == 1
     parameters = sm.list_pipeline_parameters_for_execution(
         PipelineExecutionArn=started[0]["PipelineExecutionArn"])["PipelineParameters"]
@@ -133,7 +124,7 @@ def test_job_state_changes(server: StratumServer) -> None:
     name = f"events-job-{uuid.uuid4().hex[:6]}"
     arn = sm.create_processing_job(**processing_request(server, name, "print('hello')\n"))["ProcessingJobArn"]
     assert wait_job(sm, "processing", name)["ProcessingJobStatus"] == "Completed"
-    events = _wait(lambda: _events(server, arn) if len(_events(server, arn)) >= 2 else None, "the job's events")
+    events = _wait(lambda: _events(server, arn) if len(_events(server, arn)) >= 2 else None, what="the job's events")
     assert [(e.detail_type, e.detail["ProcessingJobStatus"]) for e in events] == [
         ("SageMaker Processing Job State Change", "InProgress"), ("SageMaker Processing Job State Change", "Completed")]
     last = events[-1].detail
@@ -168,7 +159,7 @@ def test_a_failed_execution_invokes_a_lambda_function(server: StratumServer) -> 
 
     # Without the function's permission for EventBridge, the delivery is refused (and not retried).
     refused = sm.start_pipeline_execution(PipelineName=pipeline)["PipelineExecutionArn"]
-    failures = _wait(lambda: [d for d in _deliveries(server, rule) if d.status == "failed"], "the refused delivery")
+    failures = _wait(lambda: [d for d in _deliveries(server, rule) if d.status == "failed"], what="the refused delivery")
     assert "AccessDenied" in (failures[0].last_error or ""), failures[0]
     lam.add_permission(FunctionName=name, StatementId="events", Action="lambda:InvokeFunction",
                        Principal="events.amazonaws.com", SourceArn=rule)
@@ -181,7 +172,7 @@ def test_a_failed_execution_invokes_a_lambda_function(server: StratumServer) -> 
             return []
         return [e["message"].strip() for e in found]
 
-    lines = _wait(printed, "the function's output")
+    lines = _wait(printed, what="the function's output")
     assert lines == [f"FAILED {failed} {STATUS}"], lines
     time.sleep(1)
     assert refused not in " ".join(printed())
@@ -254,14 +245,14 @@ def test_hub_pulls_approved_spoke_packages_through_a_function(server: StratumSer
     spoke_sm.update_model_package(ModelPackageArn=refused, ModelApprovalStatus="Approved")
     # Both of its state changes (created, approved) are refused, and not retried.
     failures = _wait(lambda: [d for d in _deliveries(server, forward) if d.status == "failed"] if len(
-        [d for d in _deliveries(server, forward) if d.status == "failed"]) == 2 else None, "the refused forwards")
+        [d for d in _deliveries(server, forward) if d.status == "failed"]) == 2 else None, what="the refused forwards")
     assert all("AccessDenied" in (f.last_error or "") for f in failures)
     hub_events.put_permission(EventBusName=bus, StatementId="spoke", Action="events:PutEvents", Principal=spoke)
 
     approved = new_version()
     spoke_sm.update_model_package(ModelPackageArn=approved, ModelApprovalStatus="Approved")
     copies = _wait(lambda: hub_sm.list_model_packages(ModelPackageGroupName=hub_group)["ModelPackageSummaryList"],
-                   "the hub's copy")
+                   what="the hub's copy")
     assert len(copies) == 1
     copy = hub_sm.describe_model_package(ModelPackageName=copies[0]["ModelPackageArn"])
     assert copy["CustomerMetadataProperties"] == {"source": approved}
@@ -278,7 +269,7 @@ def test_endpoint_state_changes(server: StratumServer) -> None:
     arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=name,
                              Tags=[{"Key": "team", "Value": "ml"}])["EndpointArn"]
     wait_in_service(sm, name)
-    events = _wait(lambda: _events(server, arn) if len(_events(server, arn)) >= 2 else None, "the endpoint's events")
+    events = _wait(lambda: _events(server, arn) if len(_events(server, arn)) >= 2 else None, what="the endpoint's events")
     assert [e.detail["EndpointStatus"] for e in events] == ["CREATING", "IN_SERVICE"]
     last = events[-1]
     assert last.detail_type == "SageMaker Endpoint State Change"

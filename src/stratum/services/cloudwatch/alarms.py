@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from stratum.protocol.errors import ServiceError
+from stratum.server.periodic import Periodic
 from stratum.services.cloudwatch import datapoints, queries
 from stratum.services.cloudwatch.tables import cloudwatch_alarm_history as history_t
 from stratum.services.cloudwatch.tables import cloudwatch_alarms as alarms_t
@@ -239,34 +239,18 @@ def evaluate_all(db: Database, now: datetime | None = None) -> int:
     return changed
 
 
-class AlarmEvaluator:
-    """The background service that evaluates every alarm every few seconds."""
-
-    name = "cloudwatch-alarms"
+class AlarmEvaluator(Periodic):
+    """The background service that evaluates every alarm every few seconds, and hourly drops the
+    datapoints past CloudWatch's retention."""
 
     def __init__(self, db: Database, interval: float) -> None:
+        super().__init__("cloudwatch-alarms", interval, self._round)
         self.db = db
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._next_expiry = 0.0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="cloudwatch-alarms", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        next_expiry = 0.0
-        while not self._stop.wait(self.interval):
-            try:
-                evaluate_all(self.db)
-                if time.monotonic() >= next_expiry:  # hourly: datapoints past CloudWatch's retention
-                    next_expiry = time.monotonic() + 3600
-                    with self.db.begin() as conn:
-                        datapoints.expire(conn, datetime.now(UTC) - RETENTION)
-            except Exception:
-                log.exception("alarm evaluation failed")
+    def _round(self) -> None:
+        evaluate_all(self.db)
+        if time.monotonic() >= self._next_expiry:
+            self._next_expiry = time.monotonic() + 3600
+            with self.db.begin() as conn:
+                datapoints.expire(conn, datetime.now(UTC) - RETENTION)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from stratum.server.periodic import Periodic
 from stratum.services.logs import catalog
 from stratum.services.logs.eventstore import StreamReader, exclusive, index_path, now_ms
 from stratum.services.logs.tables import logs_groups
@@ -68,32 +68,15 @@ def sweep(db: Database, data_dir: Path) -> int:
     return sum(enforce(db, data_dir, g) for g in groups)
 
 
-class RetentionSweeper:
+class RetentionSweeper(Periodic):
     """The background service that applies every group's retention every ``interval`` seconds."""
 
-    name = "logs-retention"
-
     def __init__(self, db: Database, data_dir: Path, interval: float) -> None:
+        super().__init__("logs-retention", interval, self._round)
         self.db = db
         self.data_dir = data_dir
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                emptied = sweep(self.db, self.data_dir)
-                if emptied:
-                    log.info("retention emptied %d expired log stream(s)", emptied)
-            except Exception:
-                log.exception("log retention sweep failed")
+    def _round(self) -> None:
+        emptied = sweep(self.db, self.data_dir)
+        if emptied:
+            log.info("retention emptied %d expired log stream(s)", emptied)
