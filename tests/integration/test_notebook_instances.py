@@ -1,0 +1,215 @@
+"""Notebook instances through boto3 and the AWS CLI: statuses, errors, lifecycle scripts, the
+JupyterLab server behind a presigned URL, and a restart of Stratum."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, WaiterError
+from stratum_testing import StratumServer, sagemaker_role
+
+WAIT = {"Delay": 1, "MaxAttempts": 120}
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def create(sm: Any, name: str, role: str, **extra: Any) -> dict[str, Any]:
+    sm.create_notebook_instance(NotebookInstanceName=name, InstanceType="ml.t3.medium", RoleArn=role, **extra)
+    sm.get_waiter("notebook_instance_in_service").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
+    return sm.describe_notebook_instance(NotebookInstanceName=name)
+
+
+def stop(sm: Any, name: str) -> None:
+    sm.stop_notebook_instance(NotebookInstanceName=name)
+    sm.get_waiter("notebook_instance_stopped").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
+
+
+def delete(sm: Any, name: str) -> None:
+    sm.delete_notebook_instance(NotebookInstanceName=name)
+    sm.get_waiter("notebook_instance_deleted").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
+
+
+def error_of(call: Any, **kwargs: Any) -> tuple[str, str]:
+    with pytest.raises(ClientError) as info:
+        call(**kwargs)
+    return info.value.response["Error"]["Code"], info.value.response["Error"]["Message"]
+
+
+@pytest.mark.slow
+def test_lifecycle_statuses_and_errors(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    role = sagemaker_role(server, "nb")
+    name = uid("nb")
+    described = create(sm, name, role, VolumeSizeInGB=7, Tags=[{"Key": "team", "Value": "ml"}])
+    arn = described["NotebookInstanceArn"]
+    assert arn == f"arn:aws:sagemaker:us-east-1:{server.account_id('dev')}:notebook-instance/{name}"
+    assert described["NotebookInstanceStatus"] == "InService"
+    assert described["VolumeSizeInGB"] == 7 and described["RoleArn"] == role
+    assert described["DirectInternetAccess"] == "Enabled" and described["RootAccess"] == "Enabled"
+    assert f"/_stratum/notebooks/{server.account_id('dev')}/us-east-1/{name}" in described["Url"]
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
+
+    # AWS's state rules, with its messages.
+    code, message = error_of(sm.delete_notebook_instance, NotebookInstanceName=name)
+    assert code == "ValidationException"
+    assert message == (f"Status (InService) not in ([Stopped, Failed]). Unable to transition to (Deleting) for "
+                       f"Notebook Instance ({arn}).")
+    code, message = error_of(sm.update_notebook_instance, NotebookInstanceName=name, VolumeSizeInGB=10)
+    assert code == "ValidationException" and "Unable to transition to (Updating)" in message
+    code, message = error_of(sm.start_notebook_instance, NotebookInstanceName=name)
+    assert "Status (InService) not in ([Stopped, Failed])" in message
+    code, message = error_of(sm.create_notebook_instance, NotebookInstanceName=name, InstanceType="ml.t3.medium",
+                             RoleArn=role)
+    assert code == "ValidationException" and "duplicate" in message
+
+    stop(sm, name)
+    assert sm.describe_notebook_instance(NotebookInstanceName=name)["NotebookInstanceStatus"] == "Stopped"
+    assert "Url" not in sm.describe_notebook_instance(NotebookInstanceName=name)
+    code, message = error_of(sm.stop_notebook_instance, NotebookInstanceName=name)
+    assert message.startswith("Status (Stopped) not in ([InService])")
+
+    sm.update_notebook_instance(NotebookInstanceName=name, VolumeSizeInGB=10)
+    sm.get_waiter("notebook_instance_stopped").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
+    assert sm.describe_notebook_instance(NotebookInstanceName=name)["VolumeSizeInGB"] == 10
+
+    delete(sm, name)
+    code, message = error_of(sm.describe_notebook_instance, NotebookInstanceName=name)
+    assert (code, message) == ("ValidationException", "RecordNotFound")
+
+
+def test_create_refusals(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    iam = server.client("iam")
+    role_name = uid("notrust")
+    untrusted = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                 "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    code, message = error_of(sm.create_notebook_instance, NotebookInstanceName=uid("nb"), InstanceType="ml.t3.medium",
+                             RoleArn=untrusted)
+    assert code == "ValidationException"
+    assert message == (f"Could not assume role {untrusted}. Please ensure that the role exists and allows principal "
+                       "'sagemaker.amazonaws.com' to assume the role.")
+    role = sagemaker_role(server, "nb")
+    code, message = error_of(sm.create_notebook_instance, NotebookInstanceName=uid("nb"), InstanceType="ml.t3.medium",
+                             RoleArn=role, LifecycleConfigName="missing-config")
+    assert code == "ValidationException" and "missing-config' does not exist" in message
+    code, message = error_of(sm.describe_notebook_instance_lifecycle_config,
+                             NotebookInstanceLifecycleConfigName="missing-config")
+    assert code == "ValidationException" and "does not exist" in message
+    code, _ = error_of(sm.create_notebook_instance, NotebookInstanceName=uid("nb"), InstanceType="ml.t3.medium",
+                       RoleArn=role, PlatformIdentifier="notebook-al1-v1")
+    assert code == "ValidationException"
+
+
+def test_lifecycle_configs_and_code_repositories(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    names = [uid("lcc") for _ in range(3)]
+    for name in names:
+        arn = sm.create_notebook_instance_lifecycle_config(
+            NotebookInstanceLifecycleConfigName=name, OnStart=[{"Content": b64("echo start\n")}],
+            Tags=[{"Key": "k", "Value": name}])["NotebookInstanceLifecycleConfigArn"]
+        assert arn.endswith(f":notebook-instance-lifecycle-config/{name}")
+        assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "k", "Value": name}]
+    d = sm.describe_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=names[0])
+    assert d["OnStart"] == [{"Content": b64("echo start\n")}] and "OnCreate" not in d
+    sm.update_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=names[0],
+                                                 OnCreate=[{"Content": b64("echo create\n")}])
+    d = sm.describe_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=names[0])
+    assert d["OnCreate"] == [{"Content": b64("echo create\n")}]
+    code, _ = error_of(sm.create_notebook_instance_lifecycle_config, NotebookInstanceLifecycleConfigName=names[0])
+    assert code == "ValidationException"
+    code, _ = error_of(sm.create_notebook_instance_lifecycle_config, NotebookInstanceLifecycleConfigName=uid("bad"),
+                       OnStart=[{"Content": "not base64!"}])
+    assert code == "ValidationException"
+    common = names[0].split("-")[0]
+    pages = sm.get_paginator("list_notebook_instance_lifecycle_configs").paginate(
+        NameContains=common, SortBy="Name", SortOrder="Descending", PaginationConfig={"PageSize": 2})
+    listed = [c["NotebookInstanceLifecycleConfigName"] for p in pages for c in p["NotebookInstanceLifecycleConfigs"]]
+    assert [n for n in listed if n in names] == sorted(names, reverse=True)
+    sm.delete_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=names[2])
+    code, _ = error_of(sm.describe_notebook_instance_lifecycle_config, NotebookInstanceLifecycleConfigName=names[2])
+    assert code == "ValidationException"
+
+    repo = uid("repo")
+    arn = sm.create_code_repository(CodeRepositoryName=repo, GitConfig={
+        "RepositoryUrl": "https://example.com/org/project.git", "Branch": "main"})["CodeRepositoryArn"]
+    assert arn.endswith(f":code-repository/{repo}")
+    d = sm.describe_code_repository(CodeRepositoryName=repo)
+    assert d["GitConfig"] == {"RepositoryUrl": "https://example.com/org/project.git", "Branch": "main"}
+    assert repo in [r["CodeRepositoryName"] for r in sm.list_code_repositories(NameContains=repo)
+                    ["CodeRepositorySummaryList"]]
+    code, _ = error_of(sm.describe_code_repository, CodeRepositoryName=uid("missing"))
+    assert code == "ValidationException"
+
+
+@pytest.mark.slow
+def test_lifecycle_scripts_logs_and_failure(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    logs = server.client("logs")
+    role = sagemaker_role(server, "nb")
+    config = uid("lcc")
+    on_create = ("#!/bin/bash\nset -e\necho created-$(whoami) > /home/ec2-user/SageMaker/created.txt\n"
+                 "jq -r .ResourceName /opt/ml/metadata/resource-metadata.json\n")
+    on_start = ("#!/bin/bash\nset -e\necho started >> /home/ec2-user/SageMaker/starts.txt\n"
+                "aws sts get-caller-identity --query Arn --output text\n"
+                "sudo -u ec2-user nohup bash -c 'sleep 1; touch /home/ec2-user/SageMaker/background.txt' "
+                ">/dev/null 2>&1 &\n")
+    sm.create_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=config,
+                                                 OnCreate=[{"Content": b64(on_create)}],
+                                                 OnStart=[{"Content": b64(on_start)}])
+    name = uid("nb")
+    create(sm, name, role, LifecycleConfigName=config)
+    group = "/aws/sagemaker/NotebookInstances"
+
+    def events(stream: str) -> list[str]:
+        return [e["message"] for e in logs.get_log_events(logGroupName=group, logStreamName=f"{name}/{stream}",
+                                                          startFromHead=True)["events"]]
+
+    assert events("LifecycleConfigOnCreate") == [name]
+    role_name = role.rsplit("/", 1)[1]
+    assert events("LifecycleConfigOnStart") == [
+        f"arn:aws:sts::{server.account_id('dev')}:assumed-role/{role_name}/SageMaker"]
+    stop(sm, name)
+    sm.start_notebook_instance(NotebookInstanceName=name)
+    sm.get_waiter("notebook_instance_in_service").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
+    assert len(events("LifecycleConfigOnStart")) == 2  # OnStart at every start, OnCreate once
+    assert events("LifecycleConfigOnCreate") == [name]
+    stop(sm, name)
+
+    failing = uid("lcc")
+    sm.create_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=failing,
+                                                 OnStart=[{"Content": b64("echo about to fail\nexit 3\n")}])
+    sm.update_notebook_instance(NotebookInstanceName=name, LifecycleConfigName=failing)
+    sm.get_waiter("notebook_instance_stopped").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
+    sm.start_notebook_instance(NotebookInstanceName=name)
+    with pytest.raises(WaiterError):
+        sm.get_waiter("notebook_instance_in_service").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
+    d = sm.describe_notebook_instance(NotebookInstanceName=name)
+    assert d["NotebookInstanceStatus"] == "Failed"
+    assert failing in d["FailureReason"] and "failure" in d["FailureReason"]
+    sm.update_notebook_instance(NotebookInstanceName=name, DisassociateLifecycleConfig=True)
+    sm.get_waiter("notebook_instance_stopped").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
+    assert "NotebookInstanceLifecycleConfigName" not in sm.describe_notebook_instance(NotebookInstanceName=name)
+    delete(sm, name)
+
+
+def test_cli_list_filters_and_sort(server: StratumServer) -> None:
+    sm = server.client("sagemaker")
+    out = server.aws_cli("sagemaker", "list-notebook-instances", "--status-equals", "InService",
+                         "--sort-by", "CreationTime", "--sort-order", "Descending")
+    listed = json.loads(out.stdout)["NotebookInstances"]
+    assert all(i["NotebookInstanceStatus"] == "InService" for i in listed)
+    times = [i["CreationTime"] for i in listed]
+    assert times == sorted(times, reverse=True)
+    assert sm.list_notebook_instances(NameContains=uid("none"))["NotebookInstances"] == []
