@@ -213,3 +213,101 @@ def test_cli_list_filters_and_sort(server: StratumServer) -> None:
     times = [i["CreationTime"] for i in listed]
     assert times == sorted(times, reverse=True)
     assert sm.list_notebook_instances(NameContains=uid("none"))["NotebookInstances"] == []
+
+
+def _open(url: str) -> Any:
+    import httpx
+
+    client = httpx.Client(follow_redirects=True, timeout=30)
+    page = client.get(url)
+    return client, page
+
+
+def _run_cell(base_ws: str, cookie: str, kernel_id: str, code: str) -> str:
+    from websockets.sync.client import connect
+
+    msg_id = uuid.uuid4().hex
+    request = {"header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type":
+                          "execute_request", "version": "5.3"}, "parent_header": {}, "metadata": {},
+               "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                           "allow_stdin": False, "stop_on_error": True}, "channel": "shell", "buffers": []}
+    output: list[str] = []
+    with connect(f"{base_ws}/api/kernels/{kernel_id}/channels", additional_headers={"Cookie": cookie},
+                 open_timeout=30) as ws:
+        ws.send(json.dumps(request))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv(timeout=120))
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                output.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                output.append("\n".join(msg["content"]["traceback"]))
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+    return "".join(output)
+
+
+@pytest.mark.slow
+def test_presigned_url_kernel_as_role_and_restart(fresh_server: StratumServer) -> None:
+    from stratum.config import Settings
+    from stratum.notebooks import urls
+
+    server = fresh_server
+    sm = server.client("sagemaker")
+    role = sagemaker_role(server, "nb")
+    name = uid("nb")
+    create(sm, name, role)
+    url = sm.create_presigned_notebook_instance_url(NotebookInstanceName=name,
+                                                    SessionExpirationDurationInSeconds=1800)["AuthorizedUrl"]
+    base = url.split("?", 1)[0]
+    import httpx
+
+    # Without a session nothing reaches Jupyter; a tampered or expired URL is refused.
+    assert httpx.get(f"{base}/lab", timeout=30).status_code == 403
+    assert httpx.get(f"{base}/api/kernels", timeout=30).status_code == 403
+    token = url.split("authToken=", 1)[1]
+    body, mac = token.split(".")
+    tampered = body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1] + "." + mac
+    assert httpx.get(f"{base}?authToken={tampered}", timeout=30).status_code == 403
+    payload = urls.verify(Settings(data_dir=server.data_dir), token)
+    assert payload is not None
+    expired = urls.sign(Settings(data_dir=server.data_dir), {**payload, "e": int(time.time()) - 1})
+    page = httpx.get(f"{base}?authToken={expired}", timeout=30)
+    assert page.status_code == 403 and "expired" in page.text
+
+    client, page = _open(url)
+    assert page.status_code == 200 and "JupyterLab" in page.text, page.text[:500]
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    kernel = client.post(f"{base}/api/kernels", json={"name": "python3"})
+    assert kernel.status_code == 201, kernel.text
+    base_ws = "ws://" + base.split("://", 1)[1]
+    out = _run_cell(base_ws, cookie, kernel.json()["id"],
+                    "import boto3, os\nprint(boto3.client('sts').get_caller_identity()['Arn'])\n"
+                    "open('/home/ec2-user/SageMaker/kept.txt', 'w').write('kept')\nprint(os.getcwd())\n")
+    role_name = role.rsplit("/", 1)[1]
+    assert f"arn:aws:sts::{server.account_id('dev')}:assumed-role/{role_name}/SageMaker" in out, out
+    assert "/home/ec2-user/SageMaker" in out
+
+    server.kill()  # kill -9: JupyterLab is orphaned; the next start serves the instance again
+    server.start()
+    sm = server.client("sagemaker")
+    deadline = time.monotonic() + 60
+    while True:
+        url = sm.create_presigned_notebook_instance_url(NotebookInstanceName=name)["AuthorizedUrl"]
+        client, page = _open(url)
+        if page.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert page.status_code == 200 and "JupyterLab" in page.text
+    assert sm.describe_notebook_instance(NotebookInstanceName=name)["NotebookInstanceStatus"] == "InService"
+    content = client.get(f"{base}/api/contents/kept.txt", params={"content": "1"})
+    assert content.status_code == 200 and content.json()["content"] == "kept"
+    stop(sm, name)
+    sm.start_notebook_instance(NotebookInstanceName=name)
+    sm.get_waiter("notebook_instance_in_service").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
+    client, page = _open(sm.create_presigned_notebook_instance_url(NotebookInstanceName=name)["AuthorizedUrl"])
+    assert client.get(f"{base}/api/contents/kept.txt", params={"content": "1"}).json()["content"] == "kept"
+    stop(sm, name)
+    delete(sm, name)
