@@ -311,3 +311,71 @@ def test_presigned_url_kernel_as_role_and_restart(fresh_server: StratumServer) -
     assert client.get(f"{base}/api/contents/kept.txt", params={"content": "1"}).json()["content"] == "kept"
     stop(sm, name)
     delete(sm, name)
+
+
+SAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "notebook-lifecycle-samples"
+
+
+def _volume(server: StratumServer, name: str) -> Any:
+    for meta in (server.data_dir / "notebooks").glob("*/ml/metadata/resource-metadata.json"):
+        if json.loads(meta.read_text())["ResourceName"] == name:
+            return meta.parents[2] / "volume"
+    raise AssertionError(f"no volume for {name}")
+
+
+def _files(root: Any) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
+            if p.is_file() and p.name not in ("BACKUP_COMPLETE", "SYNC_COMPLETE") and ".ipynb_checkpoints" not in str(p)}
+
+
+@pytest.mark.slow
+def test_backup_and_sync_migration_with_the_sample_scripts(server: StratumServer) -> None:
+    """The public samples, unmodified: OnStart backs the source volume up to the bucket named by its
+    tag, OnCreate of a new instance syncs the snapshot named by its tags into its volume."""
+    sm = server.client("sagemaker")
+    s3 = server.client("s3")
+    role = sagemaker_role(server, "nb")
+    bucket = uid("sagemaker-ebs-backup")
+    s3.create_bucket(Bucket=bucket)
+    seed = uid("lcc")
+    sm.create_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=seed, OnCreate=[{"Content": b64(
+        "set -e\ncd /home/ec2-user/SageMaker\nmkdir -p project/data\nhead -c 200000 /dev/urandom > project/data/blob.bin\n"
+        "printf '{\"cells\": []}' > project/analysis.ipynb\necho 'print(1)' > train.py\n"
+        "chown -R ec2-user:ec2-user project train.py\n")}])
+    source = uid("source")
+    create(sm, source, role, LifecycleConfigName=seed,
+           Tags=[{"Key": "ebs-backup-bucket", "Value": bucket}])
+    written = _files(_volume(server, source))
+    assert set(written) == {"project/data/blob.bin", "project/analysis.ipynb", "train.py"}
+    stop(sm, source)
+
+    backup = uid("backup")
+    sm.create_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=backup, OnStart=[{
+        "Content": base64.b64encode((SAMPLES / "migrate-ebs-data-backup" / "on-start.sh").read_bytes()).decode()}])
+    sm.update_notebook_instance(NotebookInstanceName=source, LifecycleConfigName=backup)
+    sm.get_waiter("notebook_instance_stopped").wait(NotebookInstanceName=source, WaiterConfig=WAIT)
+    sm.start_notebook_instance(NotebookInstanceName=source)
+    sm.get_waiter("notebook_instance_in_service").wait(NotebookInstanceName=source, WaiterConfig=WAIT)
+    deadline = time.monotonic() + 180
+    snapshot = None
+    while time.monotonic() < deadline and snapshot is None:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{source}_").get("Contents", [])]
+        snapshot = next((k.split("/")[0] for k in keys if k.endswith("/BACKUP_COMPLETE")), None)
+        time.sleep(1)
+    assert snapshot is not None, (_volume(server, source).parent / "home" / "nohup.out").read_text()
+
+    sync = uid("sync")
+    sm.create_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=sync, OnCreate=[{
+        "Content": base64.b64encode((SAMPLES / "migrate-ebs-data-sync" / "on-create.sh").read_bytes()).decode()}])
+    target = uid("target")
+    create(sm, target, role, LifecycleConfigName=sync, PlatformIdentifier="notebook-al2-v3",
+           Tags=[{"Key": "ebs-backup-bucket", "Value": bucket}, {"Key": "backup-snapshot", "Value": snapshot}])
+    volume = _volume(server, target)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (volume / "SYNC_COMPLETE").exists():
+        time.sleep(1)
+    assert (volume / "SYNC_COMPLETE").exists(), (volume.parent / "home" / "nohup.out").read_text()
+    assert _files(volume) == written  # byte-identical
+    for name in (source, target):
+        stop(sm, name)
+        delete(sm, name)
