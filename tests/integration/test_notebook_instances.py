@@ -379,3 +379,83 @@ def test_backup_and_sync_migration_with_the_sample_scripts(server: StratumServer
     for name in (source, target):
         stop(sm, name)
         delete(sm, name)
+
+
+@pytest.mark.slow
+def test_presigned_url_is_authorized_when_opened(server: StratumServer) -> None:
+    """The URL's creator needs sagemaker:CreatePresignedNotebookInstanceUrl, and still needs it, with
+    the browser's aws:SourceIp, when the URL is opened."""
+    import httpx
+
+    sm = server.client("sagemaker")
+    iam = server.client("iam")
+    role = sagemaker_role(server, "nb")
+    name = uid("nb")
+    arn = create(sm, name, role)["NotebookInstanceArn"]
+    user = uid("analyst")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    user_sm = server.client("sagemaker", aws_access_key_id=key["AccessKeyId"],
+                            aws_secret_access_key=key["SecretAccessKey"])
+    code, _ = error_of(user_sm.create_presigned_notebook_instance_url, NotebookInstanceName=name)
+    assert code == "AccessDeniedException"
+    iam.put_user_policy(UserName=user, PolicyName="open", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sagemaker:CreatePresignedNotebookInstanceUrl", "Resource": arn,
+            "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]}))
+    first = user_sm.create_presigned_notebook_instance_url(NotebookInstanceName=name)["AuthorizedUrl"]
+    second = user_sm.create_presigned_notebook_instance_url(NotebookInstanceName=name)["AuthorizedUrl"]
+    assert httpx.get(first, follow_redirects=True, timeout=30).status_code == 200
+    # Only from another address from now on: the URL made before is refused when opened here.
+    iam.put_user_policy(UserName=user, PolicyName="open", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sagemaker:CreatePresignedNotebookInstanceUrl", "Resource": arn,
+            "Condition": {"IpAddress": {"aws:SourceIp": "10.1.2.3/32"}}}]}))
+    deadline = time.monotonic() + 30  # identity caches follow IAM writes
+    while True:
+        page = httpx.get(second, follow_redirects=True, timeout=30)
+        if page.status_code == 403 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert page.status_code == 403 and "Access denied" in page.text
+    stop(sm, name)
+    delete(sm, name)
+
+
+@pytest.fixture(params=["sqlite"])
+def short_lifecycle_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                           monkeypatch: pytest.MonkeyPatch) -> Any:
+    from stratum_testing import close_server, make_server
+
+    monkeypatch.setenv("STRATUM_NOTEBOOK_LIFECYCLE_TIMEOUT", "3")
+    srv = make_server(tmp_path_factory, request.param)
+    srv.start()
+    yield srv
+    close_server(srv)
+
+
+@pytest.mark.slow
+def test_lifecycle_script_over_its_limit_fails_the_instance(short_lifecycle_server: StratumServer) -> None:
+    server = short_lifecycle_server
+    sm = server.client("sagemaker")
+    role = sagemaker_role(server, "nb")
+    config = uid("lcc")
+    config_arn = sm.create_notebook_instance_lifecycle_config(
+        NotebookInstanceLifecycleConfigName=config,
+        OnCreate=[{"Content": b64("echo working\nsleep 60\n")}])["NotebookInstanceLifecycleConfigArn"]
+    name = uid("nb")
+    sm.create_notebook_instance(NotebookInstanceName=name, InstanceType="ml.t3.medium", RoleArn=role,
+                                LifecycleConfigName=config)
+    started = time.monotonic()
+    with pytest.raises(WaiterError):
+        sm.get_waiter("notebook_instance_in_service").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
+    assert time.monotonic() - started < 30
+    d = sm.describe_notebook_instance(NotebookInstanceName=name)
+    assert d["NotebookInstanceStatus"] == "Failed"
+    assert d["FailureReason"] == (f"Notebook Instance Lifecycle Config '{config_arn}' for Notebook Instance "
+                                  f"'{d['NotebookInstanceArn']}' took longer than 5 minutes. Please check your "
+                                  "CloudWatch logs for more details if your Notebook Instance has Internet access.")
+    events = server.client("logs").get_log_events(logGroupName="/aws/sagemaker/NotebookInstances",
+                                                  logStreamName=f"{name}/LifecycleConfigOnCreate")["events"]
+    assert [e["message"] for e in events] == ["working"]
+    delete(sm, name)

@@ -150,8 +150,10 @@ class NotebookService:
                 continue
             if status is None or status in ("Stopping", "Updating", "Deleting", "Pending"):
                 self.kick(instance_id)
-            elif status == "InService" and instance_id not in self._procs:
-                self.kick(instance_id)
+            elif status == "InService":
+                proc = self._procs.get(instance_id)
+                if proc is None or proc.poll() is not None:  # JupyterLab exited: it is started again
+                    self.kick(instance_id)
             elif status in ("Stopped", "Failed"):
                 with self._lock:
                     self._owned.discard(instance_id)
@@ -423,7 +425,12 @@ class NotebookService:
         argv = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                 "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.base_url={base}",
                 f"--ServerApp.root_dir={root_dir}", "--LabApp.news_url=", "--ServerApp.open_browser=False",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                # Without a namespace Stratum may run as root, which Jupyter refuses unless told.
+                "--ServerApp.allow_root=True",
+                # A few hundred ms less at every start: no language-server discovery, no PyPI
+                # extension manager (it would reach PyPI from the browser's requests).
+                "--ServerApp.jpserver_extensions={'jupyter_lsp': False}", "--LabApp.extension_manager=readonly"]
         full_argv, full_env = workspace.command(lay, argv, env, as_user=True)
         full_env[processes.MARKER_ENV] = row.instance_id
         log_path = self._stream(row, lay, "jupyter.log")
