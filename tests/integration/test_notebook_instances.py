@@ -459,3 +459,95 @@ def test_lifecycle_script_over_its_limit_fails_the_instance(short_lifecycle_serv
                                                   logStreamName=f"{name}/LifecycleConfigOnCreate")["events"]
     assert [e["message"] for e in events] == ["working"]
     delete(sm, name)
+
+
+def _https_git_server(root: Any) -> tuple[Any, str, Any]:
+    """Bare repositories under ``root`` served over HTTPS (git's dumb HTTP protocol) with a
+    self-signed certificate for 127.0.0.1; returns (server, base URL, certificate path)."""
+    import datetime
+    import functools
+    import http.server
+    import ipaddress
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = root / "cert.pem", root / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root / "git"))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"https://127.0.0.1:{httpd.server_address[1]}", cert_path
+
+
+def _bare_repository(root: Any, name: str, files: dict[str, str]) -> None:
+    import subprocess
+
+    work = root / "work" / name
+    work.mkdir(parents=True)
+    for path, text in files.items():
+        (work / path).write_text(text)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main", str(work)], check=True)
+    subprocess.run([*git, "-C", str(work), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(work), "commit", "-q", "-m", "first"], check=True)
+    bare = root / "git" / f"{name}.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    subprocess.run(["git", "-C", str(bare), "update-server-info"], check=True)
+
+
+@pytest.fixture
+def git_server(tmp_path: Any, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from stratum_testing import close_server, make_server
+
+    _bare_repository(tmp_path, "project", {"README.md": "# project\n"})
+    _bare_repository(tmp_path, "extra", {"notes.txt": "extra\n"})
+    httpd, base, cert = _https_git_server(tmp_path)
+    monkeypatch.setenv("GIT_SSL_CAINFO", str(cert))  # git's own setting: the server's clones trust it
+    srv = make_server(tmp_path_factory, "sqlite")
+    srv.start()
+    yield srv, base
+    close_server(srv)
+    httpd.shutdown()
+
+
+@pytest.mark.slow
+def test_code_repositories_are_cloned_at_creation(git_server: Any) -> None:
+    server, base = git_server
+    sm = server.client("sagemaker")
+    role = sagemaker_role(server, "nb")
+    repo = uid("repo")
+    sm.create_code_repository(CodeRepositoryName=repo, GitConfig={"RepositoryUrl": f"{base}/project.git",
+                                                                    "Branch": "main"})
+    name = uid("nb")
+    d = create(sm, name, role, DefaultCodeRepository=repo, AdditionalCodeRepositories=[f"{base}/extra.git"])
+    assert d["DefaultCodeRepository"] == repo and d["AdditionalCodeRepositories"] == [f"{base}/extra.git"]
+    listed = sm.list_notebook_instances(DefaultCodeRepositoryContains=repo)["NotebookInstances"]
+    assert [i["NotebookInstanceName"] for i in listed] == [name]
+    volume = _volume(server, name)
+    assert (volume / "project" / "README.md").read_text() == "# project\n"
+    assert (volume / "extra" / "notes.txt").read_text() == "extra\n"
+    assert (volume / "project" / "README.md").stat().st_uid != 0  # ec2-user's, as the volume
+    code, _ = error_of(sm.create_notebook_instance, NotebookInstanceName=uid("nb"), InstanceType="ml.t3.medium",
+                       RoleArn=role, DefaultCodeRepository=uid("missing"))
+    assert code == "ValidationException"
+    stop(sm, name)
+    delete(sm, name)
