@@ -551,3 +551,41 @@ def test_code_repositories_are_cloned_at_creation(git_server: Any) -> None:
     assert code == "ValidationException"
     stop(sm, name)
     delete(sm, name)
+
+
+@pytest.fixture
+def plain_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from stratum_testing import close_server, make_server
+
+    monkeypatch.setenv("STRATUM_NOTEBOOK_ISOLATION", "plain")
+    srv = make_server(tmp_path_factory, "sqlite")
+    srv.start()
+    yield srv
+    close_server(srv)
+
+
+@pytest.mark.slow
+def test_without_a_mount_namespace(plain_server: StratumServer) -> None:
+    """The fallback for hosts without root: no /home/ec2-user, but the volume is $HOME/SageMaker,
+    scripts have the role's credentials and JupyterLab is served."""
+    import httpx
+
+    server = plain_server
+    sm = server.client("sagemaker")
+    role = sagemaker_role(server, "nb")
+    config = uid("lcc")
+    sm.create_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=config, OnStart=[{"Content": b64(
+        "set -e\necho hello > $HOME/SageMaker/hello.txt\naws sts get-caller-identity --query Arn --output text\n")}])
+    name = uid("nb")
+    create(sm, name, role, LifecycleConfigName=config)
+    assert (_volume(server, name) / "hello.txt").read_text() == "hello\n"
+    url = sm.create_presigned_notebook_instance_url(NotebookInstanceName=name)["AuthorizedUrl"]
+    client = httpx.Client(follow_redirects=True, timeout=30)
+    assert client.get(url).status_code == 200
+    listing = client.get(url.split("?")[0] + "/api/contents")
+    assert "hello.txt" in [c["name"] for c in listing.json()["content"]]
+    events = server.client("logs").get_log_events(logGroupName="/aws/sagemaker/NotebookInstances",
+                                                  logStreamName=f"{name}/LifecycleConfigOnStart")["events"]
+    assert [e["message"] for e in events][-1].endswith(f"/{role.rsplit('/', 1)[1]}/SageMaker")
+    stop(sm, name)
+    delete(sm, name)

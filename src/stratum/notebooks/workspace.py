@@ -15,8 +15,9 @@ in a private mount namespace where those directories and files are bind-mounted 
 so shell scripts, ``sudo -u ec2-user``, ``jq`` and the AWS CLI see what they would on a SageMaker
 notebook instance; the host's mount table and files are left as they are (the only change to the
 host is an empty ``/home/ec2-user`` and ``/opt/ml`` created as mount points when missing).
-Isolation ``plain`` (anything else): processes run as the server's user with ``HOME`` set to the
-instance's home; scripts that hard-code ``/home/ec2-user`` or need ``sudo`` do not work there.
+Isolation ``plain`` (anything else, or ``STRATUM_NOTEBOOK_ISOLATION=plain``): processes run as the
+server's user with ``HOME`` set to the instance's home (``$HOME/SageMaker`` is the volume); scripts
+that hard-code ``/home/ec2-user`` or ``/opt/ml`` or need ``sudo`` do not work there.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ def isolation() -> str:
     global _probe
     with _probe_lock:
         if _probe is None:
-            _probe = "mountns" if _mountns_works() else "plain"
+            # STRATUM_NOTEBOOK_ISOLATION=plain chooses the fallback even where namespaces work.
+            wanted = os.environ.get("STRATUM_NOTEBOOK_ISOLATION", "auto")
+            _probe = "plain" if wanted == "plain" or not _mountns_works() else "mountns"
         return _probe
 
 
@@ -138,8 +141,15 @@ def can_hide_root() -> bool:
 
 def prepare(lay: Layout, *, name: str, arn: str, root_access: bool) -> None:
     """Create (or refresh) the instance's directories and identity files."""
-    for path in (lay.volume, lay.home / "SageMaker", lay.root_home, lay.ml / "metadata", lay.etc, lay.logs):
+    for path in (lay.volume, lay.home, lay.root_home, lay.ml / "metadata", lay.etc, lay.logs):
         path.mkdir(parents=True, exist_ok=True)
+    mount_point = lay.home / "SageMaker"
+    if isolation() == "mountns":
+        if mount_point.is_symlink():
+            mount_point.unlink()
+        mount_point.mkdir(exist_ok=True)  # the volume is bind-mounted on it
+    elif not mount_point.exists():
+        mount_point.symlink_to(lay.volume)  # $HOME/SageMaker is the volume without a namespace too
     (lay.ml / "metadata" / "resource-metadata.json").write_text(json.dumps(
         {"ResourceArn": arn, "ResourceName": name}))
     uid, gid = ec2_user_ids()
