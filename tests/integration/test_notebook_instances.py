@@ -79,9 +79,15 @@ def test_lifecycle_statuses_and_errors(server: StratumServer) -> None:
     code, message = error_of(sm.stop_notebook_instance, NotebookInstanceName=name)
     assert message.startswith("Status (Stopped) not in ([InService])")
 
-    sm.update_notebook_instance(NotebookInstanceName=name, VolumeSizeInGB=10)
+    other_role = sagemaker_role(server, "nb2")
+    sm.update_notebook_instance(NotebookInstanceName=name, VolumeSizeInGB=10, RoleArn=other_role)
+    assert sm.describe_notebook_instance(NotebookInstanceName=name)["NotebookInstanceStatus"] in ("Updating", "Stopped")
     sm.get_waiter("notebook_instance_stopped").wait(NotebookInstanceName=name, WaiterConfig=WAIT)
-    assert sm.describe_notebook_instance(NotebookInstanceName=name)["VolumeSizeInGB"] == 10
+    d = sm.describe_notebook_instance(NotebookInstanceName=name)
+    assert d["VolumeSizeInGB"] == 10 and d["RoleArn"] == other_role
+    code, _ = error_of(sm.update_notebook_instance, NotebookInstanceName=name, VolumeSizeInGB=8)
+    assert code == "ValidationException"  # a volume only grows
+    assert d["InstanceMetadataServiceConfiguration"] == {"MinimumInstanceMetadataServiceVersion": "1"}
 
     delete(sm, name)
     code, message = error_of(sm.describe_notebook_instance, NotebookInstanceName=name)

@@ -268,6 +268,8 @@ class NotebookService:
             port = self._start_jupyter(row, lay, env)
         except _LaunchFailed as exc:
             self._kill(self._reread(row))
+            if self._closed:
+                return  # the server is going away (it killed the scripts): the next start launches it
             with self._owned_tx(row) as conn:
                 store.update_instance(conn, row.instance_id, status="Failed", failure_reason=exc.reason,
                                       process=None, credentials_token=None, last_modified_at=store.now())

@@ -168,10 +168,12 @@ class NotebooksApi(Provider):
             "DirectInternetAccess": config.get("DirectInternetAccess", "Enabled"), "VolumeSizeInGB": row.volume_size,
             "RootAccess": config.get("RootAccess", "Enabled"),
             "PlatformIdentifier": config.get("PlatformIdentifier", "notebook-al2-v2"),
-            "NetworkInterfaceId": "eni-" + row.instance_id[:17],
+            # IMDSv1 is SageMaker's default for notebook instances.
             "InstanceMetadataServiceConfiguration": config.get("InstanceMetadataServiceConfiguration")
-            or {"MinimumInstanceMetadataServiceVersion": "2"},
+            or {"MinimumInstanceMetadataServiceVersion": "1"},
         }
+        if config.get("SubnetId"):  # an instance in a VPC has its network interface there
+            out["NetworkInterfaceId"] = "eni-" + row.instance_id[:17]
         if row.failure_reason:
             out["FailureReason"] = row.failure_reason
         if row.status in ("Pending", "InService", "Stopping"):
