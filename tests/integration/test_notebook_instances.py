@@ -295,6 +295,13 @@ def test_presigned_url_kernel_as_role_and_restart(fresh_server: StratumServer) -
     role_name = role.rsplit("/", 1)[1]
     assert f"arn:aws:sts::{server.account_id('dev')}:assumed-role/{role_name}/SageMaker" in out, out
     assert "/home/ec2-user/SageMaker" in out
+    # The SDK finds the instance's role through /opt/ml/metadata and DescribeNotebookInstance, and
+    # its default bucket through the defaults file in ~/.config/sagemaker, with no configuration.
+    out = _run_cell(base_ws, cookie, kernel.json()["id"],
+                    "import sagemaker\nprint('ROLE', sagemaker.get_execution_role())\n"
+                    "print('BUCKET', sagemaker.Session().default_bucket())\n")
+    assert f"ROLE {role}" in out, out
+    assert f"BUCKET sagemaker-us-east-1-{server.account_id('dev')}" in out, out
 
     server.kill()  # kill -9: JupyterLab is orphaned; the next start serves the instance again
     server.start()
