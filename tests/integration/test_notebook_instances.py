@@ -302,6 +302,22 @@ def test_presigned_url_kernel_as_role_and_restart(fresh_server: StratumServer) -
                     "print('BUCKET', sagemaker.Session().default_bucket())\n")
     assert f"ROLE {role}" in out, out
     assert f"BUCKET sagemaker-us-east-1-{server.account_id('dev')}" in out, out
+    pipeline = uid("nb-pipeline")
+    out = _run_cell(base_ws, cookie, kernel.json()["id"], (
+        "import sagemaker\n"
+        "from sagemaker.workflow.pipeline import Pipeline\n"
+        "from sagemaker.workflow.condition_step import ConditionStep\n"
+        "from sagemaker.workflow.conditions import ConditionEquals\n"
+        "from sagemaker.workflow.parameters import ParameterInteger\n"
+        "x = ParameterInteger(name='X', default_value=1)\n"
+        "check = ConditionStep(name='Check', conditions=[ConditionEquals(left=x, right=1)], if_steps=[], else_steps=[])\n"
+        f"p = Pipeline(name='{pipeline}', parameters=[x], steps=[check])\n"
+        "p.upsert(role_arn=sagemaker.get_execution_role())\n"
+        "execution = p.start()\n"
+        "execution.wait(delay=1, max_attempts=60)\n"
+        "print('STATUS', execution.describe()['PipelineExecutionStatus'])\n"))
+    assert "STATUS Succeeded" in out, out
+    assert sm.describe_pipeline(PipelineName=pipeline)["RoleArn"] == role
 
     server.kill()  # kill -9: JupyterLab is orphaned; the next start serves the instance again
     server.start()
