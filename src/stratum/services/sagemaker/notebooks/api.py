@@ -413,7 +413,7 @@ class NotebooksApi(Provider):
         ctx.authorize(ACTION + "DescribeCodeRepository", arn,
                       context=tagging.resource_tag_context(row.tags if row else None))
         if row is None:
-            raise validation(f"Cannot find CodeRepository with name: {name}")
+            raise validation(f"Code repository {name} does not exist.")
         return _repository(row)
 
     def list_code_repositories(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
