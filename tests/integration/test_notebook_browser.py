@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.slow,
 
 def test_browser_runs_a_cell_as_the_role(server: StratumServer) -> None:
     webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -39,18 +40,22 @@ def test_browser_runs_a_cell_as_the_role(server: StratumServer) -> None:
         driver.get(url.split("?")[0] + "?authToken=" + token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB"))
         assert "tampered" in driver.page_source
         driver.get(url)
-        wait = WebDriverWait(driver, 90)
+        # JupyterLab re-renders cells and outputs as the kernel starts: a stale element is looked up again.
+        wait = WebDriverWait(driver, 90, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
         wait.until(ec.title_contains("JupyterLab"))
         # A new notebook from the launcher, one cell, Shift+Enter.
         wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".jp-LauncherCard[data-category='Notebook']"))).click()
-        cell = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".jp-Cell .cm-content")))
-        time.sleep(2)  # the kernel connects
-        cell.click()
-        cell.send_keys("import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])")
-        cell.send_keys(Keys.SHIFT, Keys.ENTER)
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".jp-Cell .cm-content")))
+        wait.until(lambda d: "Idle" in d.find_element(By.CSS_SELECTOR, ".jp-StatusBar-Widget, body").text
+                   or d.find_elements(By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"))
+        time.sleep(1)
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".jp-Cell .cm-content"))).click()
+        editor = driver.switch_to.active_element
+        editor.send_keys("import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])")
+        editor.send_keys(Keys.SHIFT, Keys.ENTER)
         role_name = role.rsplit("/", 1)[1]
         expected = f"assumed-role/{role_name}/SageMaker"
-        wait.until(lambda d: expected in d.find_element(By.CSS_SELECTOR, ".jp-OutputArea").text)
+        wait.until(lambda d: any(expected in e.text for e in d.find_elements(By.CSS_SELECTOR, ".jp-OutputArea")))
     finally:
         driver.quit()
     sm.stop_notebook_instance(NotebookInstanceName=name)
