@@ -170,6 +170,17 @@ def create_resources(server: StratumServer, account: str) -> Resources:
     sm.put_model_package_group_policy(ModelPackageGroupName=ids["group"], ResourcePolicy=policy(
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{aid}:root"},
          "Action": "sagemaker:DescribeModelPackageGroup", "Resource": ids["group_arn"]}))
+    ids["lifecycle_config"] = f"{tag}-lcc"
+    ids["lifecycle_config_arn"] = sm.create_notebook_instance_lifecycle_config(
+        NotebookInstanceLifecycleConfigName=ids["lifecycle_config"],
+        OnStart=[{"Content": "ZWNobyBpc29sYXRpb24K"}])["NotebookInstanceLifecycleConfigArn"]
+    ids["code_repository"] = f"{tag}-repo"
+    ids["code_repository_arn"] = sm.create_code_repository(
+        CodeRepositoryName=ids["code_repository"],
+        GitConfig={"RepositoryUrl": "https://git.example.com/isolation.git"})["CodeRepositoryArn"]
+    ids["notebook"] = f"{tag}-notebook"
+    ids["notebook_arn"] = sm.create_notebook_instance(NotebookInstanceName=ids["notebook"], InstanceType="ml.t3.medium",
+                                                      RoleArn=ids["role_arn"])["NotebookInstanceArn"]
     for kind in ("processing", "training", "transform", "tuning"):
         ids[f"{kind}_job"] = f"{tag}-{kind}"
         _COMPLETE_JOBS[kind](sm, r, ids[f"{kind}_job"])
@@ -388,7 +399,11 @@ RESOURCE_MEMBERS: dict[tuple[str, str], Callable[[Resources], list[Any]]] = {
     ("sagemaker", "HyperParameterTuningJobName"): _ids("tuning_job"),
     ("sagemaker", "EndpointConfigName"): _ids("endpoint_config"),
     ("sagemaker", "EndpointName"): _ids("endpoint"),
-    ("sagemaker", "ResourceArn"): _ids("pipeline_arn", "model_arn", "group_arn", "endpoint_arn", "endpoint_config_arn"),
+    ("sagemaker", "ResourceArn"): _ids("pipeline_arn", "model_arn", "group_arn", "endpoint_arn", "endpoint_config_arn",
+                                       "notebook_arn", "lifecycle_config_arn", "code_repository_arn"),
+    ("sagemaker", "NotebookInstanceName"): _ids("notebook"),
+    ("sagemaker", "NotebookInstanceLifecycleConfigName"): _ids("lifecycle_config"),
+    ("sagemaker", "CodeRepositoryName"): _ids("code_repository"),
     ("sagemaker", "CallbackToken"): _ids("callback_token"),
     ("ram", "resourceShareArn"): _ids("share_arn"),
     ("ram", "resourceShareArns"): lambda r: [[r.ids["share_arn"]]],
@@ -445,6 +460,9 @@ CREATED: dict[tuple[str, str], frozenset[str]] = {
     ("sagemaker", "CreateTrainingJob"): frozenset({"TrainingJobName"}),
     ("sagemaker", "CreateTransformJob"): frozenset({"TransformJobName"}),
     ("sagemaker", "CreateHyperParameterTuningJob"): frozenset({"HyperParameterTuningJobName"}),
+    ("sagemaker", "CreateNotebookInstance"): frozenset({"NotebookInstanceName"}),
+    ("sagemaker", "CreateNotebookInstanceLifecycleConfig"): frozenset({"NotebookInstanceLifecycleConfigName"}),
+    ("sagemaker", "CreateCodeRepository"): frozenset({"CodeRepositoryName"}),
     ("events", "CreateEventBus"): frozenset({"Name"}),
     ("events", "PutRule"): frozenset({"Name"}),
     ("events", "CreateConnection"): frozenset({"Name"}),
@@ -560,6 +578,10 @@ def _complete(service: str, operation: str, r: Resources) -> dict[str, Any] | No
                 {"VariantName": "v", "DesiredWeight": 1.0}]}
         case ("sagemaker", "Search"):
             return {"Resource": "Pipeline"}
+        case ("sagemaker", "CreateCodeRepository"):
+            return {"CodeRepositoryName": fresh(), "GitConfig": {"RepositoryUrl": "https://git.example.com/iso.git"}}
+        case ("sagemaker", "CreateNotebookInstance"):
+            return {"NotebookInstanceName": fresh(), "InstanceType": "ml.t3.medium", "RoleArn": ids["role_arn"]}
         case ("s3", "PutBucketEncryption"):
             return {"Bucket": ids["bucket"], "ServerSideEncryptionConfiguration": {
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}}

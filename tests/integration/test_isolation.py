@@ -60,7 +60,9 @@ REFUSALS = {"AccessDenied", "AccessDeniedException", "NoSuchEntity", "NoSuchBuck
             "IncorrectKeyException"}
 # SageMaker and STS word some not-found answers as a validation error (DescribeModel: "Could not
 # find model"; AssumeRole PolicyArns: "does not exist or is not attachable"), as on AWS.
-NOT_FOUND_MESSAGE = re.compile(r"could not find|can't find|not found|does not exist|cannot be found", re.I)
+# SageMaker answers a notebook instance it does not find with ValidationException "RecordNotFound".
+NOT_FOUND_MESSAGE = re.compile(r"could not find|can't find|not found|does not exist|cannot be found|RecordNotFound",
+                               re.I)
 
 # The documented cross-account paths. The sweep's fixtures grant none of them (no RAM share, no
 # resource policy, no trust policy names the other account), so every call must be refused; these

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from stratum.notebooks import proxy as notebook_proxy
 from stratum.protocol.http import HttpRequest, HttpResponse
 from stratum.server.app_state import AppState
 from stratum.server.body import AsgiBody, ClientDisconnected
@@ -31,11 +32,18 @@ class StratumApp:
         self.vpce_by_port = vpce_by_port or {}
         # Listeners sharing a port on different addresses are told apart by the exact local address.
         self.vpce_by_address = vpce_by_address or {}
+        self.notebooks: notebook_proxy.NotebookProxy | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await self._lifespan(receive, send)
+            return
+        if kind in ("http", "websocket") and notebook_proxy.handles(scope["path"]):
+            # JupyterLab of notebook instances and their credentials endpoint, beside the API.
+            if self.notebooks is None:
+                self.notebooks = notebook_proxy.NotebookProxy(self.state)
+            await self.notebooks(scope, receive, send, self._vpce_id(scope.get("server")))
             return
         if kind != "http":
             return

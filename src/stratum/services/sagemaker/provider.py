@@ -26,6 +26,7 @@ from stratum.services.sagemaker import tags as tagging
 from stratum.services.sagemaker.arns import ExecutionRef, PipelineRef, pipeline_arn
 from stratum.services.sagemaker.hosting.api import HostingApi
 from stratum.services.sagemaker.jobs.api import JobsApi
+from stratum.services.sagemaker.notebooks.api import NotebooksApi
 from stratum.services.sagemaker.paging import page_window, slice_page
 from stratum.services.sagemaker.pipelines import records as pl
 from stratum.services.sagemaker.pipelines.executions_api import EngineApi
@@ -57,7 +58,7 @@ def _actor(ctx: RequestContext) -> pl.Actor:
     return pl.Actor(ctx.identity.arn, ctx.identity.principal_id)
 
 
-class SageMakerProvider(EngineApi, JobsApi, RegistryApi, HostingApi, Provider):
+class SageMakerProvider(EngineApi, JobsApi, RegistryApi, HostingApi, NotebooksApi, Provider):
     service = "sagemaker"
 
     def __init__(self, app: AppState) -> None:

@@ -1,7 +1,7 @@
 """Lambda functions, versions, aliases and the Event invocation queue; the local function
 registry (stratum_lambda_functions) is gone: `stratum lambda register/load` create Lambda functions
 
-Revision ID: 0018
+Revision ID: 0017
 Revises: 0016
 Create Date: 2026-12-07 19:59:29.802448
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 import stratum.store.schema
 
-revision = '0018'
+revision = '0017'
 down_revision = '0016'
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """SageMaker endpoint configs, endpoints and their instances (model-server processes)
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07 19:36:04.306496
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import stratum.store.schema
 
-revision = '0021'
-down_revision = '0020'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

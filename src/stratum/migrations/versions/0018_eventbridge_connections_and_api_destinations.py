@@ -1,7 +1,7 @@
 """EventBridge connections and API destinations
 
-Revision ID: 0020
-Revises: 0018
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-07 20:15:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import stratum.store.schema
 
-revision = '0020'
-down_revision = '0018'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""SageMaker API: notebook instances, their lifecycle configurations and code repositories."""
