@@ -191,8 +191,9 @@ def test_abalone_pipeline_trains_evaluates_and_registers(abalone: Abalone, endpo
 
 
 def _deploy_registered(server: StratumServer, package_arn: str) -> None:
-    """Approve the registered version, deploy it (a model from the package), and check the
-    endpoint predicts what the trained booster, loaded here, predicts."""
+    """Deploy the registered version's model (its image and model data; the package stays pending
+    approval for the tests that follow) and check the endpoint predicts what the trained booster,
+    loaded here, predicts."""
     import io
     import pickle
     import tarfile
@@ -201,9 +202,8 @@ def _deploy_registered(server: StratumServer, package_arn: str) -> None:
     import xgboost
 
     sm = server.client("sagemaker")
-    sm.update_model_package(ModelPackageArn=package_arn, ModelApprovalStatus="Approved")
-    model_data = sm.describe_model_package(ModelPackageName=package_arn)["InferenceSpecification"][
-        "Containers"][0]["ModelDataUrl"]
+    container = sm.describe_model_package(ModelPackageName=package_arn)["InferenceSpecification"]["Containers"][0]
+    model_data = container["ModelDataUrl"]
     with tarfile.open(fileobj=io.BytesIO(_read_s3(server, model_data))) as tar:
         member = tar.extractfile("xgboost-model")
         assert member is not None
@@ -212,7 +212,7 @@ def _deploy_registered(server: StratumServer, package_arn: str) -> None:
     expected = booster.predict(xgboost.DMatrix(rows))
     name = f"abalone-{uuid.uuid4().hex[:6]}"
     sm.create_model(ModelName=name, ExecutionRoleArn=sagemaker_role(server, "abalone-deploy"),
-                    Containers=[{"ModelPackageName": package_arn}])
+                    PrimaryContainer={"Image": container["Image"], "ModelDataUrl": model_data})
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)

@@ -17,9 +17,10 @@ from stratum_testing import REGION, StratumServer
 from test_jobs_support import SKLEARN_IMAGE, XGBOOST_IMAGE, put, sagemaker_role, tarball, uid
 
 INFERENCE = '''
-import json, os
+import json, os, time
 
 def model_fn(model_dir):
+    time.sleep(float(os.environ.get("LOAD_SECONDS", "0")))  # a model slow to load: /ping waits for it
     with open(os.path.join(model_dir, "weights.json")) as f:
         return json.load(f)
 
@@ -37,11 +38,12 @@ SCRIPT_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY":
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def script_model(server: StratumServer, name: str, bias: float = 0.5) -> str:
+def script_model(server: StratumServer, name: str, bias: float = 0.5, load_seconds: float = 0) -> str:
     artifacts = put(server, f"models/{name}/model.tar.gz", tarball({
         "weights.json": f'{{"w": [1, 10], "b": {bias}}}', "code/inference.py": INFERENCE}))
     server.client("sagemaker").create_model(ModelName=name, ExecutionRoleArn=sagemaker_role(server), PrimaryContainer={
-        "Image": SKLEARN_IMAGE, "ModelDataUrl": artifacts, "Environment": SCRIPT_ENV})
+        "Image": SKLEARN_IMAGE, "ModelDataUrl": artifacts,
+        "Environment": {**SCRIPT_ENV, "LOAD_SECONDS": str(load_seconds)}})
     return name
 
 
@@ -205,7 +207,8 @@ def test_endpoint_authorization(server: StratumServer) -> None:
 def test_endpoint_lifecycle(server: StratumServer) -> None:
     sm = server.client("sagemaker")
     account = server.account_id("dev")
-    model = script_model(server, uid("ep-model"))
+    # A model that takes seconds to load, so the endpoint is still Creating for the checks below.
+    model = script_model(server, uid("ep-model"), load_seconds=4)
     cfg = uid("ep-cfg")
     config(sm, cfg, model, Tags=[{"Key": "stage", "Value": "blue"}])
     name = uid("ep")
