@@ -458,8 +458,9 @@ def test_endpoint_serves_again_after_a_crash_of_stratum(fresh_server: StratumSer
     os.kill(after.pid, signal.SIGKILL)
     wait_endpoint(sm, name, lambda e: e["EndpointStatus"] == "SystemUpdating", timeout=10)
     wait_in_service(sm, name)
+    # Restarted in place, or replaced when its health checks failed first: a new live process serves.
     [again] = instance_rows(server, name)
-    assert again.instance_id == after.instance_id and again.pid != after.pid and alive(again.pid)
+    assert again.pid != after.pid and alive(again.pid)
     assert invoke(again.url) == "21.5\n43.5\n"
     # A clean stop stops the model servers; the next start runs them again.
     pids = [r.pid for r in instance_rows(server, name)]
