@@ -90,28 +90,29 @@ def unseal(app: AppState, arn: str, sealed: bytes) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------- lookups
-def get_connection(conn: Connection, account: str, region: str, name: str) -> dict[str, Any] | None:
-    row = conn.execute(select(events_connections).where(
-        (events_connections.c.account_id == account) & (events_connections.c.region == region)
-        & (events_connections.c.name == name))).mappings().first()
+def _row(conn: Connection, table: Any, condition: Any) -> dict[str, Any] | None:
+    row = conn.execute(select(table).where(condition)).mappings().first()
     return dict(row) if row is not None else None
+
+
+def _named(table: Any, account: str, region: str, name: str) -> Any:
+    return (table.c.account_id == account) & (table.c.region == region) & (table.c.name == name)
+
+
+def get_connection(conn: Connection, account: str, region: str, name: str) -> dict[str, Any] | None:
+    return _row(conn, events_connections, _named(events_connections, account, region, name))
 
 
 def get_destination(conn: Connection, account: str, region: str, name: str) -> dict[str, Any] | None:
-    row = conn.execute(select(events_api_destinations).where(
-        (events_api_destinations.c.account_id == account) & (events_api_destinations.c.region == region)
-        & (events_api_destinations.c.name == name))).mappings().first()
-    return dict(row) if row is not None else None
+    return _row(conn, events_api_destinations, _named(events_api_destinations, account, region, name))
 
 
 def connection_by_arn(conn: Connection, arn: str) -> dict[str, Any] | None:
-    row = conn.execute(select(events_connections).where(events_connections.c.arn == arn)).mappings().first()
-    return dict(row) if row is not None else None
+    return _row(conn, events_connections, events_connections.c.arn == arn)
 
 
 def destination_by_arn(conn: Connection, arn: str) -> dict[str, Any] | None:
-    row = conn.execute(select(events_api_destinations).where(events_api_destinations.c.arn == arn)).mappings().first()
-    return dict(row) if row is not None else None
+    return _row(conn, events_api_destinations, events_api_destinations.c.arn == arn)
 
 
 # ------------------------------------------------------------------------------------ delivery

@@ -99,28 +99,40 @@ class DestinationsApi:
             conn.execute(insert(events_connections).values(**row))
         return _connection_out(row)
 
-    def _connection(self, ctx: RequestContext, operation: str, name: str) -> dict[str, Any]:
+    def _named(self, ctx: RequestContext, operation: str, kind: str, name: str) -> dict[str, Any]:
+        """The caller's connection or API destination ``name``, ``operation`` authorized on it."""
+        lookup = destinations.get_connection if kind == "connection" else destinations.get_destination
         with self.app.db.read() as conn:
-            row = destinations.get_connection(conn, ctx.account_id, ctx.region, name)
-        ctx.authorize(ACTION + operation, row["arn"] if row else _pattern(ctx, "connection", name))
+            row = lookup(conn, ctx.account_id, ctx.region, name)
+        ctx.authorize(ACTION + operation, row["arn"] if row else _pattern(ctx, kind, name))
         if row is None:
-            raise destinations.not_found("connection", name)
+            raise destinations.not_found(kind, name)
         return row
+
+    def _listed(self, ctx: RequestContext, operation: str, table: Any, params: dict[str, Any],
+                filters: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the caller's rows of ``table`` by name: NamePrefix, then column == value."""
+        ctx.authorize(ACTION + operation, "*")
+        c = table.c
+        query = select(table).where((c.account_id == ctx.account_id) & (c.region == ctx.region))
+        if params.get("NamePrefix"):
+            query = query.where(c.name.startswith(params["NamePrefix"], autoescape=True))
+        for column, value in filters.items():
+            if value:
+                query = query.where(c[column] == value)
+        with self.app.db.read() as conn:
+            rows = [dict(r) for r in conn.execute(query.order_by(c.name)).mappings()]
+        return _page(rows, lambda r: r["name"], params)
+
+    def _connection(self, ctx: RequestContext, operation: str, name: str) -> dict[str, Any]:
+        return self._named(ctx, operation, "connection", name)
 
     def describe_connection(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return _connection_out(self._connection(ctx, "DescribeConnection", params["Name"]), full=True)
 
     def list_connections(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        ctx.authorize(ACTION + "ListConnections", "*")
-        c = events_connections.c
-        query = select(events_connections).where((c.account_id == ctx.account_id) & (c.region == ctx.region))
-        if params.get("NamePrefix"):
-            query = query.where(c.name.startswith(params["NamePrefix"], autoescape=True))
-        if params.get("ConnectionState"):
-            query = query.where(c.state == params["ConnectionState"])
-        with self.app.db.read() as conn:
-            rows = [dict(r) for r in conn.execute(query.order_by(c.name)).mappings()]
-        page, token = _page(rows, lambda r: r["name"], params)
+        page, token = self._listed(ctx, "ListConnections", events_connections, params,
+                                   {"state": params.get("ConnectionState")})
         out: dict[str, Any] = {"Connections": [{**_connection_out(r), "Name": r["name"],
                                                 "AuthorizationType": r["authorization_type"]} for r in page]}
         if token:
@@ -193,27 +205,14 @@ class DestinationsApi:
         return _destination_out(row)
 
     def _destination(self, ctx: RequestContext, operation: str, name: str) -> dict[str, Any]:
-        with self.app.db.read() as conn:
-            row = destinations.get_destination(conn, ctx.account_id, ctx.region, name)
-        ctx.authorize(ACTION + operation, row["arn"] if row else _pattern(ctx, "api-destination", name))
-        if row is None:
-            raise destinations.not_found("api-destination", name)
-        return row
+        return self._named(ctx, operation, "api-destination", name)
 
     def describe_api_destination(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return _destination_out(self._destination(ctx, "DescribeApiDestination", params["Name"]), full=True)
 
     def list_api_destinations(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        ctx.authorize(ACTION + "ListApiDestinations", "*")
-        c = events_api_destinations.c
-        query = select(events_api_destinations).where((c.account_id == ctx.account_id) & (c.region == ctx.region))
-        if params.get("NamePrefix"):
-            query = query.where(c.name.startswith(params["NamePrefix"], autoescape=True))
-        if params.get("ConnectionArn"):
-            query = query.where(c.connection_arn == params["ConnectionArn"])
-        with self.app.db.read() as conn:
-            rows = [dict(r) for r in conn.execute(query.order_by(c.name)).mappings()]
-        page, token = _page(rows, lambda r: r["name"], params)
+        page, token = self._listed(ctx, "ListApiDestinations", events_api_destinations, params,
+                                   {"connection_arn": params.get("ConnectionArn")})
         out: dict[str, Any] = {"ApiDestinations": [_destination_out(r, full=True) for r in page]}
         if token:
             out["NextToken"] = token
