@@ -25,7 +25,6 @@ Usage: python bench/fairness.py [--duration 15] [--rate 100] [--attackers 2] [--
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import multiprocessing
 import os
@@ -48,6 +47,7 @@ from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import api  # noqa: E402  (bench/api.py: server start-up, request building)
+from harness import account_keys  # noqa: E402
 
 HOST = api.HOST
 REGION = api.REGION
@@ -255,12 +255,6 @@ def attacker(port: int, kinds: list[tuple[str, list[bytes]]], connections: int, 
 # --------------------------------------------------------------------------------------------------
 # Set-up
 # --------------------------------------------------------------------------------------------------
-def account_keys(data_dir: Path, account: str) -> tuple[str, str]:
-    creds = configparser.ConfigParser()
-    creds.read(data_dir / "aws" / "credentials")
-    return creds[account]["aws_access_key_id"], creds[account]["aws_secret_access_key"]
-
-
 def client(port: int, service: str, keys: tuple[str, str]) -> Any:
     return boto3.client(service, endpoint_url=f"http://{HOST}:{port}", region_name=REGION,
                         aws_access_key_id=keys[0], aws_secret_access_key=keys[1],

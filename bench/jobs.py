@@ -18,12 +18,10 @@ Usage: python bench/jobs.py [--jobs 30] [--json out.json]
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,41 +30,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
+from harness import account_session, free_port, percentile, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
-REGION = "us-east-1"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "stratum.cli", "serve", "--data-dir", str(data_dir),
-                             "--port", str(port)], stdout=open(data_dir / "server.log", "wb"),
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stratum/health", timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start: " + (data_dir / "server.log").read_text()[-2000:])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def run_job(sm: Any, request: dict[str, Any], poll: float = 0.01) -> float:
@@ -93,10 +61,7 @@ def main() -> int:
     port = free_port()
     server = start_server(data_dir, port)
     try:
-        creds = configparser.ConfigParser()
-        creds.read(data_dir / "aws" / "credentials")
-        session = boto3.Session(aws_access_key_id=creds["dev"]["aws_access_key_id"],
-                                aws_secret_access_key=creds["dev"]["aws_secret_access_key"], region_name=REGION)
+        session = account_session(data_dir)
         cfg = Config(s3={"addressing_style": "path"})
         endpoint = f"http://127.0.0.1:{port}"
         sm = session.client("sagemaker", endpoint_url=endpoint, config=cfg)

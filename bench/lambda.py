@@ -18,7 +18,6 @@ Usage: python bench/lambda.py [--warm 300] [--cold 20] [--json out.json]
 from __future__ import annotations
 
 import argparse
-import configparser
 import io
 import json
 import shutil
@@ -32,13 +31,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jobs import free_port, percentile, start_server  # noqa: E402
+from harness import account_session, free_port, percentile, start_server  # noqa: E402
 
-REGION = "us-east-1"
 HANDLER = "def handler(event, context):\n    return event\n"
 
 
@@ -57,10 +54,7 @@ def main() -> int:
     port = free_port()
     proc = start_server(tmp, port)
     try:
-        creds = configparser.ConfigParser()
-        creds.read(tmp / "aws" / "credentials")
-        session = boto3.Session(aws_access_key_id=creds["dev"]["aws_access_key_id"],
-                                aws_secret_access_key=creds["dev"]["aws_secret_access_key"], region_name=REGION)
+        session = account_session(tmp)
         cfg = Config(retries={"max_attempts": 1})
         url = f"http://127.0.0.1:{port}"
         iam, lam = session.client("iam", endpoint_url=url, config=cfg), session.client("lambda", endpoint_url=url,

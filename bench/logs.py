@@ -22,7 +22,6 @@ Usage: python bench/logs.py [--lines 1000000] [--runs 3] [--json out.json]
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import os
 import shutil
@@ -37,7 +36,8 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from jobs import IMAGE, REGION, free_port, run_job, start_server
+from harness import REGION, account_session, free_port, start_server
+from jobs import IMAGE, run_job
 
 # One line of code: a container entrypoint argument may not hold newlines. Jobs run with
 # PYTHONUNBUFFERED=1 (as SageMaker's containers do), so every print is a write(2) on fd 1; the
@@ -132,10 +132,7 @@ def main() -> int:
     port = free_port()
     server = start_server(data_dir, port)
     try:
-        creds = configparser.ConfigParser()
-        creds.read(data_dir / "aws" / "credentials")
-        session = boto3.Session(aws_access_key_id=creds["dev"]["aws_access_key_id"],
-                                aws_secret_access_key=creds["dev"]["aws_secret_access_key"], region_name=REGION)
+        session = account_session(data_dir)
         endpoint = f"http://127.0.0.1:{port}"
         cfg = Config(s3={"addressing_style": "path"}, read_timeout=300)
         sm = session.client("sagemaker", endpoint_url=endpoint, config=cfg)

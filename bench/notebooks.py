@@ -11,30 +11,18 @@ Usage: python bench/notebooks.py [--rounds 3] [--json out.json]
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
-
-REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from harness import account_session, free_port, start_server
 
 
 def wait_status(sm: Any, name: str, status: str, poll: float = 0.05, timeout: float = 120) -> float:
@@ -56,21 +44,10 @@ def main() -> int:
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="stratum-bench-notebooks-"))
     port = free_port()
-    log = open(data_dir / "server.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "stratum.cli", "serve", "--data-dir", str(data_dir), "--port",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT)
+    proc = start_server(data_dir, port)
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                with urllib.request.urlopen(f"{endpoint}/_stratum/health", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        creds = configparser.ConfigParser()
-        creds.read(data_dir / "aws" / "credentials")
-        session = boto3.Session(aws_access_key_id=creds["dev"]["aws_access_key_id"],
-                                aws_secret_access_key=creds["dev"]["aws_secret_access_key"], region_name=REGION)
+        session = account_session(data_dir)
         cfg = Config(retries={"max_attempts": 1})
         iam = session.client("iam", endpoint_url=endpoint, config=cfg)
         sm = session.client("sagemaker", endpoint_url=endpoint, config=cfg)
