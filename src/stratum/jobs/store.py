@@ -33,8 +33,8 @@ def model_arn(region: str, account: str, name: str) -> str:
 
 
 def insert_job(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(jobs_t).values(**values))
-    _state_changed(conn, values["job_id"])
+    row = conn.execute(insert(jobs_t).values(**values).returning(*jobs_t.c)).one()
+    _state_changed(conn, row)
 
 
 def get_job(conn: Connection, account: str, region: str, kind: str, name: str, lock: bool = False) -> Row[Any] | None:
@@ -50,18 +50,21 @@ def get_job_by_id(conn: Connection, job_id: str, lock: bool = False) -> Row[Any]
 
 def update_job(conn: Connection, job_id: str, **values: Any) -> None:
     values.setdefault("last_modified_at", now())
-    conn.execute(update(jobs_t).where(jobs_t.c.job_id == job_id).values(**values))
-    if "status" in values:
-        _state_changed(conn, job_id)
+    statement = update(jobs_t).where(jobs_t.c.job_id == job_id).values(**values)
+    if "status" not in values:
+        conn.execute(statement)
+        return
+    row = conn.execute(statement.returning(*jobs_t.c)).first()
+    if row is not None:
+        _state_changed(conn, row)
 
 
-def _state_changed(conn: Connection, job_id: str) -> None:
-    """A job's status was written: its state-change event goes in the same transaction."""
+def _state_changed(conn: Connection, row: Row[Any]) -> None:
+    """A job's status was written: its state-change event goes in the same transaction, rendered
+    from the row as the write left it (RETURNING, so no second read)."""
     from stratum.jobs import events  # events renders the job as Describe does (jobs.views)
 
-    row = get_job_by_id(conn, job_id)
-    if row is not None:
-        events.state_changed(conn, row, now())
+    events.state_changed(conn, row, now())
 
 
 def unclaimed_active_jobs(conn: Connection) -> list[Row[Any]]:
