@@ -27,6 +27,8 @@ LAMBDA_SERVICE = "lambda.amazonaws.com"
 ROLE_ERROR = "The role defined for the function cannot be assumed by Lambda."
 # Extra configuration keys Stratum keeps in a version's config and never shows through the API.
 COMMAND_KEY = "StratumCommand"
+# The function's layers, as the digests of their archives in order (the Layers member shows ARNs).
+LAYER_CODE_KEY = "StratumLayerCode"
 
 
 @dataclass
@@ -157,6 +159,8 @@ class Runtime:
                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand", "AWS_REGION": target.region,
                "AWS_DEFAULT_REGION": target.region, "AWS_ENDPOINT_URL": settings.endpoint_url,
                "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "HOME": os.environ.get("HOME", "/tmp")}
+        if config.get(LAYER_CODE_KEY):
+            env.update(self._layer_paths(config[LAYER_CODE_KEY], runtime, env))
         credentials = self.credentials(target)
         if credentials is not None:
             env.update({"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
@@ -164,6 +168,18 @@ class Runtime:
                         "AWS_SESSION_TOKEN": credentials["SessionToken"]})
         env.update({str(k): str(v) for k, v in ((config.get("Environment") or {}).get("Variables") or {}).items()})
         return env
+
+    def _layer_paths(self, digests: list[str], runtime: str, env: dict[str, str]) -> dict[str, str]:
+        """The layers' directory where Lambda's Python runtime looks in /opt: python/lib/<runtime>/
+        site-packages and python on the import path after the task root, bin on PATH, lib for the
+        dynamic loader."""
+        from stratum.services.lambda_.code import layers_root
+
+        opt = layers_root(self.data_dir, digests)
+        imports = [env["PYTHONPATH"], str(opt / "python" / "lib" / runtime / "site-packages"), str(opt / "python")]
+        loader = [str(opt / "lib"), *filter(None, [os.environ.get("LD_LIBRARY_PATH")])]
+        return {"PYTHONPATH": os.pathsep.join(imports), "PATH": f"{opt / 'bin'}{os.pathsep}{env['PATH']}",
+                "LD_LIBRARY_PATH": os.pathsep.join(loader), "STRATUM_LAMBDA_OPT": str(opt)}
 
     def _run_command(self, target: Target, payload: bytes, request_id: str, tail: bool) -> InvokeResult:
         """A function declared with ``stratum lambda register --command``: the command runs once per

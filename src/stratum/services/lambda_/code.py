@@ -68,6 +68,11 @@ def store_zip(data_dir: Path, data: bytes) -> tuple[str, int]:
     return sha, len(data)
 
 
+def unzipped_size(data_dir: Path, sha_hex: str) -> int:
+    with zipfile.ZipFile(zip_path(data_dir, sha_hex)) as archive:
+        return sum(i.file_size for i in archive.infolist())
+
+
 def code_from_params(ctx: RequestContext, code: dict[str, Any]) -> bytes:
     """The archive a Code (or UpdateFunctionCode) parameter names: ZipFile bytes, or an S3 object
     read with the caller's permissions."""
@@ -110,19 +115,31 @@ def _read_s3(ctx: RequestContext, bucket_name: str, key: str, version: str | Non
 
 def task_root(data_dir: Path, sha_hex: str) -> Path:
     """The archive unpacked (once; shared by every environment of every version with this code)."""
-    root = Path(data_dir) / "lambda" / "tasks" / sha_hex
+    return _unpacked(Path(data_dir) / "lambda" / "tasks" / sha_hex, [zip_path(data_dir, sha_hex)])
+
+
+def layers_root(data_dir: Path, digests: list[str]) -> Path:
+    """What Lambda puts in /opt for a function's layers: their archives unpacked in order into one
+    directory, a later layer's files replacing an earlier one's (once per list of layers)."""
+    key = hashlib.sha256(",".join(digests).encode()).hexdigest()
+    return _unpacked(Path(data_dir) / "lambda" / "opt" / key, [zip_path(data_dir, d) for d in digests])
+
+
+def _unpacked(root: Path, archives: list[Path]) -> Path:
     if root.is_dir():
         return root
     staging = Path(tempfile.mkdtemp(dir=root.parent if root.parent.is_dir() else _mk(root.parent), prefix=".unpack-"))
-    with zipfile.ZipFile(zip_path(data_dir, sha_hex)) as archive:
-        for info in archive.infolist():
-            target = (staging / info.filename).resolve()
-            if not str(target).startswith(str(staging.resolve()) + os.sep) and target != staging.resolve():
-                continue  # a member outside the task root is skipped, as unzip -: would refuse it
-            archive.extract(info, staging)
-            mode = (info.external_attr >> 16) & 0o777
-            if mode and not info.is_dir():
-                os.chmod(target, mode | 0o400)
+    inside = str(staging.resolve()) + os.sep
+    for path in archives:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                target = (staging / info.filename).resolve()
+                if not str(target).startswith(inside) and target != staging.resolve():
+                    continue  # a member outside the root is skipped, as unzip -: would refuse it
+                archive.extract(info, staging)
+                mode = (info.external_attr >> 16) & 0o777
+                if mode and not info.is_dir():
+                    os.chmod(target, mode | 0o400)
     try:
         os.rename(staging, root)
     except OSError:  # another environment unpacked it first

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from stratum.functions.runtime import COMMAND_KEY, LAYER_CODE_KEY
 from stratum.services.lambda_.names import LATEST, NAME, function_arn, invalid
 
 # python3.8 is the SageMaker SDK's default for its Lambda helper (AWS has retired it for new functions).
@@ -22,7 +23,7 @@ RESERVED_VARIABLES = frozenset({
     "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
     "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
     "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"})
-HIDDEN = ("StratumCommand",)  # kept in the stored config, never shown
+HIDDEN = (COMMAND_KEY, LAYER_CODE_KEY)  # kept in the stored config, never shown
 
 
 def check_name(name: str) -> None:
@@ -75,8 +76,6 @@ def apply(config: dict[str, Any], params: dict[str, Any], name: str) -> dict[str
                           "variables you have provided contains reserved keys that are currently not supported for "
                           f"modification. Reserved keys used in this request: {', '.join(reserved)}")
         out["Environment"] = {"Variables": variables}
-    if params.get("Layers"):
-        raise invalid("Layers are not supported by Stratum.")
     if "EphemeralStorage" in params:
         out["EphemeralStorage"] = params["EphemeralStorage"]
     if "TracingConfig" in params:

@@ -31,6 +31,12 @@ def not_found(message: str) -> ServiceError:
     return ServiceError("ResourceNotFoundException", message, 404, fields={"Type": "User"})
 
 
+def precondition_failed() -> ServiceError:
+    return ServiceError("PreconditionFailedException", "The Revision Id provided does not match the latest Revision "
+                        "Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id", 412,
+                        fields={"Type": "User"})
+
+
 def conflict(message: str) -> ServiceError:
     return ServiceError("ResourceConflictException", message, 409, fields={"Type": "User"})
 

@@ -8,7 +8,6 @@ function only where an AddPermission statement lets it.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext, blocking
 from stratum.services.lambda_ import catalog, code, configs, permissions
 from stratum.services.lambda_.codeurls import code_url
+from stratum.services.lambda_.layers_api import LayersMixin
 from stratum.services.lambda_.names import (
     ALIAS,
     LATEST,
@@ -33,32 +33,12 @@ from stratum.services.lambda_.names import (
     not_found,
     parse_function_name,
     parse_resource_arn,
+    precondition_failed,
 )
+from stratum.services.lambda_.paging import page
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 ROLE_ERROR = "The role defined for the function cannot be assumed by Lambda."
-DEFAULT_MAX_ITEMS = 50
-
-
-def _precondition() -> ServiceError:
-    return ServiceError("PreconditionFailedException", "The Revision Id provided does not match the latest Revision "
-                        "Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id", 412,
-                        fields={"Type": "User"})
-
-
-def _page(items: list[Any], marker: str | None, max_items: int | None) -> tuple[list[Any], str | None]:
-    start = 0
-    if marker:
-        try:
-            start = int(base64.urlsafe_b64decode(marker.encode()).decode())
-        except (ValueError, UnicodeDecodeError):
-            raise invalid(f"Invalid marker: {marker}") from None
-    size = max_items or DEFAULT_MAX_ITEMS
-    if not 1 <= size <= 10000:
-        raise invalid("MaxItems must be between 1 and 10000.")
-    chunk = items[start:start + size]
-    more = start + size < len(items)
-    return chunk, base64.urlsafe_b64encode(str(start + size).encode()).decode() if more else None
 
 
 def _alias_view(ref: FunctionRef, alias: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +50,7 @@ def _alias_view(ref: FunctionRef, alias: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class LambdaProvider(Provider):
+class LambdaProvider(LayersMixin, Provider):
     service = "lambda"
 
     def __init__(self, app: Any) -> None:
@@ -119,6 +99,13 @@ class LambdaProvider(Provider):
         if not _assumable(ctx, role, role.split(":")[4], role.rsplit("/", 1)[-1], LAMBDA_SERVICE, arn):
             raise invalid(ROLE_ERROR)
 
+    def _layers_config(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """The configuration members a request's Layers give (none for no layers)."""
+        if not params.get("Layers"):
+            return {}
+        shown, digests = self.function_layers(ctx, list(params["Layers"]))
+        return {"Layers": shown, configs.LAYER_CODE_KEY: digests}
+
     def _latest(self, conn: Connection, ref: FunctionRef) -> dict[str, Any]:
         row = catalog.get_version(conn, ref, LATEST)
         if row is None:
@@ -140,6 +127,7 @@ class LambdaProvider(Provider):
                 raise invalid(f"{required} is required for .zip file archive functions.")
         self._check_role(ctx, params["Role"], ref.arn)
         config = configs.apply(configs.defaults(name), params, name)
+        config.update(self._layers_config(ctx, params))
         data = code.code_from_params(ctx, params["Code"])
         sha, size = code.store_zip(self.data_dir, data)
         code.task_root(self.data_dir, sha)  # unpacked now: the first invocation does not wait for it
@@ -183,7 +171,7 @@ class LambdaProvider(Provider):
                                                                         row["function_name"], None)))
             else:
                 rows = latest
-        chunk, marker = _page(rows, params.get("Marker"), params.get("MaxItems"))
+        chunk, marker = page(rows, params.get("Marker"), params.get("MaxItems"))
         out: dict[str, Any] = {"Functions": [configs.view(r, qualified_latest=params.get("FunctionVersion") == "ALL")
                                              for r in chunk]}
         if marker:
@@ -203,7 +191,7 @@ class LambdaProvider(Provider):
             catalog.get_function(conn, ref, lock=True)
             latest = self._latest(conn, ref)
             if params.get("RevisionId") and params["RevisionId"] != latest["config"].get("RevisionId"):
-                raise _precondition()
+                raise precondition_failed()
             config = dict(latest["config"])
             config.update({"CodeSha256": code.sha256_b64(sha), "CodeSize": size, "RevisionId": catalog.revision(),
                            "LastModified": catalog.last_modified(at), "LastUpdateStatus": "Successful"})
@@ -220,13 +208,17 @@ class LambdaProvider(Provider):
             self._function(ctx, conn, "UpdateFunctionConfiguration", ref)
         if params.get("Role"):
             self._check_role(ctx, params["Role"], ref.arn)
+        layer_config = self._layers_config(ctx, params)
         at = catalog.now()
         with self._write() as conn:
             catalog.get_function(conn, ref, lock=True)
             latest = self._latest(conn, ref)
             if params.get("RevisionId") and params["RevisionId"] != latest["config"].get("RevisionId"):
-                raise _precondition()
+                raise precondition_failed()
             config = configs.apply(latest["config"], params, ref.name)
+            if "Layers" in params:
+                config = {k: v for k, v in config.items() if k not in ("Layers", configs.LAYER_CODE_KEY)}
+                config.update(layer_config)
             config.update({"RevisionId": catalog.revision(), "LastModified": catalog.last_modified(at),
                            "LastUpdateStatus": "Successful"})
             catalog.set_latest(conn, ref, config, latest["code_sha256"])
@@ -258,7 +250,7 @@ class LambdaProvider(Provider):
             self._function(ctx, conn, "PublishVersion", ref, lock=True)
             latest = self._latest(conn, ref)
             if params.get("RevisionId") and params["RevisionId"] != latest["config"].get("RevisionId"):
-                raise _precondition()
+                raise precondition_failed()
             current = latest["config"].get("CodeSha256")
             if params.get("CodeSha256") and params["CodeSha256"] != current:
                 raise invalid(f"CodeSHA256 ({params['CodeSha256']}) is different from current CodeSHA256 in $LATEST "
@@ -271,7 +263,7 @@ class LambdaProvider(Provider):
         with self._read() as conn:
             self._function(ctx, conn, "ListVersionsByFunction", ref)
             rows = catalog.list_versions(conn, ref)
-        chunk, marker = _page(rows, params.get("Marker"), params.get("MaxItems"))
+        chunk, marker = page(rows, params.get("Marker"), params.get("MaxItems"))
         out: dict[str, Any] = {"Versions": [configs.view(r, qualified_latest=True) for r in chunk]}
         if marker:
             out["NextMarker"] = marker
@@ -320,7 +312,7 @@ class LambdaProvider(Provider):
         with self._write() as conn:
             ref, alias = self._alias(ctx, conn, "UpdateAlias", params)
             if params.get("RevisionId") and params["RevisionId"] != alias["revision_id"]:
-                raise _precondition()
+                raise precondition_failed()
             values: dict[str, Any] = {}
             if "FunctionVersion" in params:
                 self._check_alias_target(conn, ref, params["FunctionVersion"], params.get("RoutingConfig"))
@@ -345,7 +337,7 @@ class LambdaProvider(Provider):
             aliases = catalog.list_aliases(conn, ref)
         if params.get("FunctionVersion"):
             aliases = [a for a in aliases if a["function_version"] == params["FunctionVersion"]]
-        chunk, marker = _page(aliases, params.get("Marker"), params.get("MaxItems"))
+        chunk, marker = page(aliases, params.get("Marker"), params.get("MaxItems"))
         out: dict[str, Any] = {"Aliases": [_alias_view(ref, a) for a in chunk]}
         if marker:
             out["NextMarker"] = marker
@@ -363,7 +355,7 @@ class LambdaProvider(Provider):
             function = self._function(ctx, conn, "AddPermission", ref, lock=True)
             self._qualifier_exists(conn, ref)
             if params.get("RevisionId") and params["RevisionId"] != function["policy_revision"]:
-                raise _precondition()
+                raise precondition_failed()
             statement = permissions.statement(params, ref.qualified_arn)
             catalog.update_function(conn, ref, policy=permissions.add(function["policy"], statement),
                                     policy_revision=catalog.revision())
@@ -374,7 +366,7 @@ class LambdaProvider(Provider):
         with self._write() as conn:
             function = self._function(ctx, conn, "RemovePermission", ref, lock=True)
             if params.get("RevisionId") and params["RevisionId"] != function["policy_revision"]:
-                raise _precondition()
+                raise precondition_failed()
             kept = permissions.remove(function["policy"], params["StatementId"], ref.qualified_arn)
             catalog.update_function(conn, ref, policy=kept, policy_revision=catalog.revision())
         return {}

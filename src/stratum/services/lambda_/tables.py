@@ -62,3 +62,28 @@ lambda_event_queue = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_lambda_event_queue_due", "not_before"),
 )
+
+# Layers: a layer's versions are numbered from 1 and a deleted number is never given again, so the
+# layer keeps its last number even when it has no version left.
+lambda_layers = Table(
+    "lambda_layers", metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("name", String(140), primary_key=True),
+    Column("last_version", Integer, nullable=False),
+)
+
+lambda_layer_versions = Table(
+    "lambda_layer_versions", metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("layer_name", String(140), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    # Description, CompatibleRuntimes, CompatibleArchitectures, LicenseInfo, CreatedDate as shown.
+    Column("config", JsonType, nullable=False),
+    Column("code_sha256", String(64), nullable=False),  # hex; the archive is in the function code store
+    Column("code_size", BigInteger, nullable=False),
+    # The version's resource policy: statements as GetLayerVersionPolicy shows them.
+    Column("policy", JsonType, nullable=False, default=list),
+    Column("policy_revision", String(36), nullable=False),
+)
