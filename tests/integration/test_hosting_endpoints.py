@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -709,3 +710,55 @@ def test_an_endpoint_deleted_while_creating_leaves_nothing(server: StratumServer
     running = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert not any(i in running for i in ids)
     assert not any((server.data_dir / "hosting" / "work" / i).exists() for i in ids)
+
+
+WHOAMI = '''
+import json, os
+import boto3
+
+def model_fn(model_dir):
+    return None
+
+def transform_fn(model, body, content_type, accept):
+    arn = boto3.client("sts").get_caller_identity()["Arn"]
+    return json.dumps({"arn": arn, "static_keys": "AWS_ACCESS_KEY_ID" in os.environ,
+                       "uri": os.environ.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+                       "token": os.environ.get("AWS_CONTAINER_AUTHORIZATION_TOKEN")}), "application/json"
+'''
+
+
+def test_model_server_role_credentials_are_renewable_and_die_with_it(server: StratumServer) -> None:
+    """The model's role reaches its container as SageMaker's do: through the container-credentials
+    endpoint the SDKs read again before expiry (an endpoint runs for days), never fixed keys; the
+    token is refused once the endpoint is gone."""
+    import json
+
+    sm = server.client("sagemaker")
+    name = uid("whoami")
+    role = sagemaker_role(server)
+    artifacts = put(server, f"models/{name}/model.tar.gz", tarball({"code/inference.py": WHOAMI}))
+    sm.create_model(ModelName=name, ExecutionRoleArn=role, PrimaryContainer={
+        "Image": SKLEARN_IMAGE, "ModelDataUrl": artifacts, "Environment": SCRIPT_ENV})
+    config(sm, name, name)
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    wait_in_service(sm, name)
+    [url] = serving_urls(server, name)
+    answer = json.loads(invoke(url, "x"))
+    role_name = role.rsplit("/", 1)[-1]
+    assert answer["arn"] == f"arn:aws:sts::{server.account_id('dev')}:assumed-role/{role_name}/SageMaker"
+    assert answer["static_keys"] is False
+    assert answer["uri"] == server.endpoint_url + "/_stratum/container-credentials"
+    request = urllib.request.Request(answer["uri"], headers={"Authorization": answer["token"]})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        document = json.loads(resp.read())
+    assert document["RoleArn"] == role and document["Token"] and document["Expiration"]
+    forged = urllib.request.Request(answer["uri"], headers={"Authorization": answer["token"] + "x"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=10)
+    assert refused.value.code == 403
+
+    sm.delete_endpoint(EndpointName=name)
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403

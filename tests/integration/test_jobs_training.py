@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import boto3
 import pytest
@@ -248,8 +250,17 @@ def test_environment_is_not_leaked(server: StratumServer) -> None:
     sm.create_training_job(**script_training_request(server, name, {"train.py": script}))
     d = wait_job(sm, "training", name)
     env = json.loads(untar(get(server, d["ModelArtifacts"]["S3ModelArtifacts"]))["env.json"])
-    assert env["AWS_ENDPOINT_URL"] == server.endpoint_url and env["AWS_ACCESS_KEY_ID"].startswith("ASIA")
-    assert env["AWS_SESSION_TOKEN"] and env["AWS_DEFAULT_REGION"] == REGION
+    assert env["AWS_ENDPOINT_URL"] == server.endpoint_url and env["AWS_DEFAULT_REGION"] == REGION
+    # The role comes from the container-credentials endpoint, as in SageMaker's containers (renewed
+    # for as long as the job runs), not from keys fixed at its start.
+    assert "AWS_ACCESS_KEY_ID" not in env and "AWS_SESSION_TOKEN" not in env
+    assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == server.endpoint_url + "/_stratum/container-credentials"
+    # Once the job has ended its token is worth nothing.
+    request = urllib.request.Request(env["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+                                     headers={"Authorization": env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
     assert not any(k.startswith("STRATUM_") and k != "STRATUM_OPT_ML" for k in env if k != "STRATUM_JOB_MARKER")
     assert os.environ.get("STRATUM_DEV_CREATE_ALL") is None or "STRATUM_DEV_CREATE_ALL" not in env
 

@@ -27,6 +27,7 @@ from stratum.jobs import logs as job_logs
 from stratum.jobs.contracts import Layout
 from stratum.jobs.models import containers_of
 from stratum.jobs.s3io import S3, JobDataError
+from stratum.server import container_credentials
 
 log = logging.getLogger("stratum.hosting")
 
@@ -75,6 +76,7 @@ class Plan:
     endpoint_url: str
     isolation: str
     images_file: Path | None
+    master_key_path: Path  # signs the instance's container-credentials token
 
 
 @dataclass
@@ -180,7 +182,10 @@ class LocalInstance:
             else:
                 s3 = S3(self.plan.endpoint_url, self.plan.region, credentials)
                 env_vars = modelserver.prepare_container(s3, container, env_vars, layout, self.note)
-                env = contracts.base_environment(self.plan.region, self.plan.endpoint_url, credentials)
+                token = container_credentials.token(self.plan.master_key_path, "endpoint", self.instance_id,
+                                                    str(role), SESSION_NAME)
+                env = contracts.base_environment(self.plan.region, self.plan.endpoint_url, contracts.identity_environment(
+                    self.plan.endpoint_url, credentials, token))
             for key, value in env_vars.items():
                 env[key] = layout.remap(value)
             env["SAGEMAKER_CONTAINER_HOSTNAME"] = hostname

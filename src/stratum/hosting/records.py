@@ -112,3 +112,11 @@ def set_status(conn: Connection, row: Row[Any], status: str) -> bool:
 def remove(conn: Connection, endpoint_id: str) -> None:
     conn.execute(delete(instances_t).where(instances_t.c.endpoint_id == endpoint_id))
     conn.execute(delete(endpoints_t).where(endpoints_t.c.endpoint_id == endpoint_id))
+
+
+def instance_alive(db: Any, instance_id: str) -> bool:
+    """Whether an instance still stands (the container-credentials endpoint serves its token only
+    then): its rows exist, and it has not failed."""
+    with db.read() as conn:
+        return conn.execute(select(instances_t.c.instance_id).where(
+            (instances_t.c.instance_id == instance_id) & (instances_t.c.status != "Failed")).limit(1)).first() is not None

@@ -399,7 +399,8 @@ class HostingService:
                     / f"{instance_id}.log",
                     endpoint_url=self.settings.endpoint_url,
                     isolation=process.resolve_isolation(getattr(self.settings, "job_isolation", "auto") or "auto"),
-                    images_file=getattr(self.settings, "job_images_file", None))
+                    images_file=getattr(self.settings, "job_images_file", None),
+                    master_key_path=Path(self.settings.master_key_path))
 
     def _launch(self, ep: _Endpoint, row: Row[Any], deployment: int, variant: dict[str, Any]) -> None:
         from stratum.services.logs import catalog

@@ -83,16 +83,27 @@ class Layout:
         return _OPT_ML_RE.sub(lambda _m: ml, value)
 
 
-def base_environment(spec_region: str, endpoint_url: str, credentials: dict[str, str]) -> dict[str, str]:
+def identity_environment(endpoint_url: str, credentials: dict[str, str],
+                         credentials_token: str | None = None) -> dict[str, str]:
+    """How a process gets its role: from Stratum's container-credentials endpoint when it has a
+    token and the AWS SDKs accept that endpoint (HTTPS, or a loopback address), so its credentials
+    are renewed for as long as it runs, as in SageMaker's containers; else the session itself."""
+    from stratum.server import container_credentials
+
+    if credentials_token and container_credentials.usable(endpoint_url):
+        return container_credentials.environment(endpoint_url, credentials_token)
+    return {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": credentials["SessionToken"]}
+
+
+def base_environment(spec_region: str, endpoint_url: str, identity: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in _INHERITED or k.startswith("LC_")}
+    env.update(identity)
     env.update({
-        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
-        "AWS_SESSION_TOKEN": credentials["SessionToken"],
         "AWS_DEFAULT_REGION": spec_region,
         "AWS_REGION": spec_region,
         "AWS_ENDPOINT_URL": endpoint_url,
-        # No profile files: the role session above is the job's only identity.
+        # No profile files: the role session is the job's only identity.
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "PYTHONUNBUFFERED": "1",

@@ -78,7 +78,8 @@ class Runner:
         return argv
 
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = contracts.base_environment(self.spec.region, self.spec.endpoint_url, self.spec.credentials)
+        env = contracts.base_environment(self.spec.region, self.spec.endpoint_url, contracts.identity_environment(
+            self.spec.endpoint_url, self.spec.credentials, self.spec.credentials_token))
         if self.bin_dir:
             # The image's `python`/`python3`/`pip` come first: container scripts that find them on
             # PATH (the SDK's job drivers: `python -m ...`, `command -v python3`) run the job's.

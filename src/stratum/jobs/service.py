@@ -32,6 +32,7 @@ from stratum.jobs.executors.base import Executor, JobHandle
 from stratum.jobs.process import kill_orphan
 from stratum.jobs.spec import JobSpec, RunResult, Transition
 from stratum.protocol.errors import ServiceError
+from stratum.server import container_credentials
 from stratum.store.claims import JOB, ClaimKey, LeaseLost
 
 if TYPE_CHECKING:
@@ -401,6 +402,8 @@ class JobService:
             job_dir=str(logs.work_dir(self.settings.data_dir, row.job_id)), log_path=str(log_file),
             endpoint_url=self.settings.endpoint_url,
             credentials={k: credentials[k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")},
+            credentials_token=container_credentials.token(self.settings.master_key_path, "job", row.job_id, role,
+                                                          SESSION_NAME),
             max_runtime=_max_runtime(row), isolation=getattr(self.settings, "job_isolation", "auto") or "auto",
             keep_job_dir=bool(getattr(self.settings, "keep_job_dirs", False)), context=row.context or {},
             python=runtime.python)

@@ -23,6 +23,8 @@ class JobSpec:
     log_path: str
     endpoint_url: str  # the Stratum server the job's S3 traffic and boto3 calls go to
     credentials: dict[str, str]  # the execution role session: AccessKeyId, SecretAccessKey, SessionToken
+    # The job's token for the container-credentials endpoint (its processes' renewable identity).
+    credentials_token: str | None = None
     max_runtime: float | None = None  # seconds, from StoppingCondition
     isolation: str = "auto"  # how /opt/ml paths are remapped: auto | mountns | pathpatch
     stop_grace: float = 5.0  # seconds between SIGTERM and SIGKILL when stopping

@@ -155,3 +155,10 @@ def list_models(conn: Connection, account: str, region: str, params: dict[str, A
     descending = (params.get("SortOrder") or "Descending") == "Descending"
     query = query.order_by(*[k.desc() if descending else k.asc() for k in (sort, c.name_key)])
     return sql_page(list(conn.execute(query.limit(limit + 1).offset(offset))), offset, limit, scope)
+
+
+def job_alive(db: Any, job_id: str) -> bool:
+    """Whether a job still runs (the container-credentials endpoint serves its token only then)."""
+    with db.read() as conn:
+        return conn.execute(select(jobs_t.c.job_id).where(
+            (jobs_t.c.job_id == job_id) & jobs_t.c.status.in_(ACTIVE))).first() is not None

@@ -1,9 +1,6 @@
 """Stratum's front door to notebook instances, on the API's own port.
 
-- ``/_stratum/notebook-credentials``: the container-credentials endpoint of the instances'
-  processes (``AWS_CONTAINER_CREDENTIALS_FULL_URI``; botocore sends the instance's bearer token and
-  refreshes before the role session expires).
-- ``/_stratum/notebooks/<account>/<region>/<name>/...``: JupyterLab of an InService instance, HTTP
+``/_stratum/notebooks/<account>/<region>/<name>/...``: JupyterLab of an InService instance, HTTP
   and websockets. The presigned URL (``?authToken=``) is checked (signature, the 5 minutes it is
   valid, and, as SageMaker does when a URL is opened, ``sagemaker:CreatePresignedNotebookInstanceUrl``
   for the principal who made it, evaluated with the browser's ``aws:SourceIp``), then a session
@@ -15,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from http.cookies import SimpleCookie
@@ -40,7 +36,7 @@ _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
 
 
 def handles(path: str) -> bool:
-    return path.startswith(runtime.PROXY_PREFIX) or path == runtime.CREDENTIALS_PATH
+    return path.startswith(runtime.PROXY_PREFIX)
 
 
 class NotebookProxy:
@@ -57,10 +53,6 @@ class NotebookProxy:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any, vpce_id: str | None = None) -> None:
         path: str = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if path == runtime.CREDENTIALS_PATH:
-            if scope["type"] == "http":
-                await self._credentials(headers, send)
-            return
         parts = path[len(runtime.PROXY_PREFIX):].split("/", 3)
         if len(parts) < 3 or not all(parts[:3]):
             await self._refuse(scope, send, 404, "No such notebook instance.")
@@ -149,22 +141,6 @@ class NotebookProxy:
         await send({"type": "http.response.body", "body": body})
 
     # ------------------------------------------------------------------------------- credentials
-    async def _credentials(self, headers: dict[str, str], send: Any) -> None:
-        token = headers.get("authorization", "")
-        service = runtime.get_service(self.state)
-        try:
-            creds = await asyncio.to_thread(service.credentials, token)
-            status, body = 200, {"AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],
-                                 "Token": creds["SessionToken"], "RoleArn": creds["RoleArn"],
-                                 "Expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ")}
-        except ServiceError as exc:
-            status, body = exc.status, {"code": exc.code, "message": exc.message}
-        data = json.dumps(body).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
-        await send({"type": "http.response.body", "body": data})
-
-    # ------------------------------------------------------------------------------------- http
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str], port: int,
                     jupyter_token: str) -> None:
         body = b""

@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,7 @@ import yaml
 from stratum import sdkconfig
 from stratum.jobs import logs as job_logs
 from stratum.notebooks import processes, store, workspace
-from stratum.protocol.errors import ServiceError
+from stratum.server import container_credentials
 from stratum.store.claims import ClaimKey, LeaseLost
 
 if TYPE_CHECKING:
@@ -41,7 +40,6 @@ log = logging.getLogger("stratum.notebooks")
 NOTEBOOK = "notebook"  # claims kind
 LOG_GROUP = "/aws/sagemaker/NotebookInstances"
 PROXY_PREFIX = "/_stratum/notebooks/"
-CREDENTIALS_PATH = "/_stratum/notebook-credentials"
 SESSION_NAME = "SageMaker"  # the role session name SageMaker uses for notebook instances
 LIFECYCLE_TIMEOUT = float(os.environ.get("STRATUM_NOTEBOOK_LIFECYCLE_TIMEOUT", 300))
 READY_TIMEOUT = 90.0
@@ -78,7 +76,6 @@ class NotebookService:
         self._again: set[str] = set()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # JupyterLab servers started here
         self._owned: set[str] = set()
-        self._credentials: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         self._closed = False
@@ -217,7 +214,7 @@ class NotebookService:
         elif row.status == "Stopping":
             self._kill(row)
             with self._owned_tx(row) as conn:
-                store.update_instance(conn, instance_id, status="Stopped", process=None, credentials_token=None,
+                store.update_instance(conn, instance_id, status="Stopped", process=None,
                                       last_modified_at=store.now())
             self._release(instance_id, row)
         elif row.status == "Updating":
@@ -245,11 +242,9 @@ class NotebookService:
     # ------------------------------------------------------------------------------------ start
     def _launch(self, row: Any) -> None:
         lay = workspace.layout(self.settings.data_dir, row.instance_id)
-        token = secrets.token_urlsafe(32)
+        token = self._credentials_token(row)
         with self._owned_tx(row) as conn:
-            store.update_instance(conn, row.instance_id, credentials_token=token, process={
-                "host": socket.gethostname(), "sessions": []})
-        self._credentials.pop(row.credentials_token or "", None)
+            store.update_instance(conn, row.instance_id, process={"host": socket.gethostname(), "sessions": []})
         try:
             config = row.config or {}
             workspace.prepare(lay, name=row.name, arn=row.arn, root_access=config.get("RootAccess", "Enabled") == "Enabled")
@@ -272,7 +267,7 @@ class NotebookService:
                 return  # the server is going away (it killed the scripts): the next start launches it
             with self._owned_tx(row) as conn:
                 store.update_instance(conn, row.instance_id, status="Failed", failure_reason=exc.reason,
-                                      process=None, credentials_token=None, last_modified_at=store.now())
+                                      process=None, last_modified_at=store.now())
             self._release(row.instance_id, row)
             return
         with self._owned_tx(row) as conn:
@@ -291,10 +286,9 @@ class NotebookService:
         """An InService instance whose JupyterLab is not running here (after a restart)."""
         self._kill(row)
         lay = workspace.layout(self.settings.data_dir, row.instance_id)
-        token = row.credentials_token or secrets.token_urlsafe(32)
+        token = self._credentials_token(row)
         with self._owned_tx(row) as conn:
-            store.update_instance(conn, row.instance_id, credentials_token=token,
-                                  process={"host": socket.gethostname(), "sessions": []})
+            store.update_instance(conn, row.instance_id, process={"host": socket.gethostname(), "sessions": []})
         try:
             workspace.prepare(lay, name=row.name, arn=row.arn,
                               root_access=(row.config or {}).get("RootAccess", "Enabled") == "Enabled")
@@ -303,7 +297,7 @@ class NotebookService:
         except _LaunchFailed as exc:
             with self._owned_tx(row) as conn:
                 store.update_instance(conn, row.instance_id, status="Failed", failure_reason=exc.reason,
-                                      process=None, credentials_token=None, last_modified_at=store.now())
+                                      process=None, last_modified_at=store.now())
             self._release(row.instance_id, row)
             return
         with self._owned_tx(row) as conn:
@@ -335,8 +329,7 @@ class NotebookService:
                                         "/sbin", "/bin"])
         endpoint = self.endpoint_url()
         keep.update({
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI": endpoint + CREDENTIALS_PATH,
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN": token,
+            **container_credentials.environment(endpoint, token),
             "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": row.region, "AWS_REGION": row.region,
         })
         return keep
@@ -480,21 +473,11 @@ class NotebookService:
                 pass
 
     # ------------------------------------------------------------------------------ credentials
-    def credentials(self, token: str) -> dict[str, Any]:
-        """The role's credentials for the container-credentials provider of the instance's processes."""
-        cached = self._credentials.get(token)
-        if cached is not None and cached["Expiration"] - datetime.now(UTC) > timedelta(minutes=20):
-            return cached
-        with self.db.read() as conn:
-            row = store.get_instance_by_token(conn, token) if token else None
-        if row is None or row.status not in ("Pending", "InService", "Stopping"):
-            raise ServiceError("AccessDenied", "Invalid credentials token", 403)
-        from stratum.services.sts.sessions import issue_service_role_session
-
-        creds = issue_service_role_session(self.db, row.role_arn, SESSION_NAME, duration_seconds=3600)
-        creds = {**creds, "RoleArn": row.role_arn}
-        self._credentials[token] = creds
-        return creds
+    def _credentials_token(self, row: Any) -> str:
+        """The instance's processes get its role from the container-credentials endpoint, which
+        answers this token while the instance runs (see stratum.server.container_credentials)."""
+        return container_credentials.token(Path(self.settings.master_key_path), "notebook", row.instance_id,
+                                           row.role_arn, SESSION_NAME)
 
     def upstream(self, account: str, region: str, name: str) -> tuple[Any, int, str] | None:
         """(row, port, jupyter token) of an InService instance, for the proxy."""

@@ -43,9 +43,6 @@ def get_instance_by_id(conn: Connection, instance_id: str, lock: bool = False) -
     return conn.execute(query.with_for_update() if lock else query).first()
 
 
-def get_instance_by_token(conn: Connection, token: str) -> Row[Any] | None:
-    return conn.execute(select(instances_t).where(instances_t.c.credentials_token == token)).first()
-
 
 def insert_instance(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(instances_t).values(**values))
@@ -116,3 +113,11 @@ def insert_repository(conn: Connection, values: dict[str, Any]) -> None:
 def list_repositories(conn: Connection, account: str, region: str) -> list[Row[Any]]:
     c = repos_t.c
     return list(conn.execute(select(repos_t).where((c.account_id == account) & (c.region == region))))
+
+
+def instance_alive(db: Any, instance_id: str) -> bool:
+    """Whether the instance runs (the container-credentials endpoint serves its token only then)."""
+    with db.read() as conn:
+        return conn.execute(select(instances_t.c.instance_id).where(
+            (instances_t.c.instance_id == instance_id)
+            & instances_t.c.status.in_(("Pending", "InService", "Stopping")))).first() is not None

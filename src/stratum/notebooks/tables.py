@@ -4,7 +4,7 @@ As with the other SageMaker tables every row carries its owner's account and reg
 members a Describe echoes are kept in one JSON column (``config``).
 """
 
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Integer, String, Table, Text, UniqueConstraint
 
 from stratum.store.schema import JsonType, UtcDateTime, metadata
 
@@ -31,12 +31,9 @@ sagemaker_notebook_instances = Table(
     Column("created_once", Boolean, nullable=False, default=False),
     # The JupyterLab server of an InService instance: pid, host, port, token, marker.
     Column("process", JsonType, nullable=True),
-    # Bearer token of the instance's container-credentials endpoint (AWS_CONTAINER_AUTHORIZATION_TOKEN).
-    Column("credentials_token", String(64), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_modified_at", UtcDateTime, nullable=False),
     UniqueConstraint("account_id", "region", "name_key"),
-    Index("ix_sagemaker_notebook_instances_token", "credentials_token"),
 )
 
 sagemaker_notebook_lifecycle_configs = Table(

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from stratum.notebooks import proxy as notebook_proxy
+from stratum.protocol.errors import ServiceError
 from stratum.protocol.http import HttpRequest, HttpResponse
+from stratum.server import container_credentials
 from stratum.server.app_state import AppState
 from stratum.server.body import AsgiBody, ClientDisconnected
 from stratum.server.pipeline import handle
@@ -33,6 +35,7 @@ class StratumApp:
         # Listeners sharing a port on different addresses are told apart by the exact local address.
         self.vpce_by_address = vpce_by_address or {}
         self.notebooks: notebook_proxy.NotebookProxy | None = None
+        self.credentials: container_credentials.ContainerCredentials | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -76,6 +79,8 @@ class StratumApp:
                 response = HttpResponse(200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
                                         render(self.state.request_stats, gauges(self.state),
                                                published_metrics(self.state.db) + sources(self.state)).encode())
+            elif path == container_credentials.PATH and request.method == "GET":
+                response = await asyncio.to_thread(self._container_credentials, headers.get("authorization", ""))
             elif path.startswith(LAMBDA_CODE_PREFIX) and request.method == "GET":
                 response = _lambda_code(self.state, request)
             else:
@@ -86,6 +91,17 @@ class StratumApp:
         except ClientDisconnected:
             return
         await _send(send, response, request.method)
+
+    def _container_credentials(self, token: str) -> HttpResponse:
+        """The role credentials of a model server's or job's processes (their SDKs' container provider)."""
+        if self.credentials is None:
+            self.credentials = container_credentials.ContainerCredentials(self.state.db,
+                                                                          self.state.settings.master_key_path)
+        try:
+            status, body = 200, container_credentials.response_body(self.credentials.credentials(token))
+        except ServiceError as exc:
+            status, body = exc.status, {"code": exc.code, "message": exc.message}
+        return HttpResponse(status, {"Content-Type": "application/json"}, json.dumps(body).encode())
 
     def _vpce_id(self, server: tuple[str, int] | None) -> str | None:
         """The VPC endpoint the connection came through, from its local (server) address."""

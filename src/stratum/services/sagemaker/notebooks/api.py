@@ -142,7 +142,7 @@ class NotebooksApi(Provider):
                     "lifecycle_config_name": params.get("LifecycleConfigName"),
                     "volume_size": int(params.get("VolumeSizeInGB") or 5), "config": config,
                     "tags": tagging.merged([], tags), "created_once": False, "process": None,
-                    "credentials_token": None, "created_at": now, "last_modified_at": now})
+                    "created_at": now, "last_modified_at": now})
                 self.app.claims.insert(conn, runtime.ClaimKey(runtime.NOTEBOOK, ctx.account_id, ctx.region,
                                                               instance_id))
         except IntegrityError:
