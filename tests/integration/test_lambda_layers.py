@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from stratum_testing import BACKENDS, StratumServer, close_server, make_server
+from test_lambda import _code, lambda_role, zip_of
 
 HANDLER = '''
 import os
@@ -28,18 +29,6 @@ def handler(event, context):
 '''
 
 
-def zip_of(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
-
-
-def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
-    return str(exc.value.response["Error"]["Code"])
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
     srv = make_server(tmp_path_factory, request.param).start()
@@ -47,13 +36,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield srv
     finally:
         close_server(srv)
-
-
-def lambda_role(server: StratumServer, account: str = "dev") -> str:
-    name = f"fn-role-{uuid.uuid4().hex[:8]}"
-    return str(server.client("iam", account).create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"])
 
 
 def publish(client: Any, name: str, files: dict[str, str], **kwargs: Any) -> dict[str, Any]:
@@ -135,7 +117,7 @@ def test_layers_across_accounts_need_a_permission(server: StratumServer) -> None
         "python/greeting.py": "def hello(n):\n    return 'shared ' + n\n",
         "python/shared.py": "WHO = 'dev'\n"})
     arn = layer["LayerVersionArn"]
-    role = lambda_role(server, "prod")
+    role = lambda_role(server, account="prod")
     params = {"Runtime": "python3.11", "Role": role, "Handler": "app.handler",
               "Code": {"ZipFile": zip_of({"app.py": HANDLER})}, "Layers": [arn]}
     with pytest.raises(ClientError) as exc:
