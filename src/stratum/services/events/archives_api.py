@@ -8,6 +8,7 @@ on the source bus and StartReplay also on the archive it reads, both of the call
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from stratum.services.events.archives import ArchiveRef, ReplayRef
 from stratum.services.events.rules_api import _page
 
 ACTION = "events:"
+_EVENTS_ARN_ACCOUNT = re.compile(r"^arn:aws[\w-]*:events:[a-z0-9-]*:(\d{12}):")
 
 
 def _archive_out(row: dict[str, Any], counts: tuple[int, int], *, describe: bool) -> dict[str, Any]:
@@ -55,6 +57,14 @@ def _one_filter(params: dict[str, Any], operation: str) -> None:
                                "Use either : State, EventSourceArn, or NamePrefix.")
 
 
+def _authorize_source(ctx: RequestContext, operation: str, arn: str) -> None:
+    """Authorize ``operation`` on the EventSourceArn as given, before its kind is checked: another
+    account's resource, whatever it is, is refused (AccessDenied) rather than described."""
+    m = _EVENTS_ARN_ACCOUNT.match(arn)
+    if m is not None:
+        ctx.authorize(ACTION + operation, arn, resource_account=m.group(1))
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -85,13 +95,13 @@ class ArchivesApi:
     def create_archive(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ref = ArchiveRef(ctx.account_id, ctx.region, params["ArchiveName"])
         ctx.authorize(ACTION + "CreateArchive", ref.arn, resource_account=ref.account_id)
-        bus = buses.resolve(ctx.account_id, ctx.region, params["EventSourceArn"])
         # An archive follows a bus of its own account and region: another's is refused as any
         # resource whose owner granted the caller nothing.
-        ctx.authorize(ACTION + "CreateArchive", bus.arn, resource_account=bus.account_id)
-        if bus.region != ctx.region:
+        _authorize_source(ctx, "CreateArchive", params["EventSourceArn"])
+        bus = buses.resolve(ctx.account_id, ctx.region, params["EventSourceArn"])
+        if bus.account_id != ctx.account_id or bus.region != ctx.region:
             raise buses.validation(f"Parameter EventSourceArn is not valid. Reason: Event bus {bus.name} "
-                                   "is not in the region of the archive.")
+                                   "is not in the account and region of the archive.")
         if params.get("EventPattern"):
             patterns.parse(params["EventPattern"])
         with self.app.db.begin() as conn:
@@ -159,11 +169,11 @@ class ArchivesApi:
     def start_replay(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         ref = ReplayRef(ctx.account_id, ctx.region, params["ReplayName"])
         ctx.authorize(ACTION + "StartReplay", ref.arn, resource_account=ref.account_id)
+        # the archive read: another account's is refused (archives have no resource policy)
+        _authorize_source(ctx, "StartReplay", params["EventSourceArn"])
         archive_ref = archives.parse_archive_arn(params["EventSourceArn"])
         if archive_ref is None:
             raise buses.validation("Parameter EventSourceArn is not valid. Reason: Must contain an archive ARN.")
-        # the archive read: another account's is refused (archives have no resource policy)
-        ctx.authorize(ACTION + "StartReplay", archive_ref.arn, resource_account=archive_ref.account_id)
         destination = dict(params["Destination"])
         try:
             bus = buses.resolve(ctx.account_id, ctx.region, destination["Arn"])
