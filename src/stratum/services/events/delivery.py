@@ -5,7 +5,8 @@ the bus's log and writes one pending delivery per target of every enabled rule w
 matches, so an event is never accepted without its deliveries, nor the reverse. The events
 SageMaker and CloudWatch write into their own outbox (``sagemaker_registry_events``) are moved onto
 their account's default bus the same way, each in one transaction with its ``dispatched_at`` stamp.
-Scheduled rules fire from the same loop.
+Scheduled rules fire from the same loop, and replays of archives run
+there (``run_replays``); ``accept`` also writes the event into the bus's archives (see archives).
 
 The ``Deliverer`` (one per server, any number of servers on one database) takes a lease on a due
 delivery (a conditional update only one server can win), hands it to its target kind and stamps it
