@@ -202,6 +202,11 @@ def create_resources(server: StratumServer, account: str) -> Resources:
         "ApiKeyAuthParameters": {"ApiKeyName": "X-Api-Key", "ApiKeyValue": f"{tag}-secret"}})["ConnectionArn"]
     events.create_api_destination(Name=ids["bus"], ConnectionArn=ids["connection_arn"],
                                   InvocationEndpoint="http://127.0.0.1:9/hook", HttpMethod="POST")
+    ids["archive"] = f"{tag}-archive"
+    ids["archive_arn"] = events.create_archive(ArchiveName=ids["archive"], EventSourceArn=ids["bus_arn"])["ArchiveArn"]
+    ids["replay"] = f"{tag}-replay"
+    events.start_replay(ReplayName=ids["replay"], EventSourceArn=ids["archive_arn"], Destination={"Arn": ids["bus_arn"]},
+                        EventStartTime=datetime.now(UTC) - timedelta(hours=1), EventEndTime=datetime.now(UTC))
 
     cw, logs = r.client("cloudwatch"), r.client("logs")
     ids["metric"] = f"{tag}-metric"
@@ -425,6 +430,10 @@ RESOURCE_MEMBERS: dict[tuple[str, str], Callable[[Resources], list[Any]]] = {
     ("events", "ResourceARN"): _ids("bus_arn", "rule_arn"),
     ("events", "Rule"): _ids("rule"),
     ("events", "ConnectionArn"): _ids("connection_arn"),
+    ("events", "ArchiveName"): _ids("archive"),
+    ("events", "ReplayName"): _ids("replay"),
+    # a bus ARN for archives, an archive ARN for replays: both are tried on each
+    ("events", "EventSourceArn"): _ids("bus_arn", "archive_arn"),
     ("events", "Entries"): lambda r: [[{"EventBusName": r.ids["bus_arn"], "Source": "isolation",
                                         "DetailType": "probe", "Detail": "{}"}]],
     # CloudWatch: alarms by name (in the caller's account) or ARN; a metric by its name in the
@@ -467,6 +476,8 @@ CREATED: dict[tuple[str, str], frozenset[str]] = {
     ("events", "PutRule"): frozenset({"Name"}),
     ("events", "CreateConnection"): frozenset({"Name"}),
     ("events", "CreateApiDestination"): frozenset({"Name"}),
+    ("events", "CreateArchive"): frozenset({"ArchiveName"}),
+    ("events", "StartReplay"): frozenset({"ReplayName"}),
     ("cloudwatch", "PutMetricAlarm"): frozenset({"AlarmName"}),
     ("logs", "CreateLogGroup"): frozenset({"logGroupName"}),
     ("logs", "CreateLogStream"): frozenset({"logStreamName"}),
@@ -635,6 +646,9 @@ def _complete(service: str, operation: str, r: Resources) -> dict[str, Any] | No
         case ("events", "CreateApiDestination"):
             return {"ConnectionArn": ids["connection_arn"], "InvocationEndpoint": "http://127.0.0.1:9/hook",
                     "HttpMethod": "POST"}
+        case ("events", "StartReplay"):
+            return {"EventSourceArn": ids["archive_arn"], "Destination": {"Arn": ids["bus_arn"]},
+                    "EventStartTime": datetime.now(UTC) - timedelta(hours=1), "EventEndTime": datetime.now(UTC)}
         case ("events", "ListRules"):
             return {"EventBusName": ids["bus"]}
         case ("events", "ListRuleNamesByTarget"):

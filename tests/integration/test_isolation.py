@@ -108,6 +108,9 @@ SUCCEEDS_WITHOUT_ACCESS: dict[tuple[str, str], str] = {
     ("events", "DeleteEventBus"): "deletes the caller's (missing) bus of that name",
     # So does DeleteRule of a missing rule; a rule name is looked up on the caller's bus.
     ("events", "DeleteRule"): "deletes the caller's (missing) rule of that name",
+    # EventSourceArn filters over the caller's own archives and replays: another's ARN matches none.
+    ("events", "ListArchives"): "EventSourceArn filter over the caller's own archives",
+    ("events", "ListReplays"): "EventSourceArn filter over the caller's own replays",
     # "Retrieves the resource policies for the specified resources that you own and have shared":
     # another account's resource is none of the caller's, so it adds no policy (the owner's share of
     # it, to the organization's fixture member, is not shown).

@@ -5,7 +5,8 @@ the bus's log and writes one pending delivery per target of every enabled rule w
 matches, so an event is never accepted without its deliveries, nor the reverse. The events
 SageMaker and CloudWatch write into their own outbox (``sagemaker_registry_events``) are moved onto
 their account's default bus the same way, each in one transaction with its ``dispatched_at`` stamp.
-Scheduled rules fire from the same loop.
+Scheduled rules fire from the same loop, and replays of archives run
+there (``run_replays``); ``accept`` also writes the event into the bus's archives (see archives).
 
 The ``Deliverer`` (one per server, any number of servers on one database) takes a lease on a due
 delivery (a conditional update only one server can win), hands it to its target kind and stamps it
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from stratum.services.events import buses, patterns, rules, schedules
+from stratum.services.events import archives, buses, patterns, rules, schedules
 from stratum.services.events.buses import DEFAULT_BUS, BusRef
 from stratum.services.events.tables import events_deliveries
 from stratum.services.events.targets import Job, TargetError, kind_of
@@ -85,7 +86,9 @@ def accept(conn: Connection, ref: BusRef, event: dict[str, Any], *, stamp: datet
     event_id = buses.record_event(conn, ref, source_account=event["account"], source=event["source"],
                                   detail_type=event["detail-type"], detail=json.dumps(event["detail"]),
                                   resources=event.get("resources") or [], time=moment)
-    fan_out(conn, ref, {**event, "id": event_id}, stamp)
+    accepted = {**event, "id": event_id}
+    fan_out(conn, ref, accepted, stamp)
+    archives.archive_event(conn, ref, accepted, moment, stamp)
     return event_id
 
 
@@ -111,9 +114,11 @@ def rule_index(event_patterns: tuple[str, ...]) -> patterns.RuleIndex:
     return patterns.RuleIndex(nodes)
 
 
-def fan_out(conn: Connection, ref: BusRef, event: dict[str, Any], stamp: datetime) -> int:
-    """Pending deliveries of ``event`` to the targets of the enabled rules of ``ref`` it matches."""
-    enabled = list(rules.enabled_pattern_rules(conn, ref))
+def fan_out(conn: Connection, ref: BusRef, event: dict[str, Any], stamp: datetime,
+            only: set[str] | None = None) -> int:
+    """Pending deliveries of ``event`` to the targets of the enabled rules of ``ref`` it matches
+    (of those whose ARN is in ``only``, when given: a replay's FilterArns)."""
+    enabled = [r for r in rules.enabled_pattern_rules(conn, ref) if only is None or r.arn in only]
     count = 0
     for i in rule_index(tuple(rule.event_pattern for rule in enabled)).match(event):
         rule = enabled[i]
@@ -170,6 +175,8 @@ class Deliverer:
         self.poll = float(os.environ.get("STRATUM_EVENTS_POLL_SECONDS", "0.5"))
         # First retry delay, doubling per attempt up to 5 minutes.
         self.retry_base = float(os.environ.get("STRATUM_EVENTS_RETRY_BASE_SECONDS", "1"))
+        # Archived events a replay sends per pass of the loop (so a replay can be cancelled midway).
+        self.replay_batch = int(os.environ.get("STRATUM_EVENTS_REPLAY_BATCH", "100"))
         # Seconds in a minute of rate(...) schedules: 60, shorter for tests.
         self.minute_seconds = float(os.environ.get("STRATUM_EVENTS_SCHEDULE_MINUTE_SECONDS", "60"))
         self._wake = threading.Event()
@@ -229,7 +236,7 @@ class Deliverer:
                     self.forget_finished()
                 except Exception:
                     log.exception("removing finished event deliveries failed")
-            for step in (self.pump_outbox, self.fire_schedules, self.deliver_due):
+            for step in (self.pump_outbox, self.fire_schedules, self.run_replays, self.deliver_due):
                 try:
                     step()
                 except Exception:
@@ -290,6 +297,44 @@ class Deliverer:
                 queue(conn, ref, rule.arn, rule.role_arn, event, at)
             fired += 1
         return fired
+
+    # ------------------------------------------------------------------------------------- replays
+    def run_replays(self) -> int:
+        """Advance every active replay by one batch: STARTING becomes RUNNING, CANCELLING becomes
+        CANCELLED, and a replay with nothing left in its window COMPLETED. Each batch is one
+        transaction (its deliveries with the cursor), taken under the replay's row lock and only if
+        the cursor is still where it was read, so two servers never replay the same events."""
+        with self.app.db.read() as conn:
+            active = archives.active_replays(conn)
+        sent = 0
+        for seen in active:
+            ref = archives.ReplayRef(seen["account_id"], seen["region"], seen["name"])
+            stamp = now()
+            with self.app.db.begin() as conn:
+                replay = archives.get_replay(conn, ref, lock=True)
+                if replay is None or replay["state"] != seen["state"] or replay["cursor"] != seen["cursor"]:
+                    continue  # another server advanced it
+                if replay["state"] == archives.CANCELLING:
+                    archives.update_replay(conn, ref, state=archives.CANCELLED, replay_end_time=stamp,
+                                           state_reason="Replay was cancelled.")
+                    continue
+                batch = archives.to_replay(conn, replay, self.replay_batch)
+                if not batch:
+                    archives.update_replay(conn, ref, state=archives.COMPLETED, replay_end_time=stamp,
+                                           state_reason=None)
+                    continue
+                bus = buses.resolve(ref.account_id, ref.region, replay["destination"]["Arn"])
+                only = set(replay["destination"].get("FilterArns") or []) or None
+                for row in batch:
+                    # A replayed event is a new event (its own id) that names its replay.
+                    event = {**row.event, "id": str(uuid.uuid4()), "replay-name": ref.name}
+                    sent += fan_out(conn, bus, event, stamp, only)
+                last = max(row.time for row in batch)
+                if replay["last_replayed_time"] is not None:
+                    last = max(last, replay["last_replayed_time"])
+                archives.update_replay(conn, ref, state=archives.RUNNING, cursor=batch[-1].seq,
+                                       last_replayed_time=last)
+        return sent
 
     # ---------------------------------------------------------------------------------- deliveries
     def deliver_due(self) -> int:

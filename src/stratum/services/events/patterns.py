@@ -11,14 +11,26 @@ objects: prefix / suffix (plain or ``{"equals-ignore-case": ...}``), equals-igno
 wildcard, anything-but (a value, a list of strings or of numbers, or prefix / suffix /
 equals-ignore-case / wildcard), numeric ranges, exists, cidr and exact; ``$or`` lists
 alternatives at any level.
+
+How matching is fast: each pattern is compiled once into per-field checks over the list of leaf
+values an event holds at the field's path (exact strings: one frozenset, numeric: bounds compared
+in one function, wildcard: one regex, ...). An event is flattened once (``flatten``: path → leaf
+values, only along the paths the rules use), and each rule is a few dictionary lookups and checks.
+Flattening loses which object of an event array a value came from; when that matters (an array
+holding two or more objects where a pattern looks inside them), the pattern is walked over the
+event instead (``Node.matches_tree``), which keeps the fields of one object together.
+``RuleIndex`` files rules under a required value (exact, prefix, case-folded or a numeric range)
+so an event is checked only against the rules it can match.
 """
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +40,19 @@ from stratum.protocol.errors import ServiceError
 # EventBridge compares numbers with 15 significant digits between these bounds.
 NUMERIC_LIMIT = 5.0e9
 _ABSENT: tuple[()] = ()
+# JSON numbers as events hold them (bool, a subclass of int, is not a number here).
+_NUMBER = frozenset({int, float})
 Leaf = Callable[[Any], bool]
+Path = tuple[str, ...]
+# The leaf values an event holds at a path; None when it holds none (absent, an object, []).
+Values = list[Any] | None
+Check = Callable[[Values], bool]
+Flat = dict[Path, list[Any]]
+Trie = dict[str, "Trie"]
+# A numeric range: bottom, bottom excluded, top, top excluded (None: unbounded).
+Bounds = tuple[float | None, bool, float | None, bool]
+# What RuleIndex files a rule under: ("=", text), ("^", prefix), ("~", casefolded text), ("#", Bounds).
+Key = tuple[str, Any]
 
 
 class PatternError(ValueError):
@@ -48,50 +72,40 @@ class _Field:
     strings: set[str] = field(default_factory=set)  # exact string values, looked up at once
     exists: bool = False       # {"exists": true} among the values: any leaf value matches
     absent_ok: bool = False    # {"exists": false}: matches when there is no leaf value
-    # When every value is an exact string, a plain prefix or an equals-ignore-case string, what
-    # RuleIndex files the rule under: ("=", text), ("^", prefix), ("~", casefolded text).
-    keys: list[tuple[str, str]] | None = None
-
-    def test(self, value: Any) -> bool:
-        """Whether one leaf value matches any of the field's values."""
-        if self.exists or (value.__class__ is str and value in self.strings):
-            return True
-        return any(m(value) for m in self.matchers)
+    # When every value has one, the keys RuleIndex may file the rule under (see Key).
+    keys: list[Key] | None = None
+    check: Check = lambda values: False  # whether the leaf values at the field match; set by _compile_leaf
 
 
 @dataclass
 class Node:
     fields: list[_Field] = field(default_factory=list)
     alternatives: list[list[Node]] = field(default_factory=list)  # each $or: any of its nodes
+    trie: Trie = field(default_factory=dict)  # the event paths the pattern reads
+    flat_matches: Callable[[Flat], bool] = lambda flat: False  # the pattern over a flattened event
 
-    def matches(self, obj: Any) -> bool:
-        # The hot path of delivery (every event against every rule of its bus): plain loops and
-        # the common cases (a string value, an object under a nested pattern) first.
+    def matches(self, event: Any) -> bool:
+        if event.__class__ is dict:
+            flat: Flat = {}
+            if flatten(event, self.trie, flat):
+                return self.flat_matches(flat)
+        return self.matches_tree(event)
+
+    def matches_tree(self, obj: Any) -> bool:
+        """The pattern walked over the event: right for any event, slower than flat_matches."""
         get = obj.get if obj.__class__ is dict else None
         for f in self.fields:
             value = get(f.name, _ABSENT) if get is not None else _ABSENT
             if f.nested is not None:
                 if value.__class__ is dict:
-                    if not f.nested.matches(value):
+                    if not f.nested.matches_tree(value):
                         return False
-                elif not _nested_matches(f.nested, value):
+                elif not any(f.nested.matches_tree(o) for o in (_objects(value) or [{}])):
+                    # With no object there, only conditions that hold for absent fields can match.
                     return False
-            elif value.__class__ is str:
-                if not (f.exists or value in f.strings):
-                    for m in f.matchers:
-                        if m(value):
-                            break
-                    else:
-                        return False
-            elif not _leaf_matches(f, value):
+            elif not f.check(_leaves(value) or None):
                 return False
-        for options in self.alternatives:
-            for alt in options:
-                if alt.matches(obj):
-                    break
-            else:
-                return False
-        return True
+        return all(any(alt.matches_tree(obj) for alt in options) for options in self.alternatives)
 
 
 def _flatten(value: Any) -> list[Any]:
@@ -116,11 +130,6 @@ def _objects(value: Any) -> list[dict[str, Any]]:
     return [v for v in _flatten(value) if isinstance(v, dict)]
 
 
-def _nested_matches(node: Node, value: Any) -> bool:
-    # With no object there, only conditions that hold for absent fields can match.
-    return any(node.matches(o) for o in (_objects(value) or [{}]))
-
-
 def _leaves(value: Any) -> list[Any]:
     """The leaf values at a field: a scalar, the scalars of an array (an object is not a leaf)."""
     if value is _ABSENT:
@@ -128,13 +137,44 @@ def _leaves(value: Any) -> list[Any]:
     return [v for v in _flatten(value) if not isinstance(v, dict)]
 
 
-def _leaf_matches(f: _Field, value: Any) -> bool:
-    if value.__class__ is str:  # the common case, without building a list of leaves
-        return f.test(value)
-    values = _leaves(value)
-    if not values:
-        return f.absent_ok
-    return any(f.test(v) for v in values)
+def flatten(event: dict[str, Any], trie: Trie, flat: Flat, path: Path = ()) -> bool:
+    """Fill ``flat`` with the leaf values ``event`` holds along the paths of ``trie`` (through
+    objects and arrays of objects). True when matching over ``flat`` is exact: no array holding
+    two or more objects lies where a pattern looks inside them (there, fields must match within
+    one object, which ``flat`` does not record)."""
+    exact = True
+    for name, inner in trie.items():
+        value = event.get(name, _ABSENT)
+        if value is _ABSENT:
+            continue
+        cls = value.__class__
+        if cls is dict:
+            if inner:
+                exact = flatten(value, inner, flat, (*path, name)) and exact
+        elif cls is list:
+            here = (*path, name)
+            items = _flatten(value)
+            objects = [v for v in items if v.__class__ is dict]
+            leaves = [v for v in items if v.__class__ is not dict] if objects else items
+            if leaves:
+                flat.setdefault(here, []).extend(leaves)
+            if objects and inner:
+                exact = exact and len(objects) == 1
+                for obj in objects:
+                    exact = flatten(obj, inner, flat, here) and exact
+        else:  # a leaf; one reached through several objects of an array adds up
+            here = (*path, name)
+            if here in flat:
+                flat[here].append(value)
+            else:
+                flat[here] = [value]
+    return exact
+
+
+def _merge(into: Trie, trie: Trie) -> Trie:
+    for name, inner in trie.items():
+        _merge(into.setdefault(name, {}), inner)
+    return into
 
 
 # ------------------------------------------------------------------------------------- leaf values
@@ -146,11 +186,11 @@ def _exact(expected: Any) -> Leaf:
     if expected is None or isinstance(expected, bool):
         return lambda v: v is expected
     if _is_number(expected):
-        target = float(expected)
-        return lambda v: _is_number(v) and float(v) == target
+        # int and float compare exactly in Python (and a huge int never overflows a float())
+        return lambda v: v.__class__ in _NUMBER and v == expected
     ip = _ip(expected)
     if ip is not None:  # an IP address matches its other spellings too
-        return lambda v: v == expected or (isinstance(v, str) and _ip(v) == ip)
+        return lambda v: v == expected or (v.__class__ is str and _ip(v) == ip)
     return lambda v: v == expected
 
 
@@ -163,8 +203,9 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _wildcard_regex(pattern: str) -> re.Pattern[str]:
-    parts: list[str] = []
+def _wildcard_parts(pattern: str) -> list[str | None]:
+    """The pattern's literal characters, None for each ``*``."""
+    parts: list[str | None] = []
     i = 0
     while i < len(pattern):
         ch = pattern[i]
@@ -172,21 +213,32 @@ def _wildcard_regex(pattern: str) -> re.Pattern[str]:
             nxt = pattern[i + 1] if i + 1 < len(pattern) else ""
             if nxt not in ("*", "\\"):
                 raise PatternError(f"Invalid escape character at pos {i}")
-            parts.append(re.escape(nxt))
+            parts.append(nxt)
             i += 2
             continue
         if ch == "*":
             if i + 1 < len(pattern) and pattern[i + 1] == "*":
                 raise PatternError(f"Consecutive wildcard characters at pos {i}")
-            parts.append(".*")
+            parts.append(None)
         else:
-            parts.append(re.escape(ch))
+            parts.append(ch)
         i += 1
-    return re.compile("".join(parts), re.DOTALL)
+    return parts
+
+
+def _wildcard_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if p is None else re.escape(p) for p in _wildcard_parts(pattern)), re.DOTALL)
+
+
+def _wildcard_prefix(pattern: str) -> str:
+    """The literal text every value the wildcard matches starts with."""
+    parts = _wildcard_parts(pattern)
+    end = parts.index(None) if None in parts else len(parts)
+    return "".join(p for p in parts[:end] if p is not None)
 
 
 def _string_leaf(test: Callable[[str], bool]) -> Leaf:
-    return lambda v: isinstance(v, str) and test(v)
+    return lambda v: v.__class__ is str and test(v)
 
 
 def _text(value: Any, what: str) -> str:
@@ -206,8 +258,8 @@ def _affix(kind: str, spec: Any) -> Leaf:
         return _string_leaf(lambda v: v.casefold().endswith(text))
     text = _text(spec, kind)
     if kind == "prefix":
-        return _string_leaf(lambda v: v.startswith(text))
-    return _string_leaf(lambda v: v.endswith(text))
+        return lambda v: v.__class__ is str and v.startswith(text)
+    return lambda v: v.__class__ is str and v.endswith(text)
 
 
 def _number(value: Any, operator: str) -> float:
@@ -219,7 +271,7 @@ def _number(value: Any, operator: str) -> float:
     return number
 
 
-def _numeric(spec: Any) -> Leaf:
+def _numeric(spec: Any) -> Bounds:
     if not isinstance(spec, list):
         raise PatternError("Value of numeric must be an array.")
     if not spec or not isinstance(spec[0], str):
@@ -233,7 +285,7 @@ def _numeric(spec: Any) -> Leaf:
         target = _number(spec[1], "equals")
         if len(spec) > 2:
             raise PatternError("Too many elements in numeric expression")
-        return lambda v: _is_number(v) and float(v) == target
+        return (target, False, target, False)
     if op not in (">", ">=", "<", "<="):
         raise PatternError(f"Unrecognized numeric range operator: {op}")
     if len(spec) < 2:
@@ -242,9 +294,9 @@ def _numeric(spec: Any) -> Leaf:
     if op in ("<", "<="):
         if len(spec) > 2:
             raise PatternError("Too many elements in numeric expression")
-        return _range(None, False, first, op == "<")
+        return (None, False, first, op == "<")
     if len(spec) == 2:
-        return _range(first, op == ">", None, False)
+        return (first, op == ">", None, False)
     top_op = spec[2]
     if not isinstance(top_op, str):
         raise PatternError(f"Bad value in numeric range: {json.dumps(top_op)}")
@@ -257,18 +309,21 @@ def _numeric(spec: Any) -> Leaf:
         raise PatternError("Too many terms in numeric range expression")
     if top < first or (top == first and (op == ">" or top_op == "<")):
         raise PatternError("Bottom must be less than top")
-    return _range(first, op == ">", top, top_op == "<")
+    return (first, op == ">", top, top_op == "<")
 
 
-def _range(bottom: float | None, open_bottom: bool, top: float | None, open_top: bool) -> Leaf:
-    def test(v: Any) -> bool:
-        if not _is_number(v):
-            return False
-        x = float(v)
-        if bottom is not None and (x < bottom or (open_bottom and x == bottom)):
-            return False
-        return not (top is not None and (x > top or (open_top and x == top)))
-    return test
+def _range(bounds: Bounds) -> Leaf:
+    """One function comparing a number with both bounds (NaN is in no range)."""
+    bottom, open_bottom, top, open_top = bounds
+    lo = -math.inf if bottom is None else bottom
+    hi = math.inf if top is None else top
+    if open_bottom and open_top:
+        return lambda v: v.__class__ in _NUMBER and lo < v < hi
+    if open_bottom:
+        return lambda v: v.__class__ in _NUMBER and lo < v <= hi
+    if open_top:
+        return lambda v: v.__class__ in _NUMBER and lo <= v < hi
+    return lambda v: v.__class__ in _NUMBER and lo <= v <= hi
 
 
 def _cidr(spec: Any) -> Leaf:
@@ -280,7 +335,7 @@ def _cidr(spec: Any) -> Leaf:
                            else f"Nonstandard IP address: {text}") from None
 
     def test(v: Any) -> bool:
-        if not isinstance(v, str):
+        if v.__class__ is not str:
             return False
         try:
             return ipaddress.ip_address(v) in network
@@ -310,7 +365,7 @@ def _anything_but(spec: Any) -> Leaf:
             if not values or not all(isinstance(v, str) for v in values):
                 raise PatternError("Inside anything-but/equals-ignore-case list, number|start|null|boolean is "
                                    "not supported.")
-            folded = {v.casefold() for v in values}
+            folded = frozenset(v.casefold() for v in values)
             return _string_leaf(lambda v: v.casefold() not in folded)
         if op == "wildcard":
             patterns = value if isinstance(value, list) else [value]
@@ -329,14 +384,15 @@ def _anything_but(spec: Any) -> Leaf:
         raise PatternError("Inside anything but list, either all values are number or string, mixed type is "
                            "not supported")
     if numbers:
-        excluded = {float(n) for n in numbers}
-        return lambda v: _is_number(v) and float(v) not in excluded
-    strings = set(values)
-    return lambda v: not (isinstance(v, str) and v in strings)
+        excluded = frozenset(float(n) for n in numbers)  # 5 and 5.0 hash alike: one lookup
+        return lambda v: v.__class__ in _NUMBER and v not in excluded
+    strings = frozenset(values)
+    return lambda v: not (v.__class__ is str and v in strings)
 
 
-def _match_object(spec: dict[str, Any], f: _Field) -> Leaf | None:
-    """A match expression ({"prefix": ...} and the like); None for exists, recorded on the field."""
+def _match_object(spec: dict[str, Any], f: _Field) -> tuple[Leaf | None, Key | None]:
+    """A match expression ({"prefix": ...} and the like) and its index key if it has one; no leaf
+    for exists, recorded on the field."""
     if not spec:
         raise PatternError("Match expression name not found")
     if len(spec) > 1:
@@ -349,67 +405,79 @@ def _match_object(spec: dict[str, Any], f: _Field) -> Leaf | None:
             f.exists = True
         else:
             f.absent_ok = True
-        return None
+        return None, None
     if op == "exact":
         text = _text(value, "exact")
-        return lambda v: v == text
+        return (lambda v: v == text), ("=", text)
     if op in ("prefix", "suffix"):
-        return _affix(op, value)
+        plain = op == "prefix" and isinstance(value, str) and value
+        return _affix(op, value), (("^", value) if plain else None)
     if op == "equals-ignore-case":
         text = _text(value, "equals-ignore-case").casefold()
-        return _string_leaf(lambda v: v.casefold() == text)
+        return _string_leaf(lambda v: v.casefold() == text), ("~", text)
     if op == "wildcard":
-        regex = _wildcard_regex(_text(value, "wildcard"))
-        return _string_leaf(lambda v: regex.fullmatch(v) is not None)
+        pattern = _text(value, "wildcard")
+        regex = _wildcard_regex(pattern)
+        prefix = _wildcard_prefix(pattern)
+        return _string_leaf(lambda v: regex.fullmatch(v) is not None), (("^", prefix) if prefix else None)
     if op == "numeric":
-        return _numeric(value)
+        bounds = _numeric(value)
+        return _range(bounds), ("#", bounds)
     if op == "anything-but":
-        return _anything_but(value)
+        return _anything_but(value), None
     if op == "cidr":
-        return _cidr(value)
+        return _cidr(value), None
     raise PatternError(f"Unrecognized match type {op}")
 
 
 # ------------------------------------------------------------------------------------- compilation
-def _index_keys(values: list[Any]) -> list[tuple[str, str]] | None:
-    keys: list[tuple[str, str]] = []
-    for value in values:
-        if isinstance(value, str) and _ip(value) is None:
-            keys.append(("=", value))
-            continue
-        if not (isinstance(value, dict) and len(value) == 1):
-            return None
-        (op, text), = value.items()
-        if not isinstance(text, str) or (op == "prefix" and not text):
-            return None
-        if op == "exact":
-            keys.append(("=", text))
-        elif op == "prefix":
-            keys.append(("^", text))
-        elif op == "equals-ignore-case":
-            keys.append(("~", text.casefold()))
-        else:
-            return None
-    return keys
-
-
 def _compile_leaf(name: str, values: list[Any]) -> _Field:
     if not values:
         raise PatternError("Empty arrays are not allowed")
     f = _Field(name)
+    keys: list[Key | None] = []
     for value in values:
         if isinstance(value, dict):
-            matcher = _match_object(value, f)
+            matcher, key = _match_object(value, f)
             if matcher is not None:
                 f.matchers.append(matcher)
+            keys.append(key)
         elif isinstance(value, list):
             raise PatternError("Match value must be String, number, true, false, or null")
         elif isinstance(value, str) and _ip(value) is None:
             f.strings.add(value)
+            keys.append(("=", value))
         else:
             f.matchers.append(_exact(value))
-    f.keys = _index_keys(values)
+            number = float(value) if _is_number(value) else None
+            keys.append(("#", (number, False, number, False)) if number is not None else None)
+    f.keys = None if None in keys else [k for k in keys if k is not None]
+    f.check = _field_check(f)
     return f
+
+
+def _field_check(f: _Field) -> Check:
+    """The field's test of the leaf values at its path, shaped for the common cases."""
+    strings, matchers, absent_ok = frozenset(f.strings), tuple(f.matchers), f.absent_ok
+    if f.exists:
+        return (lambda values: True) if absent_ok else (lambda values: values is not None)
+    if not matchers:
+        if not strings:
+            return lambda values: values is None
+        if absent_ok:
+            return lambda values: values is None or not strings.isdisjoint(values)
+        return lambda values: values is not None and not strings.isdisjoint(values)
+    if len(matchers) == 1 and not strings and not absent_ok:
+        only = matchers[0]
+        return lambda values: values is not None and any(map(only, values))
+
+    def check(values: Values) -> bool:
+        if values is None:
+            return absent_ok
+        if strings and not strings.isdisjoint(values):
+            return True
+        return any(m(v) for v in values for m in matchers)
+    return check
 
 
 def _compile_object(pattern: dict[str, Any], in_or: bool) -> Node:
@@ -434,11 +502,66 @@ def _compile_object(pattern: dict[str, Any], in_or: bool) -> Node:
             node.fields.append(_compile_leaf(name, value))
         else:
             raise PatternError(f'"{name}" must be an object or an array')
+    node.trie = _trie(node)
+    node.flat_matches = _flat_matcher(node, ())
     return node
 
 
 _RESERVED_IN_OR = frozenset({"anything-but", "exists", "prefix", "suffix", "numeric", "cidr",
                              "equals-ignore-case", "wildcard"})
+
+
+def _trie(node: Node) -> Trie:
+    trie: Trie = {}
+    for f in node.fields:
+        inner = trie.setdefault(f.name, {})
+        if f.nested is not None:
+            _merge(inner, f.nested.trie)
+    for options in node.alternatives:
+        for alt in options:
+            _merge(trie, alt.trie)
+    return trie
+
+
+def _flat_matcher(node: Node, path: Path) -> Callable[[Flat], bool]:
+    """The node as one function of a flattened event: its leaf checks by full path (a nested
+    object's fields join its parent's, as over a flattened event they are ANDed alike), then its
+    $or groups."""
+    checks: list[tuple[Path, Check]] = []
+    groups: list[tuple[Callable[[Flat], bool], ...]] = []
+
+    def collect(n: Node, at: Path) -> None:
+        for f in n.fields:
+            if f.nested is not None:
+                collect(f.nested, (*at, f.name))
+            else:
+                checks.append(((*at, f.name), f.check))
+        for options in n.alternatives:
+            groups.append(tuple(_flat_matcher(alt, at) for alt in options))
+
+    collect(node, path)
+    if not groups:
+        def match(flat: Flat) -> bool:
+            get = flat.get
+            for at, check in checks:
+                if not check(get(at)):
+                    return False
+            return True
+        return match
+
+    def match_with_or(flat: Flat) -> bool:
+        get = flat.get
+        for at, check in checks:
+            if not check(get(at)):
+                return False
+        for options in groups:
+            for alt in options:
+                if alt(flat):
+                    break
+            else:
+                return False
+        return True
+    return match_with_or
 
 
 def compile_pattern(text: str | dict[str, Any]) -> Node:
@@ -471,80 +594,134 @@ def matches(pattern: str | dict[str, Any] | Node, event: dict[str, Any]) -> bool
 
 
 # ------------------------------------------------------------------------------------ rule index
-Path = tuple[str, ...]
+Anchor = list[tuple[Path, Key]]
+# How much one rule filed under a key of each kind costs the index: an exact or case-folded value
+# is hit by few events, a prefix by more, a numeric range (not a point) by many.
+_KIND_COST = {"=": 1, "~": 1, "^": 2, "#": 3}
 
 
-def _anchor(node: Node, path: Path = ()) -> tuple[tuple[int, int, int], Path, list[tuple[str, str]]] | None:
-    """The field every match of ``node`` needs one of a few values in (the most selective one):
-    (score, its path, its keys). Fields inside $or are no anchor: an alternative may do without."""
-    best = None
+def _keyed(node: Node, path: Path = ()) -> list[tuple[Path, Key]]:
+    """Every (path, key) of the node, inside $or too."""
+    found = []
     for f in node.fields:
         if f.nested is not None:
-            found = _anchor(f.nested, (*path, f.name))
+            found += _keyed(f.nested, (*path, f.name))
         elif f.keys:
-            loose = sum(1 for kind, _ in f.keys if kind != "=")
-            found = ((loose, len(f.keys), -len(path) - 1), (*path, f.name), f.keys)
-        else:
-            found = None
-        if found is not None and (best is None or found[0] < best[0]):
-            best = found
+            found += [((*path, f.name), key) for key in f.keys]
+    for options in node.alternatives:
+        for alt in options:
+            found += _keyed(alt, path)
+    return found
+
+
+def _anchor(node: Node, cost: Callable[[Path, Key], int], path: Path = ()) -> tuple[int, Anchor] | None:
+    """The cheapest set of (path, key) of which every match of ``node`` holds one: a field whose
+    every value has a key, or a $or each alternative of which has an anchor; None if none."""
+    best: tuple[int, Anchor] | None = None
+    options: list[tuple[int, Anchor]] = []
+    for f in node.fields:
+        if f.nested is not None:
+            found = _anchor(f.nested, cost, (*path, f.name))
+            if found is not None:
+                options.append(found)
+        elif f.keys:
+            anchor = [((*path, f.name), key) for key in f.keys]
+            options.append((sum(cost(*entry) for entry in anchor), anchor))
+    for alternatives in node.alternatives:
+        each = [_anchor(alt, cost, path) for alt in alternatives]
+        if all(e is not None for e in each):
+            options.append((sum(e[0] for e in each if e), [entry for e in each if e for entry in e[1]]))
+    for option in options:
+        if best is None or option[0] < best[0]:
+            best = option
     return best
 
 
-def _strings_at(event: Any, path: Path) -> list[str]:
-    """The string leaves an event holds at ``path`` (through objects and arrays of objects), as
-    Node.matches reaches them."""
-    current = [event]
-    for name in path:
-        following = []
-        for value in current:
-            for obj in ([value] if value.__class__ is dict else _objects(value)):
-                if name in obj:
-                    following.append(obj[name])
-        current = following
-    return [v for value in current for v in _leaves(value) if v.__class__ is str]
+class _Ranges:
+    """Rules filed under numeric ranges at one path: the number line cut at every bound into
+    points and the open segments between them, each with the rules whose range covers it, so a
+    number finds its rules with one bisection."""
+
+    def __init__(self, ranges: list[tuple[Bounds, int]]) -> None:
+        self.points = sorted({b for (bottom, _, top, _), _ in ranges for b in (bottom, top) if b is not None})
+        # segment 2j: between points j-1 and j; segment 2j+1: point j
+        segments: list[list[int]] = [[] for _ in range(2 * len(self.points) + 1)]
+        for (bottom, open_bottom, top, open_top), rule in ranges:
+            first = 0 if bottom is None else 2 * self.points.index(bottom) + 1 + open_bottom
+            last = len(segments) - 1 if top is None else 2 * self.points.index(top) + 1 - open_top
+            for s in range(first, last + 1):
+                segments[s].append(rule)
+        self.segments = [tuple(s) for s in segments]
+
+    def find(self, number: float) -> tuple[int, ...]:
+        j = bisect.bisect_left(self.points, number)
+        if j < len(self.points) and self.points[j] == number:
+            return self.segments[2 * j + 1]
+        return self.segments[2 * j]
 
 
 class RuleIndex:
     """Compiled rules filed by their anchor (see _anchor), so that an event is matched only against
-    the rules it can match: those whose anchor value it holds (exact, by prefix, or case-folded),
-    and those without an anchor. ``match`` gives the same answer as trying every rule."""
+    the rules it can match: those whose anchor value it holds (exact, by prefix, case-folded or in
+    a numeric range), and those without an anchor. ``match`` gives the same answer as trying every
+    rule. Of a rule's possible anchors the one fewest other rules share is taken (a source every
+    rule names selects nothing)."""
 
     def __init__(self, nodes: list[Node]) -> None:
         self.nodes = nodes
         self.always: list[int] = []
+        self.trie: Trie = {}
         self.exact: dict[Path, dict[str, list[int]]] = {}
         self.folded: dict[Path, dict[str, list[int]]] = {}
         self.prefixes: dict[Path, dict[str, list[int]]] = {}
+        ranges: dict[Path, list[tuple[Bounds, int]]] = {}
+        shared = Counter(entry for node in nodes for entry in set(_keyed(node)))
+
+        def cost(path: Path, key: Key) -> int:
+            return _KIND_COST[key[0]] * shared[(path, key)]
+
         for i, node in enumerate(nodes):
-            anchor = _anchor(node)
+            _merge(self.trie, node.trie)
+            anchor = _anchor(node, cost)
             if anchor is None:
                 self.always.append(i)
                 continue
-            _, path, keys = anchor
-            for kind, text in keys:
+            for path, (kind, value) in anchor[1]:
+                if kind == "#":
+                    ranges.setdefault(path, []).append((value, i))
+                    continue
                 table = {"=": self.exact, "~": self.folded, "^": self.prefixes}[kind]
-                table.setdefault(path, {}).setdefault(text, []).append(i)
+                table.setdefault(path, {}).setdefault(value, []).append(i)
+        self.ranges = {path: _Ranges(items) for path, items in ranges.items()}
         self._lengths = {path: sorted({len(p) for p in table}) for path, table in self.prefixes.items()}
-        self._paths = set(self.exact) | set(self.folded) | set(self.prefixes)
 
     def match(self, event: dict[str, Any]) -> list[int]:
         """Indexes (in ``nodes``) of the rules ``event`` matches, in order."""
+        flat: Flat = {}
+        exact = event.__class__ is dict and flatten(event, self.trie, flat)
         candidates = set(self.always)
-        for path in self._paths:
-            values = _strings_at(event, path)
-            if not values:
-                continue
-            exact, folded, prefixes = self.exact.get(path), self.folded.get(path), self.prefixes.get(path)
-            for value in values:
-                if exact is not None:
-                    candidates.update(exact.get(value, ()))
-                if folded is not None:
-                    candidates.update(folded.get(value.casefold(), ()))
-                if prefixes is not None:
-                    for length in self._lengths[path]:
+        get = flat.get
+        for path, table in self.exact.items():
+            for value in get(path, ()):
+                if value.__class__ is str and value in table:
+                    candidates.update(table[value])
+        for path, table in self.folded.items():
+            for value in get(path, ()):
+                if value.__class__ is str:
+                    candidates.update(table.get(value.casefold(), ()))
+        for path, table in self.prefixes.items():
+            lengths = self._lengths[path]
+            for value in get(path, ()):
+                if value.__class__ is str:
+                    for length in lengths:
                         if length > len(value):
                             break
-                        candidates.update(prefixes.get(value[:length], ()))
-        return [i for i in sorted(candidates) if self.nodes[i].matches(event)]
-
+                        candidates.update(table.get(value[:length], ()))
+        for path, ranges in self.ranges.items():
+            for value in get(path, ()):
+                if value.__class__ in _NUMBER:
+                    candidates.update(ranges.find(value))
+        nodes = self.nodes
+        if exact:
+            return [i for i in sorted(candidates) if nodes[i].flat_matches(flat)]
+        return [i for i in sorted(candidates) if nodes[i].matches_tree(event)]

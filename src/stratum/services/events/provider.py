@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from typing import Any
 
 from sqlalchemy import Connection
@@ -19,7 +20,8 @@ from sqlalchemy import Connection
 from stratum.auth.authorizer import tag_condition_keys
 from stratum.protocol.errors import ServiceError
 from stratum.server.context import Provider, RequestContext
-from stratum.services.events import buses, delivery, rules
+from stratum.services.events import archives, buses, delivery, rules
+from stratum.services.events.archives_api import ArchivesApi
 from stratum.services.events.buses import DEFAULT_BUS, BusRef
 from stratum.services.events.destinations_api import DestinationsApi
 from stratum.services.events.rules_api import RulesApi
@@ -84,7 +86,7 @@ def _merged_tags(existing: list[dict[str, str]], new: list[dict[str, str]]) -> l
     return [{"Key": k, "Value": v} for k, v in values.items()]
 
 
-class EventsProvider(RulesApi, DestinationsApi, Provider):
+class EventsProvider(RulesApi, DestinationsApi, ArchivesApi, Provider):
     service = "events"
 
     def __init__(self, app: Any) -> None:
@@ -92,6 +94,9 @@ class EventsProvider(RulesApi, DestinationsApi, Provider):
         # Delivers matched events to targets, moves SageMaker's outbox onto buses, fires schedules.
         self.deliverer = delivery.Deliverer(app)
         app.add_background(self.deliverer)
+        # How often archived events past their archive's RetentionDays are removed; tests shorten it.
+        interval = float(os.environ.get("STRATUM_EVENTS_ARCHIVE_SWEEP_SECONDS", "3600"))
+        app.add_background(archives.ArchiveRetentionSweeper(app.db, interval))
 
     # ------------------------------------------------------------------------------------ plumbing
     def _authorize(self, ctx: RequestContext, operation: str, ref: BusRef, bus: dict[str, Any] | None,

@@ -145,3 +145,60 @@ events_api_destinations = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# Archives of a bus's events: each keeps the events matching its pattern (all without one) for
+# RetentionDays (0: for ever). Its events are written in the transaction that accepts the event.
+events_archives = Table(
+    "events_archives", metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("name", String(48), primary_key=True),
+    Column("arn", String(1600), nullable=False),
+    Column("bus_name", String(256), nullable=False),  # the source bus, of the same account and region
+    Column("bus_arn", String(1600), nullable=False),
+    Column("description", String(512), nullable=True),
+    Column("event_pattern", Text, nullable=True),
+    Column("retention_days", Integer, nullable=False, default=0),
+    Column("kms_key_identifier", String(2048), nullable=True),
+    Column("state", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_events_archives_bus", "account_id", "region", "bus_name"),
+)
+
+events_archived = Table(
+    "events_archived", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("archive_name", String(48), nullable=False),
+    Column("event", JsonType, nullable=False),  # the envelope as rules saw it
+    Column("size", Integer, nullable=False),  # bytes of its JSON, summed as SizeBytes
+    Column("time", UtcDateTime, nullable=False),  # the event's time, which replays select by
+    Column("archived_at", UtcDateTime, nullable=False),  # what RetentionDays counts from
+    Index("ix_events_archived_archive", "account_id", "region", "archive_name", "seq"),
+)
+
+# Replays: the archive's events of [event_start_time, event_end_time) sent again to the rules of its
+# bus (all, or those of filter_arns), in archive order, a batch per deliverer pass; ``cursor`` is
+# the seq of the last archived event replayed.
+events_replays = Table(
+    "events_replays", metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("arn", String(1600), nullable=False),
+    Column("description", String(512), nullable=True),
+    Column("archive_name", String(48), nullable=False),
+    Column("archive_arn", String(1600), nullable=False),
+    Column("destination", JsonType, nullable=False),  # {"Arn": bus ARN, "FilterArns": [rule ARNs]}
+    Column("event_start_time", UtcDateTime, nullable=False),
+    Column("event_end_time", UtcDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("state_reason", String(512), nullable=True),
+    Column("cursor", Integer, nullable=False, default=0),
+    Column("last_replayed_time", UtcDateTime, nullable=True),
+    Column("replay_start_time", UtcDateTime, nullable=False),
+    Column("replay_end_time", UtcDateTime, nullable=True),
+    Index("ix_events_replays_state", "state"),
+)
