@@ -1,7 +1,7 @@
 """Lambda layers and their versions
 
-Revision ID: 0023
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-07 23:10:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import stratum.store.schema
 
-revision = '0023'
-down_revision = '0020'
+revision = '0022'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
