@@ -53,6 +53,7 @@ ACCESS_DENIED = {
     "ram": ("AccessDeniedException", 403),
     "cloudwatch": ("AccessDenied", 403),
     "lambda": ("AccessDeniedException", 403),  # its query-compatible code, as boto3 reports it
+    "sqs": ("AccessDenied", 403),
 }
 
 

@@ -303,7 +303,7 @@ def serialize_error(service: ServiceModel | None, error: ServiceError, request_i
         headers["x-amzn-ErrorType"] = error.code
         if service is not None and "awsQueryCompatible" in service.metadata:
             # Services that moved from query to JSON (CloudWatch) keep their query error codes here.
-            headers["x-amzn-query-error"] = f"{error.code};{'Sender' if error.sender_fault else 'Receiver'}"
+            headers.setdefault("x-amzn-query-error", f"{error.code};{'Sender' if error.sender_fault else 'Receiver'}")
         headers["Content-Type"] = JSON_CONTENT_TYPE[protocol]
         payload: dict[str, Any] = {"__type": error.code, "message": error.message}
         if protocol == "rest-json":

@@ -19,7 +19,7 @@ from botocore.model import OperationModel, ServiceModel
 
 # The services Stratum serves. Order matters only for documentation.
 SERVED_SERVICES = ("sagemaker", "sagemaker-runtime", "sts", "iam", "s3", "ram", "events", "kms", "organizations",
-                   "cloudwatch", "logs", "lambda")
+                   "cloudwatch", "logs", "lambda", "sqs")
 
 
 @cache

@@ -23,6 +23,7 @@ PROVIDERS = {
     "logs": "stratum.services.logs.provider:LogsProvider",
     "sagemaker-runtime": "stratum.services.sagemaker_runtime.provider:SageMakerRuntimeProvider",
     "lambda": "stratum.services.lambda_.provider:LambdaProvider",
+    "sqs": "stratum.services.sqs.provider:SqsProvider",
 }
 
 
