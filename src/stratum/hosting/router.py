@@ -16,13 +16,17 @@ from typing import Any
 from sqlalchemy import Connection, Row, select
 
 from stratum.hosting.instances import container_hostnames
-from stratum.hosting.routes import EndpointRoute, InstanceRoute, VariantRoute
+from stratum.hosting.routes import EndpointRoute, InstanceRoute, MultiModelRoute, VariantRoute
 from stratum.hosting.tables import sagemaker_endpoint_instances as instances_t
 from stratum.hosting.tables import sagemaker_endpoints as endpoints_t
 from stratum.jobs.models import containers_of
 from stratum.store.db import Database
 
 TTL = 1.0
+# The container environment variable bounding how many models a multi-model container keeps loaded.
+# SageMaker itself evicts by memory pressure and has no such setting; the containers (MMS, the
+# inference toolkit) have none either. Stratum also evicts when the container answers 507.
+MAX_LOADED_MODELS_ENV = "STRATUM_MAX_LOADED_MODELS"
 
 
 def execution_mode(model: dict[str, Any]) -> str:
@@ -30,6 +34,23 @@ def execution_mode(model: dict[str, Any]) -> str:
     if len(containers_of(model)) == 1:
         return "Single"
     return str((model.get("InferenceExecutionConfig") or {}).get("Mode") or "Serial")
+
+
+def multi_model_route(model: dict[str, Any]) -> MultiModelRoute | None:
+    """The multi-model settings of a model whose (only) container is in Mode MultiModel."""
+    containers = containers_of(model)
+    if len(containers) != 1 or containers[0].get("Mode") != "MultiModel":
+        return None
+    container = containers[0]
+    try:
+        limit = max(0, int((container.get("Environment") or {}).get(MAX_LOADED_MODELS_ENV) or 0))
+    except ValueError:
+        limit = 0
+    prefix = str(container.get("ModelDataUrl") or "")
+    return MultiModelRoute(prefix=prefix if prefix.endswith("/") or not prefix else prefix + "/",
+                           role=model.get("ExecutionRoleArn"),
+                           cache=(container.get("MultiModelConfig") or {}).get("ModelCacheSetting") != "Disabled",
+                           max_loaded=limit)
 
 
 def build_route(row: Row[Any], instance_rows: list[Row[Any]]) -> EndpointRoute:
@@ -50,7 +71,7 @@ def build_route(row: Row[Any], instance_rows: list[Row[Any]]) -> EndpointRoute:
                           if set(urls) == set(hostnames))
         variants.append(VariantRoute(name=v["VariantName"], weight=float(v["CurrentWeight"]), containers=hostnames,
                                      images=tuple(c.get("Image") or "" for c in containers_of(model)),
-                                     instances=instances))
+                                     instances=instances, multi_model=multi_model_route(model)))
     return EndpointRoute(arn=row.arn, name=row.name, account_id=row.account_id, region=row.region, status=row.status,
                          mode=mode, variants=tuple(variants), tags=tuple(dict(t) for t in row.tags or []),
                          data_capture=serving.get("DataCaptureConfig"), async_config=serving.get("AsyncInferenceConfig"),

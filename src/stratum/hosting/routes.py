@@ -17,12 +17,24 @@ class InstanceRoute:
 
 
 @dataclass(frozen=True)
+class MultiModelRoute:
+    """A variant whose model's container is in Mode MultiModel: TargetModel is a key below
+    ``prefix`` (its ModelDataUrl), downloaded as ``role`` into the instance and loaded on demand."""
+
+    prefix: str
+    role: str | None
+    cache: bool = True  # MultiModelConfig.ModelCacheSetting (Disabled: unloaded after each invocation)
+    max_loaded: int = 0  # models kept loaded per container before the least recently used goes (0: no limit)
+
+
+@dataclass(frozen=True)
 class VariantRoute:
     name: str
     weight: float  # CurrentWeight
     containers: tuple[str, ...]  # ContainerHostnames in the model's order (Serial pipes them in this order)
     images: tuple[str, ...]  # the containers' images, same order
     instances: tuple[InstanceRoute, ...]  # the instances answering now (InService)
+    multi_model: MultiModelRoute | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
-from stratum.hosting.routes import EndpointRoute, VariantRoute
+from stratum.hosting.routes import EndpointRoute, InstanceRoute, VariantRoute
 from stratum.protocol.errors import ServiceError
 from stratum.protocol.http import HttpRequest, HttpResponse
 from stratum.server.app_state import AppState
@@ -31,9 +31,11 @@ from stratum.services.sagemaker_runtime.invocation import (
     Answer,
     ModelFailure,
     Request,
+    container_headers,
     invoke,
 )
 from stratum.services.sagemaker_runtime.metrics import InvocationMetrics
+from stratum.services.sagemaker_runtime.multimodel import ModelCache
 from stratum.services.sagemaker_runtime.roles import RoleS3, execution_role
 from stratum.services.sagemaker_runtime.selection import RoundRobin, choose_variant, containers_for
 
@@ -45,6 +47,12 @@ ASYNC_ACTION = "sagemaker:InvokeEndpointAsync"
 SERVING = frozenset({"InService", "Updating", "SystemUpdating", "RollingBack", "UpdateRollbackFailed"})
 # How long an asynchronous invocation may take by default (AWS: InvocationTimeoutSeconds, 15 min).
 ASYNC_TIMEOUT_SECONDS = 900
+
+
+def _refuse_multi_model(route: EndpointRoute, variant: VariantRoute, operation: str) -> None:
+    if variant.multi_model is not None:
+        raise errors.validation(f"Endpoint {route.name} is a multi-model endpoint: {operation} does not support "
+                                "multi-model endpoints (use InvokeEndpoint with a TargetModel).")
 
 
 def endpoint_arn(region: str, account: str, name: str) -> str:
@@ -62,6 +70,7 @@ class SageMakerRuntimeProvider(Provider):
         self.metrics = InvocationMetrics(app.db)
         self.s3 = RoleS3(app.db, app.settings.endpoint_url)
         self.capture = capture.CaptureBuffer(self._write_capture)
+        self.models = ModelCache(self.client, self.s3, app.settings.data_dir, self._loaded_models)
         app.add_background(self.metrics)
         app.add_background(self.capture)
         app.telemetry_sources.append(self.metrics.prometheus)
@@ -93,9 +102,6 @@ class SageMakerRuntimeProvider(Provider):
         if params.get("EnableExplanations") is not None:
             raise errors.validation(f"EnableExplanations is only supported for endpoints with a ClarifyExplainerConfig; "
                                     f"endpoint {route.name} has none (Stratum does not serve online explainability).")
-        if params.get("TargetModel") is not None:
-            raise errors.validation(f"TargetModel is only supported for multi-model endpoints; endpoint {route.name} "
-                                    f"is not one.")
         if params.get("InferenceComponentName") is not None:
             raise errors.validation(f"Endpoint {route.name} has no inference components.")
         if params.get("SessionId") is not None:
@@ -113,11 +119,18 @@ class SageMakerRuntimeProvider(Provider):
         route = self._route(ctx, name, ACTION, context)
         self._refuse_unsupported(route, params)
         variant = choose_variant(route, params.get("TargetVariant"))
+        target = params.get("TargetModel")
+        if target is not None and variant.multi_model is None:
+            raise errors.validation(f"Endpoint {route.name} is not a multi-model endpoint and does not support "
+                                    "target model header.")
+        if target is None and variant.multi_model is not None:
+            raise errors.validation(f"Endpoint {route.name} is a multi-model endpoint: specify the TargetModel "
+                                    "(the X-Amzn-SageMaker-Target-Model header) to invoke.")
         containers = containers_for(route, variant, params.get("TargetContainerHostname"))
         request = Request(params.get("Body") or b"", params.get("ContentType"), params.get("Accept"),
                           params.get("CustomAttributes"))
         answer = await self._invoke(route, variant, containers, request, started,
-                                    inference_id=params.get("InferenceId"))
+                                    inference_id=params.get("InferenceId"), target_model=target)
         # The output shape is a payload and three headers: answered as HTTP directly, not walked
         # member by member (the container's header values came through an HTTP parser already).
         headers = {"x-Amzn-Invoked-Production-Variant": variant.name}
@@ -141,6 +154,7 @@ class SageMakerRuntimeProvider(Provider):
         route = self._route(ctx, name, ACTION, context)
         self._refuse_unsupported(route, params)
         variant = choose_variant(route, params.get("TargetVariant"))
+        _refuse_multi_model(route, variant, "InvokeEndpointWithResponseStream")
         containers = containers_for(route, variant, params.get("TargetContainerHostname"))
         if len(containers) != 1:
             raise errors.validation(f"Endpoint {route.name} is an inference pipeline: its response cannot be "
@@ -199,12 +213,16 @@ class SageMakerRuntimeProvider(Provider):
 
     async def _invoke(self, route: EndpointRoute, variant: VariantRoute, containers: tuple[str, ...],
                       request: Request, started: float, *, inference_id: str | None,
-                      timeout: float | None = None) -> Answer:
+                      timeout: float | None = None, target_model: str | None = None) -> Answer:
         """Forward to an instance; record the metrics and the capture; a container's failure
         becomes ModelError."""
         instance = self.instances.instance(route, variant)
         try:
-            answer = await invoke(self.client, instance, containers, request, timeout or self.model_timeout)
+            if target_model is not None:
+                answer = await self._invoke_model(route, variant, instance, containers[0], target_model, request,
+                                                  timeout or self.model_timeout)
+            else:
+                answer = await invoke(self.client, instance, containers, request, timeout or self.model_timeout)
         except ModelFailure as failure:
             raise self._model_error(route, variant, failure) from None
         total = perf_counter() - started
@@ -214,6 +232,22 @@ class SageMakerRuntimeProvider(Provider):
         if capture.sampled(route.data_capture):
             self._capture(route, variant.name, request, answer, inference_id)
         return answer
+
+    async def _invoke_model(self, route: EndpointRoute, variant: VariantRoute, instance: InstanceRoute,
+                            container: str, target: str, request: Request, timeout: float) -> Answer:
+        """A multi-model endpoint's invocation of ``target`` (loaded first when it is not)."""
+        if container not in instance.urls:
+            raise ModelFailure(container, 0, f"Container {container} is not running.", 0.0)
+        headers = container_headers(request.content_type, request.accept, request.custom_attributes)
+        status, reply_headers, body, seconds, loading = await self.models.invoke(
+            route, variant, instance, container, target, request.body, headers, timeout)
+        self.metrics.record_loading(route.account_id, route.region, route.name, variant.name, loading)
+        if not 200 <= status < 300:
+            raise ModelFailure(container, status, body.decode("utf-8", errors="replace"), seconds)
+        return Answer(body, reply_headers.get("content-type"), reply_headers.get(CUSTOM_ATTRIBUTES.lower()), seconds)
+
+    def _loaded_models(self, route: EndpointRoute, variant: VariantRoute, instance_id: str, count: int) -> None:
+        self.metrics.set_loaded_models(route.account_id, route.region, route.name, variant.name, instance_id, count)
 
     def _capture(self, route: EndpointRoute, variant: str, request: Request, answer: Answer,
                  inference_id: str | None) -> None:
@@ -254,6 +288,7 @@ class SageMakerRuntimeProvider(Provider):
         where = asynchronous.locations(route.async_config, name, inference_id, params.get("S3OutputPathExtension"),
                                        params.get("Filename"))
         variant = choose_variant(route, None)
+        _refuse_multi_model(route, variant, "InvokeEndpointAsync")
         containers = containers_for(route, variant, None)
         timeout = float(params.get("InvocationTimeoutSeconds") or ASYNC_TIMEOUT_SECONDS)
         task = asyncio.get_running_loop().create_task(self._run_async(
