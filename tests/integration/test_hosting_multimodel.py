@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 FEATURES = 4
 
 
-def _rows(n: int = 3) -> np.ndarray:
+def rows_of(n: int = 3) -> np.ndarray:
     return np.random.default_rng(11).normal(size=(n, FEATURES)).astype(np.float32)
 
 
@@ -100,7 +100,7 @@ def test_target_models_load_on_demand_and_the_least_recently_used_is_unloaded(se
     name = multi_model_endpoint(server, f"s3://{bucket(server)}/{prefix_key}/", {"STRATUM_MAX_LOADED_MODELS": "2"})
     [row] = instance_rows(server, name)
     runtime = server.client("sagemaker-runtime")
-    rows = _rows()
+    rows = rows_of()
     expected = {t: m.predict(xgb.DMatrix(rows)) for t, m in boosters.items()}
     assert not np.allclose(expected["a.tar.gz"], expected["b.tar.gz"])
 
@@ -171,6 +171,9 @@ def test_target_models_load_on_demand_and_the_least_recently_used_is_unloaded(se
     assert stat("ModelDownloadingTime", "SampleCount") == stat("ModelLoadingTime", "SampleCount") >= 5
     assert 0 < stat("ModelLoadingWaitTime", "Maximum") < 60_000_000
     assert stat("ModelUnloadingTime", "SampleCount") >= 2
+    print("averages (ms): " + ", ".join(
+        f"{m} {stat(m, 'Sum') / stat(m, 'SampleCount') / 1000:.1f}"
+        for m in ("ModelDownloadingTime", "ModelLoadingTime", "ModelLoadingWaitTime", "ModelUnloadingTime")))
     deadline = time.monotonic() + 30
     while stat("LoadedModelCount", "Maximum", "/aws/sagemaker/Endpoints") < 2 and time.monotonic() < deadline:
         time.sleep(1)

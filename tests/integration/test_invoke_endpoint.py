@@ -259,6 +259,10 @@ def test_payload_limit_and_unsupported_options(rt: InProcessServer, models: dict
     with pytest.raises(ClientError) as explain:
         runtime.invoke_endpoint(EndpointName=route.name, Body=b"x", EnableExplanations="`true`")
     assert _error(explain)[:2] == (400, "ValidationError") and "ClarifyExplainerConfig" in _error(explain)[2]
+    with pytest.raises(ClientError) as target_model:
+        runtime.invoke_endpoint(EndpointName=route.name, Body=b"x", TargetModel="model-a.tar.gz")
+    assert _error(target_model) == (400, "ValidationError", f"Endpoint {route.name} is not a multi-model endpoint "
+                                                            "and does not support target model header.")
 
 
 # ----------------------------------------------------------------------------------- authorization

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from time import time
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,8 @@ class InvocationMetrics:
         self._extra: deque[tuple[Key, str, float]] = deque()
         self._loaded: dict[tuple[str, str, str, str, str], list[Any]] = {}
         self._loaded_minute = 0
+        # (account, region, endpoint, instance) -> whether that instance still serves the endpoint
+        self.instance_serves: Callable[[str, str, str, str], bool] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -97,9 +100,6 @@ class InvocationMetrics:
                           count: int) -> None:
         self._loaded[(account, region, endpoint, variant, instance)] = [float(count), False]
 
-    def forget_instances(self, live: set[str]) -> None:
-        for key in [k for k in self._loaded if k[4] not in live]:
-            del self._loaded[key]
 
     def take(self) -> dict[Key, dict[str, _Stat]]:
         """The samples recorded since the last call, aggregated per endpoint, variant and minute."""
@@ -146,7 +146,12 @@ class InvocationMetrics:
         every = minute != self._loaded_minute
         self._loaded_minute = minute
         stats: dict[tuple[str, str, str, str], _Stat] = {}
-        for (account, region, endpoint, variant, _instance), entry in list(self._loaded.items()):
+        for key, entry in list(self._loaded.items()):
+            account, region, endpoint, variant, instance = key
+            if every and self.instance_serves is not None and not self.instance_serves(account, region, endpoint,
+                                                                                        instance):
+                del self._loaded[key]  # the instance is gone (endpoint deleted or updated)
+                continue
             if every or not entry[1]:
                 entry[1] = True
                 stats.setdefault((account, region, endpoint, variant), _Stat()).add(entry[0])

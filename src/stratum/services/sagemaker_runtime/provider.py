@@ -71,6 +71,7 @@ class SageMakerRuntimeProvider(Provider):
         self.s3 = RoleS3(app.db, app.settings.endpoint_url)
         self.capture = capture.CaptureBuffer(self._write_capture)
         self.models = ModelCache(self.client, self.s3, app.settings.data_dir, self._loaded_models)
+        self.metrics.instance_serves = self._instance_serves
         app.add_background(self.metrics)
         app.add_background(self.capture)
         app.telemetry_sources.append(self.metrics.prometheus)
@@ -245,6 +246,11 @@ class SageMakerRuntimeProvider(Provider):
         if not 200 <= status < 300:
             raise ModelFailure(container, status, body.decode("utf-8", errors="replace"), seconds)
         return Answer(body, reply_headers.get("content-type"), reply_headers.get(CUSTOM_ATTRIBUTES.lower()), seconds)
+
+    def _instance_serves(self, account: str, region: str, endpoint: str, instance_id: str) -> bool:
+        hosting = getattr(self.app, "hosting", None)
+        route = hosting.route(account, region, endpoint) if hosting is not None else None
+        return route is not None and any(i.instance_id == instance_id for v in route.variants for i in v.instances)
 
     def _loaded_models(self, route: EndpointRoute, variant: VariantRoute, instance_id: str, count: int) -> None:
         self.metrics.set_loaded_models(route.account_id, route.region, route.name, variant.name, instance_id, count)
