@@ -87,6 +87,12 @@ def test_deployment_defaults_and_retained_properties() -> None:
     ({"ProductionVariants": [_variant("A", 0)]}, "InitialInstanceCount must be at least 1"),
     ({"ProductionVariants": [{**_variant("A"), "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1}}]},
      "ServerlessConfig cannot be specified with InstanceType"),
+    ({"ProductionVariants": [{"VariantName": "A", "ModelName": "m",
+                              "ServerlessConfig": {"MemorySizeInMB": 1500, "MaxConcurrency": 1}}]},
+     "MemorySizeInMB 1500 of production variant A is not valid"),
+    ({"ProductionVariants": [{"VariantName": "A", "ModelName": "m", "ServerlessConfig": {
+        "MemorySizeInMB": 2048, "MaxConcurrency": 2, "ProvisionedConcurrency": 3}}]},
+     "ProvisionedConcurrency (3) of production variant A must be less than or equal to MaxConcurrency (2)"),
     ({"ProductionVariants": [_variant("A"), _variant("B")], "AsyncInferenceConfig": {"OutputConfig": {}}},
      "one production variant"),
 ])
@@ -198,3 +204,21 @@ def test_supervisor_transitions_never_overwrite_a_newer_change(tmp_path: Path) -
         assert 'The variant(s) "[B]" is/are not present in the endpoint "arn".' == exc.value.message
     finally:
         db.dispose()
+
+
+def test_route_carries_multi_model_settings_and_serverless_concurrency() -> None:
+    multi = {"ModelName": "m", "ExecutionRoleArn": "arn:aws:iam::111111111111:role/r", "PrimaryContainer": {
+        "Image": IMAGE, "Mode": "MultiModel", "ModelDataUrl": "s3://b/models",
+        "Environment": {"STRATUM_MAX_LOADED_MODELS": "3"}, "MultiModelConfig": {"ModelCacheSetting": "Disabled"}}}
+    serverless = {"VariantName": "A", "ModelName": "m", "ServerlessConfig": {"MemorySizeInMB": 2048,
+                                                                            "MaxConcurrency": 4}}
+    route = build_route(_endpoint_row(store.deployment(_config(serverless), {"m": multi}, 1)),  # type: ignore[arg-type]
+                        [])
+    [variant] = route.variants
+    assert variant.max_concurrency == 4
+    assert variant.multi_model is not None
+    assert (variant.multi_model.prefix, variant.multi_model.role, variant.multi_model.cache,
+            variant.multi_model.max_loaded) == ("s3://b/models/", "arn:aws:iam::111111111111:role/r", False, 3)
+    single = build_route(_endpoint_row(store.deployment(_config(_variant("A")), {"m": _model(IMAGE)}, 1)),  # type: ignore[arg-type]
+                         [])
+    assert single.variants[0].multi_model is None and single.variants[0].max_concurrency == 0

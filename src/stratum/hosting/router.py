@@ -71,7 +71,9 @@ def build_route(row: Row[Any], instance_rows: list[Row[Any]]) -> EndpointRoute:
                           if set(urls) == set(hostnames))
         variants.append(VariantRoute(name=v["VariantName"], weight=float(v["CurrentWeight"]), containers=hostnames,
                                      images=tuple(c.get("Image") or "" for c in containers_of(model)),
-                                     instances=instances, multi_model=multi_model_route(model)))
+                                     instances=instances, multi_model=multi_model_route(model),
+                                     max_concurrency=int((v.get("ServerlessConfig") or {}).get("MaxConcurrency")
+                                                         or 0)))
     return EndpointRoute(arn=row.arn, name=row.name, account_id=row.account_id, region=row.region, status=row.status,
                          mode=mode, variants=tuple(variants), tags=tuple(dict(t) for t in row.tags or []),
                          data_capture=serving.get("DataCaptureConfig"), async_config=serving.get("AsyncInferenceConfig"),

@@ -35,6 +35,7 @@ class VariantRoute:
     images: tuple[str, ...]  # the containers' images, same order
     instances: tuple[InstanceRoute, ...]  # the instances answering now (InService)
     multi_model: MultiModelRoute | None = None
+    max_concurrency: int = 0  # a serverless variant's MaxConcurrency: invocations in flight at most (0: no bound)
 
 
 @dataclass(frozen=True)

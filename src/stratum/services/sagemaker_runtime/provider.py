@@ -9,9 +9,10 @@ published by background threads, never on the request's path."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
@@ -76,6 +77,8 @@ class SageMakerRuntimeProvider(Provider):
         app.add_background(self.capture)
         app.telemetry_sources.append(self.metrics.prometheus)
         self._background: set[asyncio.Task[None]] = set()
+        # Invocations in flight per (endpoint ARN, variant) of serverless variants (MaxConcurrency).
+        self._in_flight: dict[tuple[str, str], int] = {}
 
     def prepare_request(self, request: HttpRequest) -> None:
         # AWS's front end refuses an InvokeEndpoint body over 6 MB before anything else.
@@ -130,8 +133,9 @@ class SageMakerRuntimeProvider(Provider):
         containers = containers_for(route, variant, params.get("TargetContainerHostname"))
         request = Request(params.get("Body") or b"", params.get("ContentType"), params.get("Accept"),
                           params.get("CustomAttributes"))
-        answer = await self._invoke(route, variant, containers, request, started,
-                                    inference_id=params.get("InferenceId"), target_model=target)
+        with self._slot(route, variant):
+            answer = await self._invoke(route, variant, containers, request, started,
+                                        inference_id=params.get("InferenceId"), target_model=target)
         # The output shape is a payload and three headers: answered as HTTP directly, not walked
         # member by member (the container's header values came through an HTTP parser already).
         headers = {"x-Amzn-Invoked-Production-Variant": variant.name}
@@ -204,6 +208,26 @@ class SageMakerRuntimeProvider(Provider):
         if reply.headers.get(CUSTOM_ATTRIBUTES.lower()):
             out[CUSTOM_ATTRIBUTES] = reply.headers[CUSTOM_ATTRIBUTES.lower()]
         return HttpResponse(200, out, events())
+
+    @contextlib.contextmanager
+    def _slot(self, route: EndpointRoute, variant: VariantRoute) -> Iterator[None]:
+        """One of a serverless variant's MaxConcurrency invocations; ThrottlingException when
+        they are all taken (on the event loop: the count needs no lock)."""
+        if not variant.max_concurrency:
+            yield
+            return
+        key = (route.arn, variant.name)
+        if self._in_flight.get(key, 0) >= variant.max_concurrency:
+            raise errors.throttled(route.name, variant.name, variant.max_concurrency)
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._in_flight[key] - 1
+            if left:
+                self._in_flight[key] = left
+            else:
+                del self._in_flight[key]
 
     def _model_error(self, route: EndpointRoute, variant: VariantRoute, failure: ModelFailure) -> ServiceError:
         self.metrics.record(route.account_id, route.region, route.name, variant.name, status=failure.status,

@@ -85,6 +85,14 @@ def check_config(request: dict[str, Any]) -> None:
             if variant.get("InstanceType") or variant.get("InitialInstanceCount") is not None:
                 raise errors.validation("ServerlessConfig cannot be specified with InstanceType or "
                                         "InitialInstanceCount.")
+            # The ranges (1024-6144 MB, 1-200) are the shapes'; these are the API's own checks.
+            if int(serverless["MemorySizeInMB"]) % 1024:
+                raise errors.validation(f"MemorySizeInMB {serverless['MemorySizeInMB']} of production variant "
+                                        f"{name} is not valid: specify 1024, 2048, 3072, 4096, 5120 or 6144.")
+            provisioned = serverless.get("ProvisionedConcurrency")
+            if provisioned is not None and int(provisioned) > int(serverless["MaxConcurrency"]):
+                raise errors.validation(f"ProvisionedConcurrency ({provisioned}) of production variant {name} must "
+                                        f"be less than or equal to MaxConcurrency ({serverless['MaxConcurrency']}).")
         else:
             if not variant.get("InstanceType"):
                 raise errors.validation(f"InstanceType is required for production variant {name}.")
