@@ -53,16 +53,15 @@ def multi_model_route(model: dict[str, Any]) -> MultiModelRoute | None:
                            max_loaded=limit)
 
 
-def build_route(row: Row[Any], instance_rows: list[Row[Any]]) -> EndpointRoute:
-    serving = row.serving or {}
-    deployment = serving.get("Deployment")
+def _variant_routes(deployment: dict[str, Any], instance_rows: list[Row[Any]]) -> tuple[list[VariantRoute], str]:
+    """The deployment's variants with their complete InService instances, and its execution mode."""
     by_variant: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
     for inst in sorted(instance_rows, key=lambda r: (r.created_at, r.instance_id, r.position)):
-        if inst.deployment == deployment and inst.status == "InService" and inst.url:
+        if inst.deployment == deployment.get("Deployment") and inst.status == "InService" and inst.url:
             by_variant[inst.variant].setdefault(inst.instance_id, {})[inst.container] = inst.url
     variants = []
     mode = "Single"
-    for v in serving.get("Variants") or []:
+    for v in deployment.get("Variants") or []:
         model = v["Model"]
         hostnames = tuple(container_hostnames(model))
         mode = execution_mode(model)
@@ -74,15 +73,27 @@ def build_route(row: Row[Any], instance_rows: list[Row[Any]]) -> EndpointRoute:
                                      instances=instances, multi_model=multi_model_route(model),
                                      max_concurrency=int((v.get("ServerlessConfig") or {}).get("MaxConcurrency")
                                                          or 0)))
+    return variants, mode
+
+
+def build_route(row: Row[Any], instance_rows: list[Row[Any]]) -> EndpointRoute:
+    serving = row.serving or {}
+    variants, mode = _variant_routes(serving, instance_rows)
+    # A blue/green update shifting traffic: the new fleet serves its share alongside.
+    traffic = (row.pending or {}).get("Traffic") if row.serving else None
+    canary: list[VariantRoute] = []
+    if traffic:
+        canary, _ = _variant_routes(row.pending, instance_rows)
+    roles = {v["VariantName"]: {"ModelName": v["ModelName"], "ExecutionRoleArn": v["Model"].get("ExecutionRoleArn"),
+                                "InstanceType": v.get("InstanceType"), "ServerlessConfig": v.get("ServerlessConfig")}
+             for v in [*((row.pending or {}).get("Variants") or [] if traffic else []),
+                       *(serving.get("Variants") or [])]}
     return EndpointRoute(arn=row.arn, name=row.name, account_id=row.account_id, region=row.region, status=row.status,
                          mode=mode, variants=tuple(variants), tags=tuple(dict(t) for t in row.tags or []),
                          data_capture=serving.get("DataCaptureConfig"), async_config=serving.get("AsyncInferenceConfig"),
                          extra={"EndpointConfigName": row.config_name, "KmsKeyId": serving.get("KmsKeyId"),
-                                "Variants": {v["VariantName"]: {"ModelName": v["ModelName"],
-                                                                "ExecutionRoleArn": v["Model"].get("ExecutionRoleArn"),
-                                                                "InstanceType": v.get("InstanceType"),
-                                                                "ServerlessConfig": v.get("ServerlessConfig")}
-                                             for v in serving.get("Variants") or []}})
+                                "Variants": roles},
+                         canary=tuple(canary), canary_fraction=float(traffic["Fraction"]) if traffic else 0.0)
 
 
 def load_route(conn: Connection, account: str, region: str, name: str) -> EndpointRoute | None:

@@ -51,3 +51,6 @@ class EndpointRoute:
     data_capture: dict[str, Any] | None = None  # the serving config's DataCaptureConfig
     async_config: dict[str, Any] | None = None  # the serving config's AsyncInferenceConfig
     extra: dict[str, Any] = field(default_factory=dict)
+    # A blue/green update shifting traffic in steps: the new fleet's variants take this share.
+    canary: tuple[VariantRoute, ...] = ()
+    canary_fraction: float = 0.0
