@@ -190,3 +190,81 @@ def test_target_models_load_on_demand_and_the_least_recently_used_is_unloaded(se
     assert error(exc)[:2] == (400, "AccessDeniedException")
     server.client("sagemaker").delete_endpoint(EndpointName=name)
 
+
+
+# A script model that takes the container's memory: a third one loaded beside two others is a
+# MemoryError, which the container answers 507 (its count is shared by every model's copy of the
+# script, and a model's share is given back when it is unloaded).
+MEMORY_BOUND = """
+import json, os, sys, types, weakref
+
+STATE = sys.modules.setdefault("memory_bound_state", types.ModuleType("memory_bound_state"))
+
+
+class Model:
+    def __init__(self, weights):
+        self.weights = weights
+
+
+def _freed():
+    STATE.live -= 1
+
+
+def model_fn(model_dir):
+    STATE.live = getattr(STATE, "live", 0)
+    if STATE.live >= 2:
+        raise MemoryError("no room for a third model")
+    with open(os.path.join(model_dir, "weights.json")) as f:
+        model = Model(json.load(f))
+    STATE.live += 1
+    weakref.finalize(model, _freed)
+    return model
+
+
+def input_fn(body, content_type):
+    return [float(v) for v in body.split(",")]
+
+
+def predict_fn(row, model):
+    return sum(w * v for w, v in zip(model.weights["w"], row)) + model.weights["b"]
+
+
+def output_fn(prediction, accept):
+    return f"{prediction:g}", "text/csv"
+"""
+
+
+def test_a_load_refused_for_memory_unloads_the_least_recently_used_model(server: StratumServer) -> None:
+    from test_hosting_endpoints import SKLEARN_IMAGE
+    from test_jobs_support import tarball
+
+    from stratum.services.sagemaker_runtime.multimodel import model_name
+
+    prefix_key = uid("mme-memory")
+    for bias in (1, 2, 3):
+        put(server, f"{prefix_key}/m{bias}.tar.gz", tarball({
+            "weights.json": json.dumps({"w": [1, 10], "b": bias}), "code/inference.py": MEMORY_BOUND}))
+    sm = server.client("sagemaker")
+    name = uid("mme-mem")
+    sm.create_model(ModelName=name, ExecutionRoleArn=sagemaker_role(server), PrimaryContainer={
+        "Image": SKLEARN_IMAGE, "ModelDataUrl": f"s3://{bucket(server)}/{prefix_key}/", "Mode": "MultiModel",
+        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    wait_in_service(sm, name)
+    [row] = instance_rows(server, name)
+    runtime = server.client("sagemaker-runtime")
+
+    def call(target: str) -> str:
+        out = runtime.invoke_endpoint(EndpointName=name, Body="1,2", ContentType="text/csv", TargetModel=target)
+        return str(out["Body"].read().decode())
+
+    assert call("m1.tar.gz") == "22" and call("m2.tar.gz") == "23"
+    # No limit is set: the third load is refused by the container (507); m1, the least recently
+    # used, is unloaded and the load tried again.
+    assert call("m3.tar.gz") == "24"
+    assert loaded_in_container(row.url) == {model_name("m2.tar.gz"), model_name("m3.tar.gz")}
+    assert call("m1.tar.gz") == "22"
+    assert loaded_in_container(row.url) == {model_name("m3.tar.gz"), model_name("m1.tar.gz")}
+    sm.delete_endpoint(EndpointName=name)

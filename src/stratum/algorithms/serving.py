@@ -17,6 +17,7 @@ containers' worker count bounds them.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -144,6 +145,10 @@ class MultiModels:
             found = self.models.pop(name, None)
         if found is None:
             return _json_reply(404, {"message": f"Model {name} is not loaded."})
+        del found
+        # The model's memory is given back now (MMS stops the model's worker process), so a load
+        # refused for lack of memory (507) can succeed once SageMaker has unloaded another.
+        gc.collect()
         return _json_reply(200, {"status": f"Model {name} unloaded."})
 
     def handler(self, name: str) -> Handler | None:
