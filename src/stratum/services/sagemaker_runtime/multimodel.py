@@ -79,6 +79,7 @@ class _Container:
 
     url: str
     ml_dir: Path
+    arn: str  # the endpoint's
     loaded: OrderedDict[str, str] = field(default_factory=OrderedDict)  # model_name -> TargetModel, LRU first
     loading: dict[str, asyncio.Future[None]] = field(default_factory=dict)
     busy: dict[str, int] = field(default_factory=dict)  # invocations in flight per model
@@ -94,24 +95,23 @@ class ModelCache:
         self.on_count = on_count  # (route, variant, instance id, models loaded now): LoadedModelCount
         self._containers: dict[tuple[str, str], _Container] = {}
 
-    def _container(self, instance: InstanceRoute, hostname: str) -> _Container:
+    def _container(self, route: EndpointRoute, instance: InstanceRoute, hostname: str) -> _Container:
         url = instance.urls[hostname]
         key = (instance.instance_id, hostname)
         found = self._containers.get(key)
         if found is None or found.url != url:
             found = self._containers[key] = _Container(url, instance_ml_dir(self.data_dir, instance.instance_id,
-                                                                             hostname))
+                                                                             hostname), route.arn)
+            # A new container: forget the endpoint's instances that no longer serve it.
+            live = {i.instance_id for v in (*route.variants, *route.canary) for i in v.instances}
+            for stale in [k for k, c in self._containers.items() if c.arn == route.arn and k[0] not in live]:
+                del self._containers[stale]
         return found
 
     def loaded(self, instance: InstanceRoute, hostname: str) -> list[str]:
         """The TargetModels loaded in a container, least recently used first."""
         found = self._containers.get((instance.instance_id, hostname))
         return list(found.loaded.values()) if found is not None else []
-
-    def forget(self, instance_ids: set[str]) -> None:
-        """Drop what is known of instances that no longer serve."""
-        for key in [k for k in self._containers if k[0] not in instance_ids]:
-            del self._containers[key]
 
     # ------------------------------------------------------------------------------- invocation
     async def invoke(self, route: EndpointRoute, variant: VariantRoute, instance: InstanceRoute, hostname: str,
@@ -120,7 +120,7 @@ class ModelCache:
         """Invoke ``target`` in a container, loading it first when it is not loaded. Returns the
         container's status, headers and body, the seconds it took to answer, and how the model
         was found. Raises ServiceError (the download failed) or ModelFailure (the load failed)."""
-        container = self._container(instance, hostname)
+        container = self._container(route, instance, hostname)
         name = model_name(target)
         loading = await self._acquire(route, variant, instance.instance_id, container, name, target)
         container.busy[name] = container.busy.get(name, 0) + 1
