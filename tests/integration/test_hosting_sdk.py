@@ -232,3 +232,49 @@ def test_pipeline_model_pipes_one_container_into_the_next(server: StratumServer,
     )["ProductionVariants"][0]["ModelName"])
     assert len(model["Containers"]) == 2
     predictor.delete_endpoint()
+
+
+def test_multi_data_model_serves_each_target_model(server: StratumServer, sdk_session: Session,
+                                                   tmp_path: Path) -> None:
+    """MultiDataModel as its documentation uses it: models added below the prefix (a local archive
+    uploaded, an S3 one copied, one more after the endpoint is up), list_models, one endpoint,
+    predict(target_model=...) answering with each model's own predictions."""
+    from sagemaker import image_uris
+    from sagemaker.deserializers import CSVDeserializer
+    from sagemaker.model import Model
+    from sagemaker.multidatamodel import MultiDataModel
+    from sagemaker.predictor import Predictor
+    from sagemaker.serializers import CSVSerializer
+    from test_hosting_multimodel import booster, model_archive, rows_of
+
+    boosters = {"a.tar.gz": booster([1.0, -2.0, 0.5, 3.0]), "b.tar.gz": booster([-3.0, 1.0, 2.0, 0.0]),
+                "later/c.tar.gz": booster([0.0, 0.0, 4.0, -1.0])}
+    archives = {}
+    for target, model in boosters.items():
+        path = tmp_path / target.replace("/", "-")
+        path.write_bytes(model_archive(model, tmp_path))
+        archives[target] = path
+    name = f"mdm-{uuid.uuid4().hex[:8]}"
+    prefix = f"s3://{sdk_session.default_bucket()}/{name}/"
+    image = image_uris.retrieve("xgboost", region=REGION, version="1.7-1")
+    model = Model(image_uri=image, role=sagemaker_role(server), predictor_cls=Predictor, sagemaker_session=sdk_session)
+    mdm = MultiDataModel(name=name, model_data_prefix=prefix, model=model, sagemaker_session=sdk_session)
+    assert mdm.add_model(str(archives["a.tar.gz"]), "a.tar.gz") == f"{prefix}a.tar.gz"
+    elsewhere = sdk_session.upload_data(str(archives["b.tar.gz"]), key_prefix=f"{name}-source")
+    assert mdm.add_model(elsewhere, "b.tar.gz") == f"{prefix}b.tar.gz"
+    predictor = mdm.deploy(initial_instance_count=1, instance_type=INSTANCE, serializer=CSVSerializer(),
+                           deserializer=CSVDeserializer())
+    described = sdk_session.sagemaker_client.describe_model(ModelName=name)["PrimaryContainer"]
+    assert described["Mode"] == "MultiModel" and described["ModelDataUrl"] == prefix
+    mdm.add_model(str(archives["later/c.tar.gz"]), "later/c.tar.gz")
+    assert sorted(mdm.list_models()) == ["a.tar.gz", "b.tar.gz", "later/c.tar.gz"]
+    rows = rows_of(3).tolist()
+    for target in ("a.tar.gz", "b.tar.gz", "later/c.tar.gz", "a.tar.gz"):
+        answered = [float(v) for line in predictor.predict(rows, target_model=target) for v in line]
+        expected = boosters[target].predict(xgboost.DMatrix(np.array(rows, dtype=np.float32)))
+        assert np.allclose(answered, expected, rtol=1e-5), target
+    with pytest.raises(ClientError) as exc:
+        predictor.predict(rows, target_model="absent.tar.gz")
+    assert exc.value.response["Error"]["Code"] == "ValidationError"
+    assert "Failed to download model data" in exc.value.response["Error"]["Message"]
+    predictor.delete_endpoint()

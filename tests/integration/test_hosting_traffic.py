@@ -64,3 +64,70 @@ def test_update_under_continuous_traffic_fails_no_request(server: StratumServer)
     total = sum(len(s) for s in answers)
     print(f"[{server.backend}] {total} invocations across the update, none failed")
     sm.delete_endpoint(EndpointName=name)
+
+
+def test_canary_update_shifts_a_share_first_and_an_alarm_rolls_the_next_one_back(server: StratumServer) -> None:
+    """UpdateEndpoint with a CANARY blue/green policy: while the canary waits about half of the
+    answers come from the new model, then all of them; a second update watched by a CloudWatch
+    alarm is rolled back when the alarm goes into ALARM during its canary: the old model answers
+    alone again and FailureReason says why."""
+    sm, cw = server.client("sagemaker"), server.client("cloudwatch")
+    runtime = server.client("sagemaker-runtime")
+    name = uid("canary")
+    for suffix, bias in (("a", 0.5), ("b", 10), ("c", 100)):
+        config(sm, f"{name}-{suffix}", script_model(server, f"{name}-{suffix}", bias=bias))
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-a")
+    wait_in_service(sm, name)
+
+    def answer() -> str:
+        return str(runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=BODY)["Body"]
+                   .read().decode().strip())
+
+    def first(value: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while answer() != value:
+            assert time.monotonic() < deadline, f"no answer {value} came"
+
+    policy = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+        "Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}, "WaitIntervalInSeconds": 10},
+        "TerminationWaitInSeconds": 0}}
+    sm.update_endpoint(EndpointName=name, EndpointConfigName=f"{name}-b", DeploymentConfig=policy)
+    first(NEW)
+    canary_at = time.monotonic()
+    sample = [answer() for _ in range(80)]
+    assert time.monotonic() - canary_at < 10, "the sample outlasted the canary wait"
+    share = sample.count(NEW) / len(sample)
+    assert set(sample) == {OLD, NEW} and 0.25 < share < 0.75, share
+    described = sm.describe_endpoint(EndpointName=name)
+    assert described["EndpointStatus"] == "Updating" and "PendingDeploymentSummary" in described
+    assert described["LastDeploymentConfig"] == policy
+    deadline = time.monotonic() + 60
+    while sm.describe_endpoint(EndpointName=name)["EndpointStatus"] != "InService":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    shifted_after = time.monotonic() - canary_at
+    assert shifted_after >= 9.5  # not before WaitIntervalInSeconds
+    assert {answer() for _ in range(30)} == {NEW}
+    print(f"\n[{server.backend}] canary: {share * 100:.0f}% of {len(sample)} answers from the new model, "
+          f"all of them {shifted_after:.1f}s after the canary began")
+
+    alarm = uid("rollback")
+    cw.put_metric_alarm(AlarmName=alarm, Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+                        Dimensions=[{"Name": "EndpointName", "Value": name}, {"Name": "VariantName",
+                                                                             "Value": "AllTraffic"}],
+                        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
+                        ComparisonOperator="GreaterThanOrEqualToThreshold")
+    watched = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+        "Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}, "WaitIntervalInSeconds": 600}},
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": alarm}]}}
+    sm.update_endpoint(EndpointName=name, EndpointConfigName=f"{name}-c", DeploymentConfig=watched)
+    first("121")
+    cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="errors seen during the update")
+    deadline = time.monotonic() + 30
+    while (d := sm.describe_endpoint(EndpointName=name))["EndpointStatus"] != "InService":
+        assert time.monotonic() < deadline, "the update was not rolled back"
+        time.sleep(0.2)
+    assert d["EndpointConfigName"] == f"{name}-b" and alarm in d["FailureReason"]
+    assert "PendingDeploymentSummary" not in d
+    assert {answer() for _ in range(30)} == {NEW}
+    sm.delete_endpoint(EndpointName=name)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from authz_testing import client, limited_user
 from botocore.config import Config
@@ -259,6 +260,47 @@ def test_payload_limit_and_unsupported_options(rt: InProcessServer, models: dict
     with pytest.raises(ClientError) as explain:
         runtime.invoke_endpoint(EndpointName=route.name, Body=b"x", EnableExplanations="`true`")
     assert _error(explain)[:2] == (400, "ValidationError") and "ClarifyExplainerConfig" in _error(explain)[2]
+    with pytest.raises(ClientError) as target_model:
+        runtime.invoke_endpoint(EndpointName=route.name, Body=b"x", TargetModel="model-a.tar.gz")
+    assert _error(target_model) == (400, "ValidationError", f"Endpoint {route.name} is not a multi-model endpoint "
+                                                            "and does not support target model header.")
+
+
+def test_serverless_max_concurrency_throttles_the_invocations_beyond_it(rt: InProcessServer,
+                                                                        models: dict[str, ModelProcess]) -> None:
+    """MaxConcurrency 2 on a variant whose model takes 3 s: of 5 concurrent clients, 2 are answered
+    and 3 get ThrottlingException at once; once those 2 are done the variant serves again."""
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    route = endpoint_route(rt.account_id("dev"), _name(), [("Serverless", 1.0, {"c": models["slow"].url})])
+    route = _publish(rt, dataclasses.replace(route, variants=tuple(
+        dataclasses.replace(v, max_concurrency=2) for v in route.variants)))
+
+    ak, sk = rt.creds("dev")
+    # One attempt: botocore retries a ThrottlingException otherwise.
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+
+    def call(_: int) -> tuple[str, float]:
+        runtime = boto3.client("sagemaker-runtime", region_name=REGION, endpoint_url=rt.endpoint_url,
+                               aws_access_key_id=ak, aws_secret_access_key=sk, config=config)
+        started = time.monotonic()
+        try:
+            runtime.invoke_endpoint(EndpointName=route.name, Body=b"x")["Body"].read()
+            return "ok", time.monotonic() - started
+        except ClientError as exc:
+            response = exc.response
+            status, code, message = (response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"],
+                                     response["Error"]["Message"])
+            assert (status, code) == (400, "ThrottlingException") and "MaxConcurrency (2)" in message, message
+            return code, time.monotonic() - started
+
+    with ThreadPoolExecutor(5) as pool:
+        outcomes = list(pool.map(call, range(5)))
+    assert sorted(o for o, _ in outcomes) == ["ThrottlingException"] * 3 + ["ok"] * 2
+    assert all(seconds < 2.5 for o, seconds in outcomes if o != "ok")  # refused at once, not queued
+    assert all(seconds >= 2.9 for o, seconds in outcomes if o == "ok")
+    assert call(0)[0] == "ok"  # the slots were given back
 
 
 # ----------------------------------------------------------------------------------- authorization

@@ -87,6 +87,12 @@ def test_deployment_defaults_and_retained_properties() -> None:
     ({"ProductionVariants": [_variant("A", 0)]}, "InitialInstanceCount must be at least 1"),
     ({"ProductionVariants": [{**_variant("A"), "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1}}]},
      "ServerlessConfig cannot be specified with InstanceType"),
+    ({"ProductionVariants": [{"VariantName": "A", "ModelName": "m",
+                              "ServerlessConfig": {"MemorySizeInMB": 1500, "MaxConcurrency": 1}}]},
+     "MemorySizeInMB 1500 of production variant A is not valid"),
+    ({"ProductionVariants": [{"VariantName": "A", "ModelName": "m", "ServerlessConfig": {
+        "MemorySizeInMB": 2048, "MaxConcurrency": 2, "ProvisionedConcurrency": 3}}]},
+     "ProvisionedConcurrency (3) of production variant A must be less than or equal to MaxConcurrency (2)"),
     ({"ProductionVariants": [_variant("A"), _variant("B")], "AsyncInferenceConfig": {"OutputConfig": {}}},
      "one production variant"),
 ])
@@ -105,7 +111,7 @@ def test_execution_mode() -> None:
 def _endpoint_row(serving: dict[str, Any] | None, status: str = "InService") -> SimpleNamespace:
     return SimpleNamespace(endpoint_id="e1", arn="arn:aws:sagemaker:us-east-1:111111111111:endpoint/ep", name="ep",
                            account_id="111111111111", region="us-east-1", status=status, serving=serving,
-                           config_name="cfg", tags=[{"Key": "k", "Value": "v"}])
+                           config_name="cfg", tags=[{"Key": "k", "Value": "v"}], pending=None)
 
 
 def _instance(instance_id: str, container: str, status: str = "InService", deployment: int = 1,
@@ -198,3 +204,50 @@ def test_supervisor_transitions_never_overwrite_a_newer_change(tmp_path: Path) -
         assert 'The variant(s) "[B]" is/are not present in the endpoint "arn".' == exc.value.message
     finally:
         db.dispose()
+
+
+def test_route_carries_multi_model_settings_and_serverless_concurrency() -> None:
+    multi = {"ModelName": "m", "ExecutionRoleArn": "arn:aws:iam::111111111111:role/r", "PrimaryContainer": {
+        "Image": IMAGE, "Mode": "MultiModel", "ModelDataUrl": "s3://b/models",
+        "Environment": {"STRATUM_MAX_LOADED_MODELS": "3"}, "MultiModelConfig": {"ModelCacheSetting": "Disabled"}}}
+    serverless = {"VariantName": "A", "ModelName": "m", "ServerlessConfig": {"MemorySizeInMB": 2048,
+                                                                            "MaxConcurrency": 4}}
+    route = build_route(_endpoint_row(store.deployment(_config(serverless), {"m": multi}, 1)),  # type: ignore[arg-type]
+                        [])
+    [variant] = route.variants
+    assert variant.max_concurrency == 4
+    assert variant.multi_model is not None
+    assert (variant.multi_model.prefix, variant.multi_model.role, variant.multi_model.cache,
+            variant.multi_model.max_loaded) == ("s3://b/models/", "arn:aws:iam::111111111111:role/r", False, 3)
+    single = build_route(_endpoint_row(store.deployment(_config(_variant("A")), {"m": _model(IMAGE)}, 1)),  # type: ignore[arg-type]
+                         [])
+    assert single.variants[0].multi_model is None and single.variants[0].max_concurrency == 0
+
+
+def test_blue_green_steps_and_rollback() -> None:
+    from stratum.hosting import deployments
+
+    def routing(kind: str, size: dict[str, Any] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"Type": kind, "WaitIntervalInSeconds": 10}
+        if size:
+            out["CanarySize" if kind == "CANARY" else "LinearStepSize"] = size
+        return out
+
+    assert deployments.steps(routing("ALL_AT_ONCE"), 4) == [1.0]
+    assert deployments.steps(routing("CANARY", {"Type": "CAPACITY_PERCENT", "Value": 20}), 4) == [0.2, 1.0]
+    assert deployments.steps(routing("CANARY", {"Type": "INSTANCE_COUNT", "Value": 1}), 4) == [0.25, 1.0]
+    assert deployments.steps(routing("LINEAR", {"Type": "CAPACITY_PERCENT", "Value": 30}), 4) == [0.3, 0.6, 0.9, 1.0]
+    pending = {"StartTime": 0.0, "Variants": [{"DesiredInstanceCount": 2}], "DeploymentConfig": {
+        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing("CANARY", {"Type": "CAPACITY_PERCENT",
+                                                                                    "Value": 50}),
+                                  "TerminationWaitInSeconds": 5, "MaximumExecutionTimeoutInSeconds": 600}}}
+    assert deployments.next_step(pending, 1.0, []) == ("shift", {"Step": 0, "Fraction": 0.5, "Since": 1.0})
+    pending["Traffic"] = {"Step": 0, "Fraction": 0.5, "Since": 1.0}
+    assert deployments.next_step(pending, 10.0, []) is None
+    assert deployments.next_step(pending, 11.0, []) == ("shift", {"Step": 1, "Fraction": 1.0, "Since": 11.0})
+    pending["Traffic"] = {"Step": 1, "Fraction": 1.0, "Since": 11.0}
+    assert deployments.next_step(pending, 25.0, []) is None  # baking (10 s) and termination wait (5 s)
+    assert deployments.next_step(pending, 26.0, []) == ("deployed", None)
+    kind, reason = deployments.next_step(pending, 12.0, ["high-errors"])  # type: ignore[misc]
+    assert kind == "rollback" and "high-errors" in reason
+    assert deployments.next_step(pending, 601.0, [])[0] == "rollback"  # type: ignore[index]

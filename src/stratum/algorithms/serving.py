@@ -17,6 +17,7 @@ containers' worker count bounds them.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from stratum.algorithms.responses import FLASK_500, Reply
 
@@ -98,17 +99,24 @@ class MultiModels:
         self.lock = threading.Lock()
         self.models: dict[str, tuple[str, Handler]] = {}
 
-    def load(self, body: bytes) -> Reply:
+    def load(self, body: bytes, query: dict[str, list[str]] | None = None) -> Reply:
+        """SageMaker sends {"model_name", "url"} as JSON; MMS's management API takes them as
+        query parameters (POST /models?model_name=..&url=..): both are accepted."""
         try:
-            request = json.loads(body)
-            name, url = str(request["model_name"]), str(request["url"])
-        except (ValueError, KeyError, TypeError):
+            if query and "url" in query:
+                url = query["url"][0]
+                name = (query.get("model_name") or [Path(url).name])[0]
+            else:
+                request = json.loads(body)
+                name, url = str(request["model_name"]), str(request["url"])
+        except (ValueError, KeyError, TypeError, IndexError):
             return _json_reply(400, {"message": "the body must be {\"model_name\": ..., \"url\": ...}"})
+        directory = _host_path(url)
         with self.lock:
             if name in self.models:
                 return _json_reply(409, {"message": f"Model {name} is already loaded."})
         try:
-            handler = self.build(Path(url))
+            handler = self.build(directory)
         except MemoryError:
             return _json_reply(507, {"message": f"Not enough memory to load model {name}."})
         except Exception as exc:
@@ -137,12 +145,25 @@ class MultiModels:
             found = self.models.pop(name, None)
         if found is None:
             return _json_reply(404, {"message": f"Model {name} is not loaded."})
+        del found
+        # The model's memory is given back now (MMS stops the model's worker process), so a load
+        # refused for lack of memory (507) can succeed once SageMaker has unloaded another.
+        gc.collect()
         return _json_reply(200, {"status": f"Model {name} unloaded."})
 
     def handler(self, name: str) -> Handler | None:
         with self.lock:
             found = self.models.get(name)
         return found[1] if found is not None else None
+
+
+def _host_path(url: str) -> Path:
+    """A model directory the platform names as /opt/ml/...: where it is when /opt/ml is remapped
+    by STRATUM_OPT_ML rather than mounted (native loaders such as XGBoost's open paths themselves)."""
+    root = os.environ.get("STRATUM_OPT_ML")
+    if root and (url == "/opt/ml" or url.startswith("/opt/ml/")):
+        return Path(root + url[len("/opt/ml"):])
+    return Path(url)
 
 
 def _json_reply(status: int, document: dict[str, Any]) -> Reply:
@@ -237,7 +258,7 @@ def make_server(handler: Handler | None, port: int, host: str = "127.0.0.1",
                 self._reply(Reply(413, b"payload too large", "text/plain"))
                 return
             if multi is not None and path == "/models":
-                self._reply(multi.load(body))
+                self._reply(multi.load(body, parse_qs(self.path.partition("?")[2])))
                 return
             if target is None:
                 self._reply(Reply(404, b"not found", "text/plain"))

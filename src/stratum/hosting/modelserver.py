@@ -92,6 +92,7 @@ def launch(*, runtime: str, layout: Layout, env: dict[str, str], log_path: str |
         argv += ["--image", image]
     if multi_model:
         argv.append("--multi-model")
+        env["SAGEMAKER_MULTI_MODEL"] = "true"  # as SageMaker sets it for a MultiModel container
     full_argv, full_env = process.isolate(argv, env, str(layout.ml), isolation)
     with open(log_path, "ab", buffering=0) as out:
         proc = subprocess.Popen(full_argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

@@ -84,6 +84,11 @@ def deployed(conn: Connection, row: Row[Any]) -> bool:
                        config_name=pending["ConfigName"])
 
 
+def shifted(conn: Connection, row: Row[Any], traffic: dict[str, Any]) -> bool:
+    """A blue/green update's traffic moved a step: ``traffic`` is the pending deployment's share."""
+    return _transition(conn, row, pending={**row.pending, "Traffic": traffic})
+
+
 def resized(conn: Connection, row: Row[Any]) -> bool:
     """UpdateEndpointWeightsAndCapacities is done: desired counts and weights are current."""
     serving = dict(row.serving)

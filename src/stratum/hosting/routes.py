@@ -17,12 +17,25 @@ class InstanceRoute:
 
 
 @dataclass(frozen=True)
+class MultiModelRoute:
+    """A variant whose model's container is in Mode MultiModel: TargetModel is a key below
+    ``prefix`` (its ModelDataUrl), downloaded as ``role`` into the instance and loaded on demand."""
+
+    prefix: str
+    role: str | None
+    cache: bool = True  # MultiModelConfig.ModelCacheSetting (Disabled: unloaded after each invocation)
+    max_loaded: int = 0  # models kept loaded per container before the least recently used goes (0: no limit)
+
+
+@dataclass(frozen=True)
 class VariantRoute:
     name: str
     weight: float  # CurrentWeight
     containers: tuple[str, ...]  # ContainerHostnames in the model's order (Serial pipes them in this order)
     images: tuple[str, ...]  # the containers' images, same order
     instances: tuple[InstanceRoute, ...]  # the instances answering now (InService)
+    multi_model: MultiModelRoute | None = None
+    max_concurrency: int = 0  # a serverless variant's MaxConcurrency: invocations in flight at most (0: no bound)
 
 
 @dataclass(frozen=True)
@@ -38,3 +51,6 @@ class EndpointRoute:
     data_capture: dict[str, Any] | None = None  # the serving config's DataCaptureConfig
     async_config: dict[str, Any] | None = None  # the serving config's AsyncInferenceConfig
     extra: dict[str, Any] = field(default_factory=dict)
+    # A blue/green update shifting traffic in steps: the new fleet's variants take this share.
+    canary: tuple[VariantRoute, ...] = ()
+    canary_fraction: float = 0.0

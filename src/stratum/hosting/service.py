@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 
 from sqlalchemy import Row
 
-from stratum.hosting import modelserver, records
+from stratum.hosting import deployments, modelserver, records
 from stratum.hosting.instances import Adopted, LocalInstance, Plan, container_hostnames
 from stratum.hosting.metrics import EndpointMetrics
 from stratum.hosting.router import Router
@@ -348,13 +348,20 @@ class HostingService:
             return None
 
         # Decide first: a write transaction only when there is something to record.
-        action: tuple[str, str | None] | None = None
+        action: tuple[str, Any] | None = None
         if row.pending:
             reason = failure(row.pending)
             if reason is not None:
                 action = ("failed", reason)
             elif up(row.pending):
-                action = ("deployed", None)
+                if row.serving is not None and deployments.policy_of(row.pending):
+                    # A blue/green policy: the traffic moves in steps, watched by its alarms.
+                    decided = deployments.next_step(row.pending, time.time(), self._in_alarm(row))
+                    if decided is not None:
+                        kind, detail = decided
+                        action = ("failed", detail) if kind == "rollback" else (kind, detail)
+                else:
+                    action = ("deployed", None)
         elif row.serving:
             settled = up(row.serving) and all(
                 len(self._live(ep, key)) == count for key, (count, _v) in wanted.items())
@@ -382,12 +389,32 @@ class HostingService:
                 done = records.deployed(conn, row)
             elif kind == "resized":
                 done = records.resized(conn, row)
+            elif kind == "shift":
+                done = records.shifted(conn, row, detail)
             else:
                 done = records.set_status(conn, row, str(detail))
         if done:
             log.info("endpoint %s: %s%s", row.name, kind, f" ({detail})" if detail else "")
+            if kind == "shift":
+                self._note_all(ep, f"traffic to the new fleet: {detail['Fraction'] * 100:g}%")
             self.invalidate(row.account_id, row.region, row.name)
             self._wake.set()
+
+    def _in_alarm(self, row: Row[Any]) -> list[str]:
+        """The update's rollback alarms that are in ALARM now."""
+        names = deployments.alarm_names(row.pending)
+        if not names:
+            return []
+        from stratum.services.cloudwatch import alarms
+
+        with self.db.read() as conn:
+            found = [alarms.get(conn, row.account_id, row.region, name) for name in names]
+        return [a.name for a in found if a is not None and a.state_value == "ALARM"]
+
+    @staticmethod
+    def _note_all(ep: _Endpoint, message: str) -> None:
+        for inst in ep.instances.values():
+            inst.note(message)
 
     # ------------------------------------------------------------------------------- instances
     def _plan(self, row: Row[Any], instance_id: str, variant: dict[str, Any]) -> Plan:

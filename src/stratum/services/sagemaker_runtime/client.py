@@ -122,11 +122,12 @@ class ModelClient:
             raise ContainerUnreachable(str(exc)) from None
         return conn
 
-    async def post(self, base_url: str, path: str, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
-        """POST ``body`` to ``base_url + path``; TimeoutError after ``timeout`` seconds (the
-        connection is then dropped: its answer may still come)."""
+    async def post(self, base_url: str, path: str, body: bytes, headers: dict[str, str], timeout: float,
+                   method: str = "POST") -> Reply:
+        """POST (or ``method``) ``body`` to ``base_url + path``; TimeoutError after ``timeout``
+        seconds (the connection is then dropped: its answer may still come)."""
         host, port, host_header = self._address(base_url)
-        lines = [b"POST ", path.encode("latin-1"), b" HTTP/1.1\r\nHost: ", host_header,
+        lines = [method.encode("latin-1"), b" ", path.encode("latin-1"), b" HTTP/1.1\r\nHost: ", host_header,
                  b"\r\nContent-Length: ", str(len(body)).encode(), b"\r\n"]
         for name, value in headers.items():
             lines += [name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]

@@ -21,6 +21,12 @@ def payload_too_large() -> ServiceError:
     return ServiceError("413", f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes.", 413)
 
 
+def throttled(endpoint: str, variant: str, limit: int) -> ServiceError:
+    """A serverless variant has MaxConcurrency invocations in flight already."""
+    return ServiceError("ThrottlingException", f"Variant {variant} of endpoint {endpoint} is processing its "
+                        f"MaxConcurrency ({limit}) of concurrent invocations. Retry the request.", 400)
+
+
 def service_unavailable(message: str) -> ServiceError:
     return ServiceError("ServiceUnavailable", message, 503, sender_fault=False)
 

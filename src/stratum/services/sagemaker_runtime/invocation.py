@@ -43,7 +43,7 @@ class ModelFailure(Exception):
         self.timed_out = False
 
 
-def _headers(content_type: str | None, accept: str | None, custom_attributes: str | None) -> dict[str, str]:
+def container_headers(content_type: str | None, accept: str | None, custom_attributes: str | None) -> dict[str, str]:
     headers: dict[str, str] = {}
     if content_type:
         headers["Content-Type"] = content_type
@@ -65,7 +65,7 @@ async def invoke(client: ModelClient, instance: InstanceRoute, containers: tuple
         url = instance.urls.get(name)
         if url is None:
             raise ModelFailure(name, 0, f"Container {name} is not running.", spent)
-        headers = _headers(content_type, request.accept if i == last else None, attributes)
+        headers = container_headers(content_type, request.accept if i == last else None, attributes)
         started = perf_counter()
         try:
             reply = await client.post(url, "/invocations", body, headers, timeout)

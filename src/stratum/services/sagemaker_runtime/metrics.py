@@ -1,6 +1,10 @@
 """Endpoint invocation metrics, as SageMaker publishes them: namespace AWS/SageMaker, dimensions
 EndpointName and VariantName; Invocations, Invocation4XXErrors, Invocation5XXErrors,
-InvocationModelErrors (counts) and ModelLatency, OverheadLatency (microseconds).
+InvocationModelErrors (counts) and ModelLatency, OverheadLatency (microseconds). Multi-model
+endpoints add their model loading metrics there (ModelCacheHit, a 1 or 0 per invocation;
+ModelLoadingWaitTime, ModelDownloadingTime, ModelLoadingTime, ModelUnloadingTime in microseconds)
+and the instance metric LoadedModelCount under /aws/sagemaker/Endpoints (one sample per instance,
+published when it changes and once a minute).
 
 Recording is one list append on the request's path; a background thread aggregates the samples
 and publishes them (one StatisticValues datapoint per metric, endpoint, variant and minute) to the
@@ -11,11 +15,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from time import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stratum.store.db import Database
+
+if TYPE_CHECKING:
+    from stratum.services.sagemaker_runtime.multimodel import Loading
 
 log = logging.getLogger("stratum.sagemaker_runtime.metrics")
 
@@ -23,6 +31,8 @@ NAMESPACE = "AWS/SageMaker"
 FLUSH_SECONDS = 10.0
 COUNTS = ("Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "InvocationModelErrors")
 LATENCIES = ("ModelLatency", "OverheadLatency")
+LOADING_TIMES = ("ModelLoadingWaitTime", "ModelDownloadingTime", "ModelLoadingTime", "ModelUnloadingTime")
+INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 # (account, region, endpoint, variant, minute epoch seconds)
 Key = tuple[str, str, str, str, int]
 
@@ -56,6 +66,13 @@ class InvocationMetrics:
         self._samples: deque[tuple[str, str, str, str, int, int, bool, float | None, float | None]] = deque()
         # Totals for the Prometheus endpoint, as of the last flush: (endpoint, variant, metric) -> count
         self.totals: dict[tuple[str, str, str], float] = {}
+        # Multi-model endpoints: (key, metric, value) samples, and LoadedModelCount per instance:
+        # (account, region, endpoint, variant, instance) -> [models loaded, published since it changed]
+        self._extra: deque[tuple[Key, str, float]] = deque()
+        self._loaded: dict[tuple[str, str, str, str, str], list[Any]] = {}
+        self._loaded_minute = 0
+        # (account, region, endpoint, instance) -> whether that instance still serves the endpoint
+        self.instance_serves: Callable[[str, str, str, str], bool] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -66,6 +83,23 @@ class InvocationMetrics:
         latencies in microseconds (None: not measured). One append: the flush aggregates."""
         self._samples.append((account, region, endpoint, variant, int(time()) // 60 * 60, status, model_error,
                               model_us, overhead_us))
+
+    def record_loading(self, account: str, region: str, endpoint: str, variant: str, loading: Loading) -> None:
+        """How a multi-model invocation found its model (see multimodel.Loading)."""
+        key = (account, region, endpoint, variant, int(time()) // 60 * 60)
+        self._extra.append((key, "ModelCacheHit", 1.0 if loading.cache_hit else 0.0))
+        if not loading.cache_hit:
+            self._extra.append((key, "ModelLoadingWaitTime", loading.wait_us))
+        for name, value in (("ModelDownloadingTime", loading.download_us), ("ModelLoadingTime", loading.load_us)):
+            if value is not None:
+                self._extra.append((key, name, value))
+        for value in loading.unload_us:
+            self._extra.append((key, "ModelUnloadingTime", value))
+
+    def set_loaded_models(self, account: str, region: str, endpoint: str, variant: str, instance: str,
+                          count: int) -> None:
+        self._loaded[(account, region, endpoint, variant, instance)] = [float(count), False]
+
 
     def take(self) -> dict[Key, dict[str, _Stat]]:
         """The samples recorded since the last call, aggregated per endpoint, variant and minute."""
@@ -97,7 +131,31 @@ class InvocationMetrics:
                     if name is not None:
                         total_key = (endpoint, variant, name)
                         totals[total_key] = totals.get(total_key, 0.0) + 1.0
+            extra = self._extra
+            for key, name, value in [extra.popleft() for _ in range(len(extra))]:
+                stats = pending.setdefault(key, {})
+                stat = stats.get(name)
+                if stat is None:
+                    stat = stats[name] = _Stat()
+                stat.add(value)
         return pending
+
+    def _take_loaded(self) -> dict[tuple[str, str, str, str], _Stat]:
+        """LoadedModelCount: every instance's count once a minute, and whenever it changed."""
+        minute = int(time()) // 60 * 60
+        every = minute != self._loaded_minute
+        self._loaded_minute = minute
+        stats: dict[tuple[str, str, str, str], _Stat] = {}
+        for key, entry in list(self._loaded.items()):
+            account, region, endpoint, variant, instance = key
+            if every and self.instance_serves is not None and not self.instance_serves(account, region, endpoint,
+                                                                                        instance):
+                del self._loaded[key]  # the instance is gone (endpoint deleted or updated)
+                continue
+            if every or not entry[1]:
+                entry[1] = True
+                stats.setdefault((account, region, endpoint, variant), _Stat()).add(entry[0])
+        return stats
 
     def flush(self) -> int:
         """Publish what was recorded since the last flush; returns the number of datapoints."""
@@ -108,17 +166,27 @@ class InvocationMetrics:
         from stratum.services.cloudwatch import datapoints
 
         pending = self.take()
-        if not pending:
+        loaded = self._take_loaded()
+        if not pending and not loaded:
             return 0
         now = datetime.now(UTC)
         written = 0
         with self.db.begin() as conn:
+            stamp = datetime.fromtimestamp(int(time()) // 60 * 60, UTC)
+            for (account, region, endpoint, variant), stat in loaded.items():
+                dims = datapoints.sorted_dimensions([{"Name": "EndpointName", "Value": endpoint},
+                                                     {"Name": "VariantName", "Value": variant}])
+                point = {"timestamp": stamp, "unit": "None", "storage_resolution": 60, "sample_count": stat.count,
+                         "sum": stat.total, "minimum": stat.minimum, "maximum": stat.maximum, "values": None}
+                datapoints.put(conn, datapoints.MetricRef(account, region, INSTANCE_NAMESPACE, "LoadedModelCount",
+                                                          dims), [point], now)
+                written += 1
             for (account, region, endpoint, variant, minute), stats in pending.items():
                 dims = datapoints.sorted_dimensions([{"Name": "EndpointName", "Value": endpoint},
                                                      {"Name": "VariantName", "Value": variant}])
                 stamp = datetime.fromtimestamp(minute, UTC)
                 for name, stat in stats.items():
-                    unit = "Microseconds" if name in LATENCIES else "None"
+                    unit = "Microseconds" if name in LATENCIES or name in LOADING_TIMES else "None"
                     point: dict[str, Any] = {"timestamp": stamp, "unit": unit, "storage_resolution": 60,
                                              "sample_count": stat.count, "sum": stat.total,
                                              "minimum": stat.minimum, "maximum": stat.maximum, "values": None}

@@ -9,14 +9,15 @@ published by background threads, never on the request's path."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
-from stratum.hosting.routes import EndpointRoute, VariantRoute
+from stratum.hosting.routes import EndpointRoute, InstanceRoute, VariantRoute
 from stratum.protocol.errors import ServiceError
 from stratum.protocol.http import HttpRequest, HttpResponse
 from stratum.server.app_state import AppState
@@ -31,9 +32,11 @@ from stratum.services.sagemaker_runtime.invocation import (
     Answer,
     ModelFailure,
     Request,
+    container_headers,
     invoke,
 )
 from stratum.services.sagemaker_runtime.metrics import InvocationMetrics
+from stratum.services.sagemaker_runtime.multimodel import ModelCache
 from stratum.services.sagemaker_runtime.roles import RoleS3, execution_role
 from stratum.services.sagemaker_runtime.selection import RoundRobin, choose_variant, containers_for
 
@@ -45,6 +48,12 @@ ASYNC_ACTION = "sagemaker:InvokeEndpointAsync"
 SERVING = frozenset({"InService", "Updating", "SystemUpdating", "RollingBack", "UpdateRollbackFailed"})
 # How long an asynchronous invocation may take by default (AWS: InvocationTimeoutSeconds, 15 min).
 ASYNC_TIMEOUT_SECONDS = 900
+
+
+def _refuse_multi_model(route: EndpointRoute, variant: VariantRoute, operation: str) -> None:
+    if variant.multi_model is not None:
+        raise errors.validation(f"Endpoint {route.name} is a multi-model endpoint: {operation} does not support "
+                                "multi-model endpoints (use InvokeEndpoint with a TargetModel).")
 
 
 def endpoint_arn(region: str, account: str, name: str) -> str:
@@ -62,10 +71,14 @@ class SageMakerRuntimeProvider(Provider):
         self.metrics = InvocationMetrics(app.db)
         self.s3 = RoleS3(app.db, app.settings.endpoint_url)
         self.capture = capture.CaptureBuffer(self._write_capture)
+        self.models = ModelCache(self.client, self.s3, app.settings.data_dir, self._loaded_models)
+        self.metrics.instance_serves = self._instance_serves
         app.add_background(self.metrics)
         app.add_background(self.capture)
         app.telemetry_sources.append(self.metrics.prometheus)
         self._background: set[asyncio.Task[None]] = set()
+        # Invocations in flight per (endpoint ARN, variant) of serverless variants (MaxConcurrency).
+        self._in_flight: dict[tuple[str, str], int] = {}
 
     def prepare_request(self, request: HttpRequest) -> None:
         # AWS's front end refuses an InvokeEndpoint body over 6 MB before anything else.
@@ -93,9 +106,6 @@ class SageMakerRuntimeProvider(Provider):
         if params.get("EnableExplanations") is not None:
             raise errors.validation(f"EnableExplanations is only supported for endpoints with a ClarifyExplainerConfig; "
                                     f"endpoint {route.name} has none (Stratum does not serve online explainability).")
-        if params.get("TargetModel") is not None:
-            raise errors.validation(f"TargetModel is only supported for multi-model endpoints; endpoint {route.name} "
-                                    f"is not one.")
         if params.get("InferenceComponentName") is not None:
             raise errors.validation(f"Endpoint {route.name} has no inference components.")
         if params.get("SessionId") is not None:
@@ -113,11 +123,19 @@ class SageMakerRuntimeProvider(Provider):
         route = self._route(ctx, name, ACTION, context)
         self._refuse_unsupported(route, params)
         variant = choose_variant(route, params.get("TargetVariant"))
+        target = params.get("TargetModel")
+        if target is not None and variant.multi_model is None:
+            raise errors.validation(f"Endpoint {route.name} is not a multi-model endpoint and does not support "
+                                    "target model header.")
+        if target is None and variant.multi_model is not None:
+            raise errors.validation(f"Endpoint {route.name} is a multi-model endpoint: specify the TargetModel "
+                                    "(the X-Amzn-SageMaker-Target-Model header) to invoke.")
         containers = containers_for(route, variant, params.get("TargetContainerHostname"))
         request = Request(params.get("Body") or b"", params.get("ContentType"), params.get("Accept"),
                           params.get("CustomAttributes"))
-        answer = await self._invoke(route, variant, containers, request, started,
-                                    inference_id=params.get("InferenceId"))
+        with self._slot(route, variant):
+            answer = await self._invoke(route, variant, containers, request, started,
+                                        inference_id=params.get("InferenceId"), target_model=target)
         # The output shape is a payload and three headers: answered as HTTP directly, not walked
         # member by member (the container's header values came through an HTTP parser already).
         headers = {"x-Amzn-Invoked-Production-Variant": variant.name}
@@ -141,6 +159,7 @@ class SageMakerRuntimeProvider(Provider):
         route = self._route(ctx, name, ACTION, context)
         self._refuse_unsupported(route, params)
         variant = choose_variant(route, params.get("TargetVariant"))
+        _refuse_multi_model(route, variant, "InvokeEndpointWithResponseStream")
         containers = containers_for(route, variant, params.get("TargetContainerHostname"))
         if len(containers) != 1:
             raise errors.validation(f"Endpoint {route.name} is an inference pipeline: its response cannot be "
@@ -190,6 +209,26 @@ class SageMakerRuntimeProvider(Provider):
             out[CUSTOM_ATTRIBUTES] = reply.headers[CUSTOM_ATTRIBUTES.lower()]
         return HttpResponse(200, out, events())
 
+    @contextlib.contextmanager
+    def _slot(self, route: EndpointRoute, variant: VariantRoute) -> Iterator[None]:
+        """One of a serverless variant's MaxConcurrency invocations; ThrottlingException when
+        they are all taken (on the event loop: the count needs no lock)."""
+        if not variant.max_concurrency:
+            yield
+            return
+        key = (route.arn, variant.name)
+        if self._in_flight.get(key, 0) >= variant.max_concurrency:
+            raise errors.throttled(route.name, variant.name, variant.max_concurrency)
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._in_flight[key] - 1
+            if left:
+                self._in_flight[key] = left
+            else:
+                del self._in_flight[key]
+
     def _model_error(self, route: EndpointRoute, variant: VariantRoute, failure: ModelFailure) -> ServiceError:
         self.metrics.record(route.account_id, route.region, route.name, variant.name, status=failure.status,
                             model_error=True, model_us=None, overhead_us=None)
@@ -199,12 +238,16 @@ class SageMakerRuntimeProvider(Provider):
 
     async def _invoke(self, route: EndpointRoute, variant: VariantRoute, containers: tuple[str, ...],
                       request: Request, started: float, *, inference_id: str | None,
-                      timeout: float | None = None) -> Answer:
+                      timeout: float | None = None, target_model: str | None = None) -> Answer:
         """Forward to an instance; record the metrics and the capture; a container's failure
         becomes ModelError."""
         instance = self.instances.instance(route, variant)
         try:
-            answer = await invoke(self.client, instance, containers, request, timeout or self.model_timeout)
+            if target_model is not None:
+                answer = await self._invoke_model(route, variant, instance, containers[0], target_model, request,
+                                                  timeout or self.model_timeout)
+            else:
+                answer = await invoke(self.client, instance, containers, request, timeout or self.model_timeout)
         except ModelFailure as failure:
             raise self._model_error(route, variant, failure) from None
         total = perf_counter() - started
@@ -214,6 +257,27 @@ class SageMakerRuntimeProvider(Provider):
         if capture.sampled(route.data_capture):
             self._capture(route, variant.name, request, answer, inference_id)
         return answer
+
+    async def _invoke_model(self, route: EndpointRoute, variant: VariantRoute, instance: InstanceRoute,
+                            container: str, target: str, request: Request, timeout: float) -> Answer:
+        """A multi-model endpoint's invocation of ``target`` (loaded first when it is not)."""
+        if container not in instance.urls:
+            raise ModelFailure(container, 0, f"Container {container} is not running.", 0.0)
+        headers = container_headers(request.content_type, request.accept, request.custom_attributes)
+        status, reply_headers, body, seconds, loading = await self.models.invoke(
+            route, variant, instance, container, target, request.body, headers, timeout)
+        self.metrics.record_loading(route.account_id, route.region, route.name, variant.name, loading)
+        if not 200 <= status < 300:
+            raise ModelFailure(container, status, body.decode("utf-8", errors="replace"), seconds)
+        return Answer(body, reply_headers.get("content-type"), reply_headers.get(CUSTOM_ATTRIBUTES.lower()), seconds)
+
+    def _instance_serves(self, account: str, region: str, endpoint: str, instance_id: str) -> bool:
+        hosting = getattr(self.app, "hosting", None)
+        route = hosting.route(account, region, endpoint) if hosting is not None else None
+        return route is not None and any(i.instance_id == instance_id for v in route.variants for i in v.instances)
+
+    def _loaded_models(self, route: EndpointRoute, variant: VariantRoute, instance_id: str, count: int) -> None:
+        self.metrics.set_loaded_models(route.account_id, route.region, route.name, variant.name, instance_id, count)
 
     def _capture(self, route: EndpointRoute, variant: str, request: Request, answer: Answer,
                  inference_id: str | None) -> None:
@@ -254,6 +318,7 @@ class SageMakerRuntimeProvider(Provider):
         where = asynchronous.locations(route.async_config, name, inference_id, params.get("S3OutputPathExtension"),
                                        params.get("Filename"))
         variant = choose_variant(route, None)
+        _refuse_multi_model(route, variant, "InvokeEndpointAsync")
         containers = containers_for(route, variant, None)
         timeout = float(params.get("InvocationTimeoutSeconds") or ASYNC_TIMEOUT_SECONDS)
         task = asyncio.get_running_loop().create_task(self._run_async(

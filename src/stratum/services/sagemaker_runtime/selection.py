@@ -13,17 +13,20 @@ from stratum.services.sagemaker_runtime import errors
 
 def choose_variant(route: EndpointRoute, target: str | None, draw: Callable[[], float] = random.random
                    ) -> VariantRoute:
+    fleet = route.variants
+    if route.canary and draw() < route.canary_fraction:
+        fleet = route.canary  # a blue/green update's new fleet takes its share of the traffic
     if target is not None:
-        for variant in route.variants:
+        for variant in (*fleet, *route.variants, *route.canary):
             if variant.name == target:
                 return variant
         raise errors.validation(f"The variant {target} does not exist for endpoint {route.name}. "
                                 f"Check the variant name and try again.")
-    if not route.variants:
+    if not fleet:
         raise errors.service_unavailable(f"Endpoint {route.name} has no production variant serving requests.")
-    weighted = [v for v in route.variants if v.weight > 0]
+    weighted = [v for v in fleet if v.weight > 0]
     if not weighted:  # every weight 0: traffic is spread evenly rather than refused
-        weighted = list(route.variants)
+        weighted = list(fleet)
         total = float(len(weighted))
         point = draw() * total
         return weighted[min(int(point), len(weighted) - 1)]

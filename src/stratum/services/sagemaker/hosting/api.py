@@ -156,7 +156,7 @@ class HostingApi(Provider):
             if current is None:
                 raise errors.endpoint_not_found(row.arn)
             store.update_endpoint(conn, current, config, models, bool(params.get("RetainAllVariantProperties")),
-                                  exclude)
+                                  exclude, params.get("DeploymentConfig"))
         self._invalidate(row.account_id, row.region, row.name)
         self.app.hosting.wake()
         return {"EndpointArn": row.arn}

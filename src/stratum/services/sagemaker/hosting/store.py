@@ -85,6 +85,14 @@ def check_config(request: dict[str, Any]) -> None:
             if variant.get("InstanceType") or variant.get("InitialInstanceCount") is not None:
                 raise errors.validation("ServerlessConfig cannot be specified with InstanceType or "
                                         "InitialInstanceCount.")
+            # The ranges (1024-6144 MB, 1-200) are the shapes'; these are the API's own checks.
+            if int(serverless["MemorySizeInMB"]) % 1024:
+                raise errors.validation(f"MemorySizeInMB {serverless['MemorySizeInMB']} of production variant "
+                                        f"{name} is not valid: specify 1024, 2048, 3072, 4096, 5120 or 6144.")
+            provisioned = serverless.get("ProvisionedConcurrency")
+            if provisioned is not None and int(provisioned) > int(serverless["MaxConcurrency"]):
+                raise errors.validation(f"ProvisionedConcurrency ({provisioned}) of production variant {name} must "
+                                        f"be less than or equal to MaxConcurrency ({serverless['MaxConcurrency']}).")
         else:
             if not variant.get("InstanceType"):
                 raise errors.validation(f"InstanceType is required for production variant {name}.")
@@ -236,15 +244,42 @@ def create_endpoint(conn: Connection, claims: Claims, account: str, region: str,
     return arn
 
 
+def check_deployment_config(config: dict[str, Any]) -> None:
+    """UpdateEndpoint's DeploymentConfig: a blue/green policy whose traffic routing has the step
+    size its type needs (the shapes have checked the ranges already)."""
+    if config.get("RollingUpdatePolicy"):
+        raise errors.validation("RollingUpdatePolicy is not supported by Stratum: use BlueGreenUpdatePolicy.")
+    policy = config.get("BlueGreenUpdatePolicy")
+    if not policy:
+        if config.get("AutoRollbackConfiguration"):
+            raise errors.validation("AutoRollbackConfiguration requires a BlueGreenUpdatePolicy.")
+        return
+    routing = policy["TrafficRoutingConfiguration"]
+    kind = routing["Type"]
+    for field_name, needed in (("CanarySize", kind == "CANARY"), ("LinearStepSize", kind == "LINEAR")):
+        size = routing.get(field_name)
+        if needed and not size:
+            raise errors.validation(f"{field_name} must be specified for TrafficRoutingConfiguration Type {kind}.")
+        if not needed and size:
+            raise errors.validation(f"{field_name} is not valid for TrafficRoutingConfiguration Type {kind}.")
+        if size and size["Type"] == "CAPACITY_PERCENT" and int(size["Value"]) >= 100:
+            raise errors.validation(f"{field_name} Value must be less than 100 when its Type is CAPACITY_PERCENT.")
+
+
 def update_endpoint(conn: Connection, row: Row[Any], config: Row[Any], models: dict[str, dict[str, Any]],
-                    retain: bool, exclude: frozenset[str]) -> None:
-    """UpdateEndpoint: the new config's deployment becomes pending; the serving one keeps serving."""
+                    retain: bool, exclude: frozenset[str], deployment_config: dict[str, Any] | None = None) -> None:
+    """UpdateEndpoint: the new config's deployment becomes pending; the serving one keeps serving.
+    A DeploymentConfig's blue/green policy shifts the traffic to it in steps (hosting service)."""
     if row.status == "Failed":
         raise errors.failed_endpoint(row.arn)
     if row.status in BUSY:
         raise errors.in_progress(row.arn)
+    if deployment_config:
+        check_deployment_config(deployment_config)
     number = row.generation + 1
     pending = deployment(config, models, number, row.serving, retain, exclude)
+    if deployment_config:
+        pending["DeploymentConfig"] = deployment_config
     _set(conn, row, status="Updating", failure_reason=None, pending=pending, generation=number)
 
 

@@ -89,6 +89,9 @@ def endpoint_description(row: Row[Any]) -> dict[str, Any]:
             out["DataCaptureConfig"] = capture
         if shown.get("AsyncInferenceConfig"):
             out["AsyncInferenceConfig"] = shown["AsyncInferenceConfig"]
+    last = (pending or {}).get("DeploymentConfig") or (serving or {}).get("DeploymentConfig")
+    if last:
+        out["LastDeploymentConfig"] = last
     out["EndpointStatus"] = row.status
     if row.failure_reason:
         out["FailureReason"] = row.failure_reason
