@@ -2,7 +2,7 @@
 TestEventPattern, and delivery: a model package approved in a spoke account reaches the hub's bus
 through a rule of the spoke's default bus, where a rule of the hub starts a SageMaker pipeline with
 parameters from the event; an input transformer's output; a spoke without bus permission refused
-(the delivery recorded as failed, with its dead-letter queue); scheduled rules firing."""
+(the delivery recorded as failed, the event sent to its SQS dead-letter queue); scheduled rules firing."""
 
 from __future__ import annotations
 
@@ -203,8 +203,8 @@ def test_rule_lifecycle_listing_and_errors(server: StratumServer) -> None:
     hub_bus = f"arn:aws:events:{REGION}:{server.account_id('hub')}:event-bus/default"
     out = events.put_targets(Rule=name, Targets=[
         {"Id": "hub", "Arn": hub_bus},
-        {"Id": "queue", "Arn": f"arn:aws:sqs:{REGION}:{account}:q"}])
-    assert out["FailedEntryCount"] == 1 and out["FailedEntries"][0]["TargetId"] == "queue"
+        {"Id": "topic", "Arn": f"arn:aws:sns:{REGION}:{account}:t"}])
+    assert out["FailedEntryCount"] == 1 and out["FailedEntries"][0]["TargetId"] == "topic"
     assert [t["Id"] for t in events.list_targets_by_rule(Rule=name)["Targets"]] == ["hub"]
     assert events.list_rule_names_by_target(TargetArn=hub_bus)["RuleNames"] == [name]
     assert _error(events.delete_rule, Name=name) == ("ValidationException", "Rule can't be deleted since it has targets.")
@@ -338,16 +338,71 @@ def test_spoke_without_bus_permission_is_refused(server: StratumServer) -> None:
     hub_bus_arn = hub.create_event_bus(Name=_uid("closed"))["EventBusArn"]
     spoke = server.client("events", "test")
     group = _package_group(server, "test")
-    dlq = f"arn:aws:sqs:{REGION}:{server.account_id('test')}:forward-dlq"
+    sqs = server.client("sqs", "test")
     rule = spoke.put_rule(Name=_uid("forward"), EventPattern=json.dumps(
         {**APPROVAL_PATTERN, "detail": {"ModelPackageGroupName": [group]}}))["RuleArn"]
+    queue_url = sqs.create_queue(QueueName=_uid("forward-dlq"))["QueueUrl"]
+    dlq = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # The queue's policy lets EventBridge send it this rule's failures, as the console writes it.
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+            "Resource": dlq, "Condition": {"ArnEquals": {"aws:SourceArn": rule}}}]})})
     spoke.put_targets(Rule=rule.rsplit("/", 1)[1], Targets=[{
         "Id": "hub", "Arn": hub_bus_arn, "DeadLetterConfig": {"Arn": dlq},
         "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60}}])
     _new_version(server, "test", group)
     failed = _wait(lambda: [d for d in _deliveries(server, rule) if d.status == "failed"], what="the refusal")
     assert failed[0].attempts == 1 and failed[0].dead_letter_arn == dlq
-    assert failed[0].last_error.startswith("AccessDeniedException")
+    assert failed[0].last_error.startswith("AccessDeniedException") and "not sent" not in failed[0].last_error
+    # The event is in the dead-letter queue, with the attributes EventBridge documents.
+    [message] = sqs.receive_message(QueueUrl=queue_url, MessageAttributeNames=["All"], WaitTimeSeconds=5)["Messages"]
+    event = json.loads(message["Body"])
+    assert event["detail-type"] == "SageMaker Model Package State Change"
+    assert event["detail"]["ModelPackageGroupName"] == group
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes["RULE_ARN"] == rule and attributes["TARGET_ARN"] == hub_bus_arn
+    assert attributes["ERROR_CODE"] == "AccessDeniedException" and attributes["RETRY_ATTEMPTS"] == "0"
+    assert "EXHAUSTED_RETRY_CONDITION" not in attributes  # refused at once: no retry was exhausted
+
+    # A queue whose policy does not let EventBridge in keeps nothing: the failure says why.
+    closed_url = sqs.create_queue(QueueName=_uid("closed-dlq"))["QueueUrl"]
+    closed = sqs.get_queue_attributes(QueueUrl=closed_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    spoke.put_targets(Rule=rule.rsplit("/", 1)[1], Targets=[{
+        "Id": "hub", "Arn": hub_bus_arn, "DeadLetterConfig": {"Arn": closed}}])
+    _new_version(server, "test", group)
+    refused = _wait(lambda: [d for d in _deliveries(server, rule) if d.status == "failed"
+                             and d.dead_letter_arn == closed], what="the second refusal")
+    assert "not sent to the dead-letter queue" in refused[0].last_error
+    assert "Messages" not in sqs.receive_message(QueueUrl=closed_url)
+
+
+def test_sqs_queue_target_receives_each_event_once(server: StratumServer) -> None:
+    """A queue target gets the (transformed) event once, under the queue's policy; a FIFO queue
+    target needs its MessageGroupId."""
+    events, sqs = server.client("events", "test"), server.client("sqs", "test")
+    name = _uid("to-queue")
+    rule = events.put_rule(Name=name, EventPattern=json.dumps({"source": ["ci.build"]}))["RuleArn"]
+    url = sqs.create_queue(QueueName=_uid("builds"))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+            "Resource": arn, "Condition": {"ArnEquals": {"aws:SourceArn": rule}}}]})})
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn, "InputPath": "$.detail"}])
+    events.put_events(Entries=[{"Source": "ci.build", "DetailType": "Build", "Detail": json.dumps({"n": i})}
+                               for i in range(3)])
+    bodies: list[Any] = []
+    deadline = time.monotonic() + 30
+    while len(bodies) < 3 and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    assert sorted(b["n"] for b in bodies) == [0, 1, 2]
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+    assert {d.status for d in _deliveries(server, rule)} == {"delivered"}
+    fifo = f"arn:aws:sqs:{REGION}:{server.account_id('test')}:orders.fifo"
+    assert _error(events.put_targets, Rule=name, Targets=[{"Id": "f", "Arn": fifo}])[0] == "ValidationException"
 
 
 def test_bus_target_with_a_role_acts_as_that_role(server: StratumServer) -> None:

@@ -5,11 +5,11 @@ a rule's target, with the rule as aws:SourceArn)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stratum import ids
 from stratum.auth.identity import Identity
-from stratum.policy import AuthzRequest, Caller, PolicySet, evaluate, parse_policy
+from stratum.auth.service_principal import service_allowed
 from stratum.protocol.errors import ServiceError
 from stratum.protocol.http import HttpRequest
 
@@ -47,20 +47,8 @@ def authorize(app: AppState, caller: Invoker | RequestContext, action: str, reso
     from stratum.server.context import RequestContext
 
     if isinstance(caller, ServicePrincipal):
-        allowed = False
-        if policy is not None:
-            context: dict[str, Any] = {}
-            if caller.source_arn:
-                context["aws:SourceArn"] = caller.source_arn
-            if caller.source_account:
-                context["aws:SourceAccount"] = caller.source_account
-            decision = evaluate(AuthzRequest(caller=Caller(arn=caller.service, account="", kind="service",
-                                                           service=caller.service),
-                                             action=action, resource=resource, resource_account=resource_account,
-                                             context=context),
-                                PolicySet(resource=parse_policy(policy, kind="resource"),
-                                          resource_policy_required=True))
-            allowed = decision.allowed
+        allowed = service_allowed(caller.service, action, resource, resource_account, policy,
+                                  source_arn=caller.source_arn, source_account=caller.source_account)
         if not allowed:
             raise ServiceError("AccessDeniedException", f"{caller.service} is not authorized to perform: {action} "
                                f"on resource: {resource} because no resource-based policy allows the {action} "

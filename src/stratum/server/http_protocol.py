@@ -21,7 +21,7 @@ from stratum.protocol.errors import ServiceError
 from stratum.protocol.http import HttpRequest
 from stratum.protocol.serializer import serialize_error
 from stratum.protocol.service_models import service_index
-from stratum.server.routing import UnservedService, route_service
+from stratum.server.routing import ForeignProtocolError, route_service
 
 
 class _CoalescingTransport:
@@ -109,7 +109,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         error = ServiceError("BadRequest", "An error occurred when parsing the HTTP request.", 400)
         try:
             model = service_index(route_service(request, "us-east-1")[0]).model
-        except UnservedService as exc:
+        except ForeignProtocolError as exc:
             model = exc.service_model
         except Exception:  # no service this request can be for: uvicorn's own answer
             return None

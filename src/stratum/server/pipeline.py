@@ -24,14 +24,15 @@ from stratum.protocol.validate import validate_input
 from stratum.server.app_state import AppState
 from stratum.server.body import ClientDisconnected
 from stratum.server.context import RequestContext
-from stratum.server.routing import UnservedService, route_service
+from stratum.server.routing import ForeignProtocolError, route_service
 from stratum.server.streaming import body_too_large, receive_body, run_streamed
 
 log = logging.getLogger("stratum.request")
 Handler = Callable[[RequestContext, dict[str, Any]], Any]
 
 VALIDATION_CODES = {"iam": "ValidationError", "sts": "ValidationError", "s3": "InvalidArgument",
-                    "ram": "InvalidParameterException", "organizations": "InvalidInputException"}
+                    "ram": "InvalidParameterException", "organizations": "InvalidInputException",
+                    "sqs": "InvalidParameterValue"}
 # A request with a larger body is answered in a worker thread, and (except S3's object data) parsed
 # and validated in the parser process (server.parsing_process): hashing, parsing and checking
 # hundreds of KB (8,000 tags, a 1 MB pipeline definition) would otherwise hold the event loop, or
@@ -88,7 +89,7 @@ async def _respond(app: AppState, request: HttpRequest, labels: list[str]) -> Ht
         else:
             output = handler(ctx, params)
         return _serialize(ctx, index, op, output)
-    except UnservedService as exc:  # answered in that service's protocol, not in one Stratum serves
+    except ForeignProtocolError as exc:  # answered in the request's protocol, not in one Stratum serves
         return serialize_error(exc.service_model, exc, request_id, request.method)
     except ServiceError as exc:
         return serialize_error(index.model if index else None, exc, request_id, request.method)

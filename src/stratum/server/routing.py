@@ -26,7 +26,7 @@ _SCOPE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request
 _SIGNING_NAMES = {
     "sts": "sts", "iam": "iam", "s3": "s3", "ram": "ram", "events": "events", "kms": "kms",
     "organizations": "organizations", "sagemaker": "sagemaker-runtime", "monitoring": "cloudwatch",
-    "logs": "logs", "lambda": "lambda",
+    "logs": "logs", "lambda": "lambda", "sqs": "sqs",
 }
 
 
@@ -78,6 +78,8 @@ def route_service(request: HttpRequest, default_region: str) -> tuple[str, str]:
             known = _unserved_sibling(request, scope[1], fallback=False)
             if known is not None:
                 raise UnservedService(known, request)
+            if _request_protocol(request) == "query" and service_index(service).protocol == "json":
+                raise UnsupportedProtocol(service, request)
         return service, region
     # Unsigned: a query-protocol form (sts/iam) or anything else is S3 (anonymous access is S3's).
     content_type = request.headers.get("content-type", "")
@@ -90,15 +92,33 @@ def route_service(request: HttpRequest, default_region: str) -> tuple[str, str]:
     return "s3", region
 
 
-class UnservedService(ServiceError):
-    """A request for a service in botocore's data that Stratum does not serve: answered in that
-    service's own protocol (the one the request was sent in), so its client raises a ClientError
-    that says so instead of failing to parse the answer."""
+class ForeignProtocolError(ServiceError):
+    """An error answered in the protocol the request was sent in, not in one Stratum serves for
+    it, so the client raises a ClientError that says why instead of failing to parse the answer."""
+
+    service_model: ServiceModel
+
+
+class UnservedService(ForeignProtocolError):
+    """A request for a service in botocore's data that Stratum does not serve."""
 
     def __init__(self, known: KnownService, request: HttpRequest) -> None:
         super().__init__("NotImplemented", f"The service '{known.name}' is not served by Stratum "
                          f"(it serves {', '.join(SERVED_SERVICES)}).", 501, sender_fault=False)
-        self.service_model: ServiceModel = known.error_model(_wire_protocol(request, known))
+        self.service_model = known.error_model(_wire_protocol(request, known))
+
+
+class UnsupportedProtocol(ForeignProtocolError):
+    """A served service reached in a protocol it has left: SQS over the query protocol, which SDKs
+    older than 2023 speak; botocore's model, and so Stratum, has only its JSON protocol."""
+
+    def __init__(self, service: str, request: HttpRequest) -> None:
+        shown = _request_protocol(request) or "another"
+        super().__init__("UnsupportedProtocol", f"Stratum serves {service} over its JSON protocol only; this "
+                         f"request uses the {shown} protocol (an AWS SDK or CLI released before 2023?).", 400)
+        known = known_service(signing_name=service)
+        assert known is not None
+        self.service_model = known.error_model(_wire_protocol(request, known))
 
 
 def _not_for(service: str, request: HttpRequest) -> bool:

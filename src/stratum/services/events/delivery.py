@@ -13,7 +13,8 @@ delivery (a conditional update only one server can win), hands it to its target 
 delivered, or schedules the next attempt with exponential backoff, or, when the target's
 RetryPolicy (MaximumRetryAttempts, default 185; MaximumEventAgeInSeconds, default 86400) is spent
 or the error is one EventBridge does not retry, marks it failed with the error and the dead-letter
-queue it was meant for. There is no SQS in Stratum yet: the failed row is the dead-letter record.
+queue it was meant for, and sends the event to that SQS queue in the same transaction (see
+queue_targets; a queue that is missing or whose policy refuses is noted in the failed row).
 A delivery whose server died is taken over when its lease expires (at once by a server that
 knows the holder is gone: a restart on the same machine, as with claims); targets that are not
 transactional with the stamp are idempotent (a pipeline start carries the delivery id as its
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from stratum.services.events import archives, buses, patterns, rules, schedules
+from stratum.services.events import archives, buses, patterns, queue_targets, rules, schedules
 from stratum.services.events.buses import DEFAULT_BUS, BusRef
 from stratum.services.events.tables import events_deliveries
 from stratum.services.events.targets import Job, TargetError, kind_of
@@ -143,6 +144,11 @@ def queue(conn: Connection, ref: rules.RuleRef, rule_arn: str, role_arn: str | N
 class Decision:
     retry_at: datetime | None  # None: give up
     reason: str
+
+
+# Why a delivery was given up -> the EXHAUSTED_RETRY_CONDITION of its dead-letter message.
+EXHAUSTED = {"retry attempts exhausted": "MaximumRetryAttempts",
+             "maximum event age exceeded": "MaximumEventAgeInSeconds"}
 
 
 def after_failure(target: dict[str, Any], attempts: int, accepted_at: datetime, at: datetime, error: TargetError,
@@ -425,7 +431,15 @@ class Deliverer:
                 self._finish(conn, row.seq, attempts=attempts, next_attempt_at=decision.retry_at, last_error=message)
                 return
             dead_letter = (row.target.get("DeadLetterConfig") or {}).get("Arn")
-            self._finish(conn, row.seq, status=FAILED, attempts=attempts, last_error=f"{message} ({decision.reason})",
+            last_error = f"{message} ({decision.reason})"
+            if dead_letter:
+                refused = queue_targets.dead_letter(
+                    conn, dead_letter, event=dict(row.event), rule_arn=row.rule_arn, target_arn=row.target.get("Arn", ""),
+                    error_code=error.code, error_message=error.message, condition=EXHAUSTED.get(decision.reason, ""),
+                    attempts=attempts)
+                if refused:
+                    last_error += f"; not sent to the dead-letter queue: {refused}"
+            self._finish(conn, row.seq, status=FAILED, attempts=attempts, last_error=last_error,
                          dead_letter_arn=dead_letter, finished_at=at)
         log.warning("delivery %s of rule %s to %s failed: %s (%s)", row.delivery_id, row.rule_arn,
                     row.target.get("Arn"), message, decision.reason)

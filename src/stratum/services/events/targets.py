@@ -42,6 +42,7 @@ EVENTS_PRINCIPAL = "events.amazonaws.com"
 _PIPELINE_ARN = re.compile(r"^arn:aws[\w-]*:sagemaker:([a-z0-9-]+):(\d{12}):pipeline/([A-Za-z0-9\-]{1,256})$")
 _API_DESTINATION_ARN = re.compile(r"^arn:aws[\w-]*:events:([a-z0-9-]+):(\d{12}):api-destination/[\.\-_A-Za-z0-9]+/[\w-]+$")
 _FUNCTION_ARN = re.compile(r"^arn:aws[\w-]*:lambda:([a-z0-9-]+):(\d{12}):function:[\w-]{1,64}(:[\w$-]+)?$")
+_QUEUE_ARN = re.compile(r"^arn:aws[\w-]*:sqs:([a-z0-9-]+):(\d{12}):[\w-]{1,80}(\.fifo)?$")
 _BUS_ARN = re.compile(r"^arn:aws[\w-]*:events:[a-z0-9-]+:\d{12}:event-bus/[/\.\-_A-Za-z0-9]+$")
 _RETRYABLE = frozenset({"ThrottlingException", "Throttling", "ServiceUnavailable", "InternalFailure",
                         "InternalServerError", "InternalServerException", "ConcurrentModificationException"})
@@ -290,6 +291,31 @@ def _deliver_to_function(app: AppState, job: Job) -> dict[str, Any] | None:
     return {"StatusCode": result.status_code, "RequestId": result.request_id}
 
 
+# -------------------------------------------------------------------------------------- SQS queues
+def _check_queue(target: dict[str, Any], bus: BusRef, role_arn: str | None) -> None:
+    m = _QUEUE_ARN.match(target["Arn"])
+    assert m is not None
+    if m.group(1) != bus.region:
+        raise buses.validation(f"Target {target['Id']}: an SQS queue target must be in the rule's region.")
+    if m.group(3) and not (target.get("SqsParameters") or {}).get("MessageGroupId"):
+        raise buses.validation(f"Target {target['Id']}: a FIFO queue target needs SqsParameters.MessageGroupId.")
+
+
+def _deliver_to_queue(app: AppState, job: Job) -> dict[str, Any] | None:
+    """SendMessage as events.amazonaws.com, under the queue's policy, in the transaction that marks
+    the delivery done: the event is in the queue exactly once."""
+    from stratum.services.events.queue_targets import QueueRefused, send
+
+    with app.db.begin() as conn:
+        try:
+            message_id = send(conn, job.target["Arn"], job.input_text, rule_arn=job.rule_arn,
+                              group_id=(job.target.get("SqsParameters") or {}).get("MessageGroupId"))
+        except QueueRefused as refused:
+            raise TargetError(refused.code, refused.message, False) from None
+        job.complete(conn, {"MessageId": message_id})
+    return None
+
+
 # ------------------------------------------------------------------------------------------ kinds
 KINDS: tuple[TargetKind, ...] = (
     TargetKind("event-bus", lambda arn: bool(_BUS_ARN.match(arn)), _check_bus, _deliver_to_bus),
@@ -298,6 +324,7 @@ KINDS: tuple[TargetKind, ...] = (
     TargetKind("api-destination", lambda arn: bool(_API_DESTINATION_ARN.match(arn)), _check_api_destination,
                _deliver_to_api_destination),
     TargetKind("lambda", lambda arn: bool(_FUNCTION_ARN.match(arn)), _check_function, _deliver_to_function),
+    TargetKind("sqs", lambda arn: bool(_QUEUE_ARN.match(arn)), _check_queue, _deliver_to_queue),
 )
 
 

@@ -138,7 +138,7 @@ def checked(attributes: dict[str, str], ref: QueueRef, *, creating: bool) -> dic
                                               "hyphens, or underscores, must end with .fifo suffix")
         elif name in FIFO_ONLY:
             if not ref.fifo:
-                raise invalid_attribute_value(f"Unknown Attribute {name}.")
+                raise error("InvalidAttributeName", "InvalidAttributeName", f"Unknown Attribute {name}.")
             out[name] = str(value)
         elif name in OTHER:
             out[name] = str(value)
