@@ -1,14 +1,15 @@
 """Asynchronous (Event) invocations: accepted into ``lambda_event_queue`` before Invoke answers
 202, then run by a server's queue worker. A function error is retried twice (after
 STRATUM_LAMBDA_RETRY_DELAYS seconds, default "60,120", as Lambda waits about one then two
-minutes); then the event is dropped with a log line, as Lambda does without a destination or
-dead-letter queue. The server running an event holds a lease on it (``--lease-seconds``, renewed
+minutes); then the event goes to the function's dead-letter SQS queue (DeadLetterConfig), or is
+dropped with a log line without one. The server running an event holds a lease on it (``--lease-seconds``, renewed
 every third of it); when the server dies, the lease expires and any server runs the event again.
 SQLite's single server releases its own leases when it starts again."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import os
 import threading
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from stratum.protocol.errors import ServiceError
+from stratum.protocol.http import HttpRequest
 from stratum.services.lambda_.tables import lambda_event_queue as queue_t
 
 if TYPE_CHECKING:
@@ -151,10 +153,46 @@ class EventQueue:
             if error is None or attempts >= MAX_ATTEMPTS or target is None:
                 conn.execute(delete(queue_t).where(queue_t.c.request_id == row["request_id"]))
                 if error is not None:
-                    log.warning("Lambda event %s for %s dropped after %d attempts: %s", row["request_id"],
-                                ref.qualified_arn, attempts, error[:500])
+                    refused = self._dead_letter(conn, target, row, error)
+                    if refused is not None:
+                        log.warning("Lambda event %s for %s dropped after %d attempts: %s%s", row["request_id"],
+                                    ref.qualified_arn, attempts, error[:500], refused)
                 return
             delays = retry_delays()
             delay = delays[min(attempts - 1, len(delays) - 1)]
             conn.execute(update(queue_t).where(queue_t.c.request_id == row["request_id"]).values(
                 attempts=attempts, not_before=_now_ms() + int(delay * 1000), claimed_until=0, last_error=error[:4000]))
+
+    def _dead_letter(self, conn: Connection, target: Any, row: dict[str, Any], error: str) -> str | None:
+        """An event given up on goes to the function's DeadLetterConfig SQS queue, sent as the
+        function's execution role (which needs sqs:SendMessage on it), with the attributes Lambda
+        documents; returns why it could not be (None when it was sent)."""
+        arn = ((target.config if target is not None else {}).get("DeadLetterConfig") or {}).get("TargetArn")
+        if not arn:
+            return ""
+        from stratum.functions.access import role_identity
+        from stratum.server.context import RequestContext
+        from stratum.services.sqs import queues, store
+
+        ref = queues.parse_arn(arn)
+        if ref is None:
+            return f" (dead-letter target {arn} is not an SQS queue)"
+        try:
+            identity = role_identity(self.runtime.app, str(target.config.get("Role")), target.name)
+            ctx = RequestContext(self.runtime.app, row["request_id"], "sqs", "SendMessage", ref.region, identity,
+                                 HttpRequest("POST", "/", "", {}))
+            queue = store.require_queue(conn, ref, lock=True)
+            ctx.authorize("sqs:SendMessage", ref.arn, resource_account=ref.account_id,
+                          resource_policy=queue["attributes"].get("Policy") or None)
+        except ServiceError as exc:
+            return f" (not sent to the dead-letter queue {arn}: {exc.code}: {exc.message})"
+        try:
+            code = str(json.loads(error).get("errorType") or "Unhandled")
+        except (ValueError, AttributeError):
+            code = "Unhandled"
+        attributes = {"RequestID": {"DataType": "String", "StringValue": row["request_id"]},
+                      "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                      "ErrorMessage": {"DataType": "String", "StringValue": (error[:1024] or code)}}
+        store.send(conn, ref, queue, bytes(row["payload"]).decode("utf-8", "replace"), delay=0, attributes=attributes,
+                   system={}, sender=identity.principal_id.split(":")[0])
+        return None
