@@ -231,13 +231,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
         rows = list(conn.execute(query))
     db.dispose()
     if not rows:
-        print(f"no {args.type or 'processing, training or transform'} job named {args.job_name} in account "
-              f"{args.account}", file=sys.stderr)
-        return 1
+        raise CliError(f"no {args.type or 'processing, training or transform'} job named {args.job_name} in "
+                       f"account {args.account}")
     if len(rows) > 1:
         kinds = ", ".join(sorted(r.kind for r in rows))
-        print(f"several jobs are named {args.job_name} ({kinds}): choose one with --type", file=sys.stderr)
-        return 2
+        raise CliError(f"several jobs are named {args.job_name} ({kinds}): choose one with --type", 2)
     row = rows[0]
     sys.stdout.write(read_log(log_path(settings.data_dir, row.account_id, row.region, row.kind, row.name)))
     return 0

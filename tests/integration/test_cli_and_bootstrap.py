@@ -135,6 +135,33 @@ def test_user_errors_are_one_line_and_an_exit_code(server: StratumServer, tmp_pa
     assert not (tmp_path / "data").exists()
 
 
+def test_lambda_and_logs_errors_are_one_line_too(server: StratumServer, tmp_path: Path) -> None:
+    for args, words in ((["lambda", "register", "--account", "dev"], "--account and --name are required"),
+                        (["lambda", "register", "--account", "no-such", "--name", "f", "--handler", "m:f"],
+                         "No such account: no-such"),
+                        (["lambda", "delete", "--account", "dev", "--name", "no-such-fn"], "No function no-such-fn"),
+                        (["lambda", "register", "--account", "dev", "--name", "f", "--handler", "m:f",
+                          "--env", "NOEQUALS"], "--env needs KEY=VALUE"),
+                        (["logs", "no-such-job"], "no processing, training or transform job named no-such-job")):
+        assert words in _one_line_error(_stratum(server, *args, check=False)), args
+    # A functions file that is not YAML, or whose values have the wrong type: one line naming the file.
+    for name, text, words in (("broken.yaml", "functions: [\n", "Cannot read functions file"),
+                              ("timeout.yaml", "functions:\n  - {name: f, account: dev, handler: 'm:f', "
+                                               "timeout: soon}\n", "'timeout' must be a whole number"),
+                              ("env.yaml", "functions:\n  - {name: f, account: dev, handler: 'm:f', "
+                                           "environment: [A]}\n", "'environment' must be a mapping")):
+        path = tmp_path / name
+        path.write_text(text)
+        line = _one_line_error(_stratum(server, "lambda", "load", str(path), check=False), 2)
+        assert str(path) in line and words in line, line
+
+
+def test_python_dash_m_stratum_is_the_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "stratum", "--version"], capture_output=True, text=True,
+                         timeout=60, env=_clean_env())
+    assert out.returncode == 0 and out.stdout.startswith("stratum "), out.stderr
+
+
 def _clean_env(**extra: str) -> dict[str, str]:
     """The environment without STRATUM_*, importing this checkout's stratum from any directory."""
     import stratum

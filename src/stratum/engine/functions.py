@@ -168,7 +168,8 @@ def specs_from_yaml(conn: Connection, path: Path, default_region: str) -> list[F
     try:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise FunctionError(f"Cannot read functions file {path}: {exc}") from None
+        # YAML's messages span lines (with a caret under the column): one line for the CLI.
+        raise FunctionError(f"Cannot read functions file {path}: {' '.join(str(exc).split())}") from None
     entries = doc.get("functions") if isinstance(doc, dict) else doc
     if not isinstance(entries, list):
         raise FunctionError(f"Functions file {path} must hold a 'functions' list.")
@@ -182,11 +183,18 @@ def specs_from_yaml(conn: Connection, path: Path, default_region: str) -> list[F
         command = entry.get("command")
         if isinstance(command, str):
             command = ["/bin/sh", "-c", command]
+        environment = entry.get("environment") or {}
+        if not isinstance(environment, dict):
+            raise FunctionError(f"Function {entry['name']!r} in {path}: 'environment' must be a mapping.")
+        timeout = entry.get("timeout", DEFAULT_TIMEOUT_SECONDS)
+        if isinstance(timeout, bool) or not isinstance(timeout, int):
+            raise FunctionError(f"Function {entry['name']!r} in {path}: 'timeout' must be a whole number of "
+                                f"seconds, got {timeout!r}.")
         spec = FunctionSpec(account_id=resolve_account(conn, entry["account"]),
                             region=str(entry.get("region") or default_region), name=str(entry["name"]),
                             handler=entry.get("handler"), command=command, code_path=code_path,
-                            environment={str(k): str(v) for k, v in (entry.get("environment") or {}).items()},
-                            timeout_seconds=int(entry.get("timeout", DEFAULT_TIMEOUT_SECONDS)),
+                            environment={str(k): str(v) for k, v in environment.items()},
+                            timeout_seconds=timeout,
                             role=entry.get("role"))
         spec.validate()
         specs.append(spec)
