@@ -156,6 +156,23 @@ def test_lambda_and_logs_errors_are_one_line_too(server: StratumServer, tmp_path
         assert str(path) in line and words in line, line
 
 
+def test_serve_with_unusable_paths_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A data directory, objects directory or master key file that cannot be made (a file stands
+    where a directory must be): one line naming it, no traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for args, words in ((["--data-dir", str(blocker)], f"cannot use the data directory {blocker}"),
+                        (["--data-dir", str(blocker / "data")], f"cannot use the data directory {blocker / 'data'}"),
+                        (["--data-dir", str(tmp_path / "d1"), "--objects-dir", str(blocker / "objects")],
+                         f"cannot use the objects directory {blocker / 'objects'}"),
+                        (["--data-dir", str(tmp_path / "d2"), "--master-key-file", str(blocker / "master.key")],
+                         f"cannot read or create the master key {blocker / 'master.key'}")):
+        out = _run_cli("serve", "--port", "0", *args, cwd=tmp_path)
+        errors = [line for line in out.stderr.splitlines() if line.startswith("stratum: ")]
+        assert out.returncode != 0 and len(errors) == 1 and words in errors[0], out.stderr[-2000:]
+        assert "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
 def test_python_dash_m_stratum_is_the_command() -> None:
     out = subprocess.run([sys.executable, "-m", "stratum", "--version"], capture_output=True, text=True,
                          timeout=60, env=_clean_env())
