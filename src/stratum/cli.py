@@ -192,10 +192,30 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     if not endpoint:
         raise CliError(f"no endpoint recorded in {settings.data_dir} (the server has not run with it): "
                        "give --endpoint-url http://HOST:PORT", 2)
+    if args.endpoint_url:
+        _check_endpoint(args.endpoint_url)
     with db.read() as conn:
-        config, creds = write_aws_profiles(settings, acct.admin_keys(conn), endpoint_url=endpoint)
+        keys = acct.admin_keys(conn)
+    try:
+        config, creds = write_aws_profiles(settings, keys, endpoint_url=endpoint)
+    except OSError as exc:
+        raise CliError(f"cannot write the AWS CLI files in {settings.aws_config_dir}: {exc.strerror}", 2) from None
     print(f"export AWS_CONFIG_FILE={config} AWS_SHARED_CREDENTIALS_FILE={creds} {sdk_env(config.parent)}")
     return 0
+
+
+def _check_endpoint(url: str) -> None:
+    """An endpoint the AWS CLI and boto3 accept as endpoint_url: http(s)://HOST[:PORT]."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/")
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise CliError(f"--endpoint-url must be http://HOST:PORT (or https://), got {url!r}", 2)
 
 
 def cmd_db(args: argparse.Namespace) -> int:

@@ -156,6 +156,22 @@ def test_lambda_and_logs_errors_are_one_line_too(server: StratumServer, tmp_path
         assert str(path) in line and words in line, line
 
 
+def test_profiles_refuses_an_endpoint_or_directory_it_cannot_use(server: StratumServer, tmp_path: Path) -> None:
+    config = server.data_dir / "aws" / "config"
+    before = config.read_text()
+    for url in ("not-a-url", "ftp://127.0.0.1:1", "http://127.0.0.1:99999", "http://127.0.0.1:1/path"):
+        line = _one_line_error(_stratum(server, "profiles", "--endpoint-url", url, check=False), 2)
+        assert f"--endpoint-url must be http://HOST:PORT (or https://), got {url!r}" in line
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    line = _one_line_error(_stratum(server, "profiles", "--aws-dir", str(blocker / "aws"), check=False), 2)
+    assert f"cannot write the AWS CLI files in {blocker / 'aws'}" in line
+    assert config.read_text() == before  # nothing was rewritten
+    line = _one_line_error(_stratum(server, "accounts", "create", "--name", "mail-" + os.urandom(3).hex(),
+                                    "--email", "not-an-address", check=False), 1)
+    assert "Invalid email address 'not-an-address'" in line
+
+
 def test_serve_with_unusable_paths_is_refused_in_one_line(tmp_path: Path) -> None:
     """A data directory, objects directory or master key file that cannot be made (a file stands
     where a directory must be): one line naming it, no traceback."""
@@ -166,7 +182,9 @@ def test_serve_with_unusable_paths_is_refused_in_one_line(tmp_path: Path) -> Non
                         (["--data-dir", str(tmp_path / "d1"), "--objects-dir", str(blocker / "objects")],
                          f"cannot use the objects directory {blocker / 'objects'}"),
                         (["--data-dir", str(tmp_path / "d2"), "--master-key-file", str(blocker / "master.key")],
-                         f"cannot read or create the master key {blocker / 'master.key'}")):
+                         f"cannot read or create the master key {blocker / 'master.key'}"),
+                        (["--data-dir", str(tmp_path / "d3"), "--aws-dir", str(blocker / "aws")],
+                         f"cannot use the directory of the AWS CLI files {blocker / 'aws'}")):
         out = _run_cli("serve", "--port", "0", *args, cwd=tmp_path)
         errors = [line for line in out.stderr.splitlines() if line.startswith("stratum: ")]
         assert out.returncode != 0 and len(errors) == 1 and words in errors[0], out.stderr[-2000:]

@@ -20,7 +20,8 @@ from stratum.store.db import Database
 
 def prepare(settings: Settings) -> AppState:
     # A user error (a file where a directory should be, no permission): one line, not a traceback.
-    for what, path in (("data directory", settings.data_dir), ("objects directory", settings.objects_dir)):
+    for what, path in (("data directory", settings.data_dir), ("objects directory", settings.objects_dir),
+                       ("directory of the AWS CLI files", settings.aws_config_dir)):
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
