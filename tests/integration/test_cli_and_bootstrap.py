@@ -142,6 +142,8 @@ def test_lambda_and_logs_errors_are_one_line_too(server: StratumServer, tmp_path
                         (["lambda", "delete", "--account", "dev", "--name", "no-such-fn"], "No function no-such-fn"),
                         (["lambda", "register", "--account", "dev", "--name", "f", "--handler", "m:f",
                           "--env", "NOEQUALS"], "--env needs KEY=VALUE"),
+                        (["lambda", "register", "--account", "dev", "--name", "f", "--handler", "m:f",
+                          "--role", "admin"], "role must be an IAM role ARN"),
                         (["logs", "no-such-job"], "no processing, training or transform job named no-such-job")):
         assert words in _one_line_error(_stratum(server, *args, check=False)), args
     # A functions file that is not YAML, or whose values have the wrong type: one line naming the file.

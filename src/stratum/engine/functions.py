@@ -38,6 +38,8 @@ MAX_TIMEOUT_SECONDS = 900  # Lambda's own ceiling
 
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _HANDLER = re.compile(r"[A-Za-z_][\w.]*[:.][A-Za-z_]\w*")
+# Lambda's RoleArn shape: what CreateFunction accepts, so the CLI shortcut accepts no more.
+_ROLE = re.compile(r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
 _ARN = re.compile(r"arn:aws[a-z\-]*:lambda:([a-z0-9\-]+):(\d{12}):function:([a-zA-Z0-9_-]+)(?::([\w$-]+))?")
 
 
@@ -80,6 +82,9 @@ class FunctionSpec:
             raise FunctionError(f"Function '{self.name}' timeout must be between 1 and {MAX_TIMEOUT_SECONDS} s.")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.environment.items()):
             raise FunctionError(f"Function '{self.name}' environment must map strings to strings.")
+        if self.role is not None and not (isinstance(self.role, str) and _ROLE.fullmatch(self.role)):
+            raise FunctionError(f"Function '{self.name}' role must be an IAM role ARN "
+                                f"(arn:aws:iam::ACCOUNT:role/NAME), got {self.role!r}.")
         if self.code_path is not None and not Path(self.code_path).is_dir():
             raise FunctionError(f"Function '{self.name}' path {self.code_path} is not a directory.")
 
