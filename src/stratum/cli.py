@@ -96,6 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from stratum.store.provision import ensure_database, parse, shown
 
     settings = _settings(args)
+    settings.check_serving()
     if settings.database_url:
         parse(settings.database_url)
         if not settings.data_dir_given:
@@ -355,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from stratum.bootstrap import BootstrapError
+    from stratum.config import SettingsError
     from stratum.protocol.errors import ServiceError
     from stratum.store.provision import DatabaseUrlError
 
@@ -363,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CliError as exc:
         return _fail(str(exc), exc.code)
-    except (BootstrapError, DatabaseUrlError) as exc:
+    except (BootstrapError, DatabaseUrlError, SettingsError) as exc:
         return _fail(str(exc), 2)
     except ServiceError as exc:  # the domain's own refusal: duplicate account, unknown user, ...
         return _fail(f"{exc.code}: {exc.message}", 1)

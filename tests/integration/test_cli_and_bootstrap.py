@@ -193,6 +193,24 @@ def test_serve_with_unusable_paths_is_refused_in_one_line(tmp_path: Path) -> Non
         assert "Traceback" not in out.stderr, out.stderr[-2000:]
 
 
+def test_serve_refuses_settings_no_server_can_run_with(tmp_path: Path) -> None:
+    """A port the profiles would name but nothing listens on, a lease that never lasts, a number
+    that is not one, a network file that is not YAML: one line, before anything is created."""
+    network = tmp_path / "network.yaml"
+    network.write_text("vpc_endpoints: [\n")
+    for args, extra_env, words in (
+            (["--port", "70000"], {}, "the port must be 0-65535, got 70000"),
+            (["--port", "0", "--lease-seconds", "-1"], {}, "lease-seconds must be more than 0"),
+            (["--port", "0"], {"STRATUM_PORT": "x"}, "STRATUM_PORT must be a whole number, got 'x'"),
+            (["--port", "0"], {"STRATUM_LEASE_SECONDS": "soon"}, "STRATUM_LEASE_SECONDS must be a number"),
+            (["--port", "0"], {"STRATUM_JOB_WORKERS": "0"}, "STRATUM_JOB_WORKERS must be at least 1"),
+            (["--port", "0", "--network", str(network)], {}, f"{network}: not valid YAML")):
+        out = _run_cli("serve", "--data-dir", str(tmp_path / "data"), *args, cwd=tmp_path,
+                       env=_clean_env(**extra_env))
+        assert words in _one_line_error(out, 2), (args, extra_env)
+    assert not (tmp_path / "data").exists()
+
+
 def test_python_dash_m_stratum_is_the_command() -> None:
     out = subprocess.run([sys.executable, "-m", "stratum", "--version"], capture_output=True, text=True,
                          timeout=60, env=_clean_env())
