@@ -96,6 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from stratum.store.provision import ensure_database, parse, shown
 
     settings = _settings(args)
+    settings.check_serving()
     if settings.database_url:
         parse(settings.database_url)
         if not settings.data_dir_given:
@@ -192,10 +193,30 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     if not endpoint:
         raise CliError(f"no endpoint recorded in {settings.data_dir} (the server has not run with it): "
                        "give --endpoint-url http://HOST:PORT", 2)
+    if args.endpoint_url:
+        _check_endpoint(args.endpoint_url)
     with db.read() as conn:
-        config, creds = write_aws_profiles(settings, acct.admin_keys(conn), endpoint_url=endpoint)
+        keys = acct.admin_keys(conn)
+    try:
+        config, creds = write_aws_profiles(settings, keys, endpoint_url=endpoint)
+    except OSError as exc:
+        raise CliError(f"cannot write the AWS CLI files in {settings.aws_config_dir}: {exc.strerror}", 2) from None
     print(f"export AWS_CONFIG_FILE={config} AWS_SHARED_CREDENTIALS_FILE={creds} {sdk_env(config.parent)}")
     return 0
+
+
+def _check_endpoint(url: str) -> None:
+    """An endpoint the AWS CLI and boto3 accept as endpoint_url: http(s)://HOST[:PORT]."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/")
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise CliError(f"--endpoint-url must be http://HOST:PORT (or https://), got {url!r}", 2)
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -231,13 +252,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
         rows = list(conn.execute(query))
     db.dispose()
     if not rows:
-        print(f"no {args.type or 'processing, training or transform'} job named {args.job_name} in account "
-              f"{args.account}", file=sys.stderr)
-        return 1
+        raise CliError(f"no {args.type or 'processing, training or transform'} job named {args.job_name} in "
+                       f"account {args.account}")
     if len(rows) > 1:
         kinds = ", ".join(sorted(r.kind for r in rows))
-        print(f"several jobs are named {args.job_name} ({kinds}): choose one with --type", file=sys.stderr)
-        return 2
+        raise CliError(f"several jobs are named {args.job_name} ({kinds}): choose one with --type", 2)
     row = rows[0]
     sys.stdout.write(read_log(log_path(settings.data_dir, row.account_id, row.region, row.kind, row.name)))
     return 0
@@ -337,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from stratum.bootstrap import BootstrapError
+    from stratum.config import SettingsError
     from stratum.protocol.errors import ServiceError
     from stratum.store.provision import DatabaseUrlError
 
@@ -345,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CliError as exc:
         return _fail(str(exc), exc.code)
-    except (BootstrapError, DatabaseUrlError) as exc:
+    except (BootstrapError, DatabaseUrlError, SettingsError) as exc:
         return _fail(str(exc), 2)
     except ServiceError as exc:  # the domain's own refusal: duplicate account, unknown user, ...
         return _fail(f"{exc.code}: {exc.message}", 1)

@@ -11,6 +11,30 @@ DEFAULT_PORT = 4747
 DEFAULT_REGION = "us-east-1"
 
 
+class SettingsError(ValueError):
+    """A setting (flag or environment variable) the server cannot use: a user error, told in one line."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
 @dataclass
 class Settings:
     # Every command finds its data the same way: --data-dir, else $STRATUM_DATA_DIR, else ./stratum-data
@@ -19,7 +43,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("STRATUM_DATA_DIR", "stratum-data")))
     database_url: str | None = field(default_factory=lambda: os.environ.get("STRATUM_DATABASE_URL"))
     host: str = field(default_factory=lambda: os.environ.get("STRATUM_HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: int(os.environ.get("STRATUM_PORT", DEFAULT_PORT)))
+    port: int = field(default_factory=lambda: _env_int("STRATUM_PORT", DEFAULT_PORT))
     region: str = field(default_factory=lambda: os.environ.get("STRATUM_REGION", DEFAULT_REGION))
     permissive: bool = field(default_factory=lambda: os.environ.get("STRATUM_PERMISSIVE", "") == "1")
     bootstrap_file: Path | None = None
@@ -31,7 +55,7 @@ class Settings:
     # The token of a Ray cluster with token authentication (stratum.jobs.executors.ray).
     ray_token_file: Path | None = field(default_factory=lambda: (
         Path(os.environ["STRATUM_RAY_TOKEN_FILE"]) if os.environ.get("STRATUM_RAY_TOKEN_FILE") else None))
-    job_workers: int = field(default_factory=lambda: int(os.environ.get("STRATUM_JOB_WORKERS", "16")))
+    job_workers: int = field(default_factory=lambda: _env_int("STRATUM_JOB_WORKERS", 16))
     job_isolation: str = field(default_factory=lambda: os.environ.get("STRATUM_JOB_ISOLATION", "auto"))
     job_images_file: Path | None = field(
         default_factory=lambda: Path(os.environ["STRATUM_JOB_IMAGES"]) if os.environ.get("STRATUM_JOB_IMAGES") else None)
@@ -39,9 +63,9 @@ class Settings:
     # Pipeline engine: threads for its own work, threads for handler steps (Lambda, jobs), how often
     # it looks for executions it does not run yet, the MaxParallelExecutionSteps default, and a
     # YAML file of Lambda functions created (or replaced) at start (see stratum.engine.functions).
-    engine_workers: int = field(default_factory=lambda: int(os.environ.get("STRATUM_ENGINE_WORKERS", 8)))
-    engine_step_threads: int = field(default_factory=lambda: int(os.environ.get("STRATUM_ENGINE_STEP_THREADS", 64)))
-    engine_poll_seconds: float = field(default_factory=lambda: float(os.environ.get("STRATUM_ENGINE_POLL_SECONDS", 2)))
+    engine_workers: int = field(default_factory=lambda: _env_int("STRATUM_ENGINE_WORKERS", 8))
+    engine_step_threads: int = field(default_factory=lambda: _env_int("STRATUM_ENGINE_STEP_THREADS", 64))
+    engine_poll_seconds: float = field(default_factory=lambda: _env_float("STRATUM_ENGINE_POLL_SECONDS", 2))
     engine_default_parallelism: int = 50
     functions_file: Path | None = field(default_factory=lambda: (
         Path(os.environ["STRATUM_FUNCTIONS_FILE"]) if os.environ.get("STRATUM_FUNCTIONS_FILE") else None))
@@ -52,13 +76,13 @@ class Settings:
     vpc_endpoint_specs: list[str] = field(default_factory=list)
     # Several servers on one PostgreSQL database: how long a server's claim on an execution or job
     # lasts without renewal, i.e. how soon another server takes over the work of one that died.
-    lease_seconds: float = field(default_factory=lambda: float(os.environ.get("STRATUM_LEASE_SECONDS", 30)))
+    lease_seconds: float = field(default_factory=lambda: _env_float("STRATUM_LEASE_SECONDS", 30))
     # How often the instance metrics of endpoints (CPU, memory) are published to CloudWatch.
     endpoint_metrics_seconds: float = field(
-        default_factory=lambda: float(os.environ.get("STRATUM_ENDPOINT_METRICS_SECONDS", 10)))
+        default_factory=lambda: _env_float("STRATUM_ENDPOINT_METRICS_SECONDS", 10))
     # How often each endpoint model server's /ping is checked (three misses in a row restart it).
     endpoint_health_seconds: float = field(
-        default_factory=lambda: float(os.environ.get("STRATUM_ENDPOINT_HEALTH_SECONDS", 10)))
+        default_factory=lambda: _env_float("STRATUM_ENDPOINT_HEALTH_SECONDS", 10))
     # The object store's root (default <data dir>/objects): every server of one database must use the
     # same directory (a shared filesystem), as it must use the same master key.
     objects_root: Path | None = field(
@@ -66,6 +90,18 @@ class Settings:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
+
+    def check_serving(self) -> None:
+        """Refuse, before anything starts, values no server can run with (a port the profiles would
+        name but nothing listens on, a lease that never lasts)."""
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"the port must be 0-65535, got {self.port}")
+        for name in ("lease_seconds", "engine_poll_seconds"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{name.replace('_', '-')} must be more than 0, got {getattr(self, name)}")
+        for name in ("job_workers", "engine_workers", "engine_step_threads"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"STRATUM_{name.upper()} must be at least 1, got {getattr(self, name)}")
 
     @property
     def db_url(self) -> str:

@@ -135,6 +135,88 @@ def test_user_errors_are_one_line_and_an_exit_code(server: StratumServer, tmp_pa
     assert not (tmp_path / "data").exists()
 
 
+def test_lambda_and_logs_errors_are_one_line_too(server: StratumServer, tmp_path: Path) -> None:
+    for args, words in ((["lambda", "register", "--account", "dev"], "--account and --name are required"),
+                        (["lambda", "register", "--account", "no-such", "--name", "f", "--handler", "m:f"],
+                         "No such account: no-such"),
+                        (["lambda", "delete", "--account", "dev", "--name", "no-such-fn"], "No function no-such-fn"),
+                        (["lambda", "register", "--account", "dev", "--name", "f", "--handler", "m:f",
+                          "--env", "NOEQUALS"], "--env needs KEY=VALUE"),
+                        (["lambda", "register", "--account", "dev", "--name", "f", "--handler", "m:f",
+                          "--role", "admin"], "role must be an IAM role ARN"),
+                        (["logs", "no-such-job"], "no processing, training or transform job named no-such-job")):
+        assert words in _one_line_error(_stratum(server, *args, check=False)), args
+    # A functions file that is not YAML, or whose values have the wrong type: one line naming the file.
+    for name, text, words in (("broken.yaml", "functions: [\n", "Cannot read functions file"),
+                              ("timeout.yaml", "functions:\n  - {name: f, account: dev, handler: 'm:f', "
+                                               "timeout: soon}\n", "'timeout' must be a whole number"),
+                              ("env.yaml", "functions:\n  - {name: f, account: dev, handler: 'm:f', "
+                                           "environment: [A]}\n", "'environment' must be a mapping")):
+        path = tmp_path / name
+        path.write_text(text)
+        line = _one_line_error(_stratum(server, "lambda", "load", str(path), check=False), 2)
+        assert str(path) in line and words in line, line
+
+
+def test_profiles_refuses_an_endpoint_or_directory_it_cannot_use(server: StratumServer, tmp_path: Path) -> None:
+    config = server.data_dir / "aws" / "config"
+    before = config.read_text()
+    for url in ("not-a-url", "ftp://127.0.0.1:1", "http://127.0.0.1:99999", "http://127.0.0.1:1/path"):
+        line = _one_line_error(_stratum(server, "profiles", "--endpoint-url", url, check=False), 2)
+        assert f"--endpoint-url must be http://HOST:PORT (or https://), got {url!r}" in line
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    line = _one_line_error(_stratum(server, "profiles", "--aws-dir", str(blocker / "aws"), check=False), 2)
+    assert f"cannot write the AWS CLI files in {blocker / 'aws'}" in line
+    assert config.read_text() == before  # nothing was rewritten
+    line = _one_line_error(_stratum(server, "accounts", "create", "--name", "mail-" + os.urandom(3).hex(),
+                                    "--email", "not-an-address", check=False), 1)
+    assert "Invalid email address 'not-an-address'" in line
+
+
+def test_serve_with_unusable_paths_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A data directory, objects directory or master key file that cannot be made (a file stands
+    where a directory must be): one line naming it, no traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for args, words in ((["--data-dir", str(blocker)], f"cannot use the data directory {blocker}"),
+                        (["--data-dir", str(blocker / "data")], f"cannot use the data directory {blocker / 'data'}"),
+                        (["--data-dir", str(tmp_path / "d1"), "--objects-dir", str(blocker / "objects")],
+                         f"cannot use the objects directory {blocker / 'objects'}"),
+                        (["--data-dir", str(tmp_path / "d2"), "--master-key-file", str(blocker / "master.key")],
+                         f"cannot read or create the master key {blocker / 'master.key'}"),
+                        (["--data-dir", str(tmp_path / "d3"), "--aws-dir", str(blocker / "aws")],
+                         f"cannot use the directory of the AWS CLI files {blocker / 'aws'}")):
+        out = _run_cli("serve", "--port", "0", *args, cwd=tmp_path)
+        errors = [line for line in out.stderr.splitlines() if line.startswith("stratum: ")]
+        assert out.returncode != 0 and len(errors) == 1 and words in errors[0], out.stderr[-2000:]
+        assert "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
+def test_serve_refuses_settings_no_server_can_run_with(tmp_path: Path) -> None:
+    """A port the profiles would name but nothing listens on, a lease that never lasts, a number
+    that is not one, a network file that is not YAML: one line, before anything is created."""
+    network = tmp_path / "network.yaml"
+    network.write_text("vpc_endpoints: [\n")
+    for args, extra_env, words in (
+            (["--port", "70000"], {}, "the port must be 0-65535, got 70000"),
+            (["--port", "0", "--lease-seconds", "-1"], {}, "lease-seconds must be more than 0"),
+            (["--port", "0"], {"STRATUM_PORT": "x"}, "STRATUM_PORT must be a whole number, got 'x'"),
+            (["--port", "0"], {"STRATUM_LEASE_SECONDS": "soon"}, "STRATUM_LEASE_SECONDS must be a number"),
+            (["--port", "0"], {"STRATUM_JOB_WORKERS": "0"}, "STRATUM_JOB_WORKERS must be at least 1"),
+            (["--port", "0", "--network", str(network)], {}, f"{network}: not valid YAML")):
+        out = _run_cli("serve", "--data-dir", str(tmp_path / "data"), *args, cwd=tmp_path,
+                       env=_clean_env(**extra_env))
+        assert words in _one_line_error(out, 2), (args, extra_env)
+    assert not (tmp_path / "data").exists()
+
+
+def test_python_dash_m_stratum_is_the_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "stratum", "--version"], capture_output=True, text=True,
+                         timeout=60, env=_clean_env())
+    assert out.returncode == 0 and out.stdout.startswith("stratum "), out.stderr
+
+
 def _clean_env(**extra: str) -> dict[str, str]:
     """The environment without STRATUM_*, importing this checkout's stratum from any directory."""
     import stratum

@@ -309,7 +309,10 @@ def test_malformed_http_is_answered_in_the_services_format(server: StratumServer
 def _unserved_calls() -> list[tuple[str, str, dict[str, Any]]]:
     return [("cloudformation", "list_stacks", {}), ("ec2", "describe_instances", {}),
             ("sns", "list_topics", {}), ("sqs", "list_queues", {}), ("dynamodb", "list_tables", {}),
-            ("route53", "list_hosted_zones", {}),
+            ("route53", "list_hosted_zones", {}), ("ecr", "describe_repositories", {}),
+            ("secretsmanager", "list_secrets", {}),
+            # Query services sharing a signing name ("elasticloadbalancing"): told apart by Version.
+            ("elb", "describe_load_balancers", {}), ("elbv2", "describe_load_balancers", {}),
             # Services that sign with a served service's name: told apart by the request's shape.
             ("eventbridgev2", "list_event_buses", {}),  # signs as "events", speaks CBOR
             ("sagemaker-a2i-runtime", "list_human_loops", {"FlowDefinitionArn": "arn:aws:x"}),  # "sagemaker"

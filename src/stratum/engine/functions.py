@@ -38,6 +38,8 @@ MAX_TIMEOUT_SECONDS = 900  # Lambda's own ceiling
 
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _HANDLER = re.compile(r"[A-Za-z_][\w.]*[:.][A-Za-z_]\w*")
+# Lambda's RoleArn shape: what CreateFunction accepts, so the CLI shortcut accepts no more.
+_ROLE = re.compile(r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
 _ARN = re.compile(r"arn:aws[a-z\-]*:lambda:([a-z0-9\-]+):(\d{12}):function:([a-zA-Z0-9_-]+)(?::([\w$-]+))?")
 
 
@@ -80,6 +82,9 @@ class FunctionSpec:
             raise FunctionError(f"Function '{self.name}' timeout must be between 1 and {MAX_TIMEOUT_SECONDS} s.")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.environment.items()):
             raise FunctionError(f"Function '{self.name}' environment must map strings to strings.")
+        if self.role is not None and not (isinstance(self.role, str) and _ROLE.fullmatch(self.role)):
+            raise FunctionError(f"Function '{self.name}' role must be an IAM role ARN "
+                                f"(arn:aws:iam::ACCOUNT:role/NAME), got {self.role!r}.")
         if self.code_path is not None and not Path(self.code_path).is_dir():
             raise FunctionError(f"Function '{self.name}' path {self.code_path} is not a directory.")
 
@@ -168,7 +173,8 @@ def specs_from_yaml(conn: Connection, path: Path, default_region: str) -> list[F
     try:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise FunctionError(f"Cannot read functions file {path}: {exc}") from None
+        # YAML's messages span lines (with a caret under the column): one line for the CLI.
+        raise FunctionError(f"Cannot read functions file {path}: {' '.join(str(exc).split())}") from None
     entries = doc.get("functions") if isinstance(doc, dict) else doc
     if not isinstance(entries, list):
         raise FunctionError(f"Functions file {path} must hold a 'functions' list.")
@@ -182,11 +188,18 @@ def specs_from_yaml(conn: Connection, path: Path, default_region: str) -> list[F
         command = entry.get("command")
         if isinstance(command, str):
             command = ["/bin/sh", "-c", command]
+        environment = entry.get("environment") or {}
+        if not isinstance(environment, dict):
+            raise FunctionError(f"Function {entry['name']!r} in {path}: 'environment' must be a mapping.")
+        timeout = entry.get("timeout", DEFAULT_TIMEOUT_SECONDS)
+        if isinstance(timeout, bool) or not isinstance(timeout, int):
+            raise FunctionError(f"Function {entry['name']!r} in {path}: 'timeout' must be a whole number of "
+                                f"seconds, got {timeout!r}.")
         spec = FunctionSpec(account_id=resolve_account(conn, entry["account"]),
                             region=str(entry.get("region") or default_region), name=str(entry["name"]),
                             handler=entry.get("handler"), command=command, code_path=code_path,
-                            environment={str(k): str(v) for k, v in (entry.get("environment") or {}).items()},
-                            timeout_seconds=int(entry.get("timeout", DEFAULT_TIMEOUT_SECONDS)),
+                            environment={str(k): str(v) for k, v in environment.items()},
+                            timeout_seconds=timeout,
                             role=entry.get("role"))
         spec.validate()
         specs.append(spec)

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, open_db: Callable[[argparse.Namespace], Any]) 
             if args.action == "load":
                 if not args.file:
                     raise FunctionError("usage: stratum lambda load FILE")
-                for spec in load_file(conn, Path(args.file), region, Path(settings.data_dir)):
+                for spec in load_file(conn, Path(args.file).resolve(), region, Path(settings.data_dir)):
                     print(spec.arn)
                 return 0
             if args.action == "list":
@@ -90,8 +90,8 @@ def run(args: argparse.Namespace, open_db: Callable[[argparse.Namespace], Any]) 
             register(conn, spec, Path(settings.data_dir))
             print(spec.arn)
             return 0
-    except FunctionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except FunctionError as exc:  # a user error: one line, as every `stratum` command prints them
+        print(f"stratum: {exc}", file=sys.stderr)
         return 2
     finally:
         db.dispose()

@@ -9,7 +9,7 @@ SageMaker jobs name a Docker image; Stratum runs no containers, so each image ma
 - ``host``: the container's entrypoint runs as-is on the host (only through user configuration).
 
 The built-in table matches the repository name of SageMaker's ECR images from any registry
-account or region; a YAML file (``STRATUM_JOB_IMAGES`` / ``--job-images``) adds entries that
+account or region; a YAML file (``STRATUM_JOB_IMAGES``) adds entries that
 are tried first::
 
     images:

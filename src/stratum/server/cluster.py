@@ -68,7 +68,13 @@ def master_key_check_value(settings: Settings) -> str:
     """A value that identifies the master key without revealing it (an HMAC of a constant)."""
     from stratum.services.kms import crypto
 
-    key = crypto.master_key(settings.master_key_path)
+    try:
+        key = crypto.master_key(settings.master_key_path)
+    except OSError as exc:  # its directory is a file, or not writable: the server cannot start
+        raise ClusterConfigError(f"cannot read or create the master key {settings.master_key_path}: "
+                                 f"{exc.strerror}") from None
+    except crypto.MasterKeyError as exc:
+        raise ClusterConfigError(str(exc)) from None
     derived = key.derive("key-check-value")
     return hmac.new(derived, b"stratum master key check", hashlib.sha256).hexdigest()[:32]
 

@@ -112,7 +112,8 @@ def load_network_file(path: Path) -> list[VpcEndpoint]:
     except OSError as exc:
         raise NetworkConfigError(f"{where}: cannot read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise NetworkConfigError(f"{where}: not valid YAML: {exc}") from None
+        # YAML's messages span lines (with a caret under the column): one line for the CLI.
+        raise NetworkConfigError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise NetworkConfigError(f"{where}: expected a mapping with a 'vpc_endpoints' list")
     unknown = sorted(set(data) - {"vpc_endpoints"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from urllib.parse import unquote_plus
 
 from botocore.model import ServiceModel
 
@@ -152,6 +153,11 @@ def _unserved_sibling(request: HttpRequest, signing_name: str, *, fallback: bool
     candidates = [k for k in known_by_signing_name(signing_name) if k.name not in SERVED_SERVICES]
     if shown is not None:
         speaking = [k for k in candidates if shown in k.protocols or (shown == "query" and "ec2" in k.protocols)]
+        if shown == "query" and len(speaking) > 1:
+            # Query services sharing a signing name (elb and elbv2 as "elasticloadbalancing") are
+            # told apart by the API version every query request carries.
+            version = _query_value(request, "Version")
+            speaking.sort(key=lambda k: k.metadata.get("apiVersion") != version)
         if speaking or not fallback:
             return speaking[0] if speaking else None
     rest = [k for k in candidates if {"rest-json", "rest-xml"} & set(k.protocols)]
@@ -177,6 +183,14 @@ def _request_protocol(request: HttpRequest) -> str | None:
     if form or request.query_value("Action") is not None:
         return "query"
     return None
+
+
+def _query_value(request: HttpRequest, name: str) -> str | None:
+    """A parameter of a query-protocol request, from its form body or its URL."""
+    found = re.search(rb"(?:^|&)" + name.encode() + rb"=([^&]*)", request.body)
+    if found:
+        return unquote_plus(found.group(1).decode("utf-8", "replace"))
+    return request.query_value(name)
 
 
 def _wire_protocol(request: HttpRequest, known: KnownService) -> str:

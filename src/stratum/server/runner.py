@@ -19,7 +19,13 @@ from stratum.store.db import Database
 
 
 def prepare(settings: Settings) -> AppState:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # A user error (a file where a directory should be, no permission): one line, not a traceback.
+    for what, path in (("data directory", settings.data_dir), ("objects directory", settings.objects_dir),
+                       ("directory of the AWS CLI files", settings.aws_config_dir)):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SystemExit(f"stratum: cannot use the {what} {path}: {exc.strerror}") from None
     # Migrate before building the providers: some start background work on their tables.
     db = Database(settings.db_url)
     try:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 ADMIN_USER = "admin"
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Organizations' Email shape (6-64 characters): the CLI and bootstrap files are held to it as the API is.
+_EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
 
 
 @dataclass
@@ -61,6 +63,8 @@ def create_account(conn: Connection, name: str, account_id: str | None = None, e
         raise ServiceError("ValidationException", f"Invalid account name {name!r}", 400)
     if account_id is not None and not _ACCOUNT_ID.match(account_id):
         raise ServiceError("ValidationException", f"Account id must be 12 digits, got {account_id!r}", 400)
+    if email is not None and not (6 <= len(email) <= 64 and _EMAIL.match(email)):
+        raise ServiceError("ValidationException", f"Invalid email address {email!r}", 400)
     if find_account(conn, name) is not None:
         raise ServiceError("DuplicateAccountException", f"An account named {name!r} already exists", 400)
     account_id = account_id or ids.account_id()

@@ -1,0 +1,7 @@
+"""`python -m stratum`: the same as the `stratum` command."""
+
+import sys
+
+from stratum.cli import main
+
+sys.exit(main())
