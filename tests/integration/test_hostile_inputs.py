@@ -308,7 +308,7 @@ def test_malformed_http_is_answered_in_the_services_format(server: StratumServer
 # ------------------------------------------------------------------------------- unserved services
 def _unserved_calls() -> list[tuple[str, str, dict[str, Any]]]:
     return [("cloudformation", "list_stacks", {}), ("ec2", "describe_instances", {}),
-            ("sns", "list_topics", {}), ("sqs", "list_queues", {}), ("dynamodb", "list_tables", {}),
+            ("sns", "list_topics", {}), ("kinesis", "list_streams", {}), ("dynamodb", "list_tables", {}),
             ("route53", "list_hosted_zones", {}), ("ecr", "describe_repositories", {}),
             ("secretsmanager", "list_secrets", {}),
             # Query services sharing a signing name ("elasticloadbalancing"): told apart by Version.

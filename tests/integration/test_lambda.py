@@ -368,6 +368,37 @@ def test_event_invocations_are_retried(server: StratumServer, tmp_path: Path) ->
     assert len(ok.read_text().split()) == 1
 
 
+def test_failed_event_goes_to_the_dead_letter_queue(server: StratumServer) -> None:
+    """An Event invocation that fails its three attempts is sent to the function's DeadLetterConfig
+    queue as its execution role, with Lambda's attributes; a role without sqs:SendMessage on the
+    queue leaves it dropped."""
+    sqs = server.client("sqs")
+    url = sqs.create_queue(QueueName=f"fn-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    dlq = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    role = lambda_role(server, policy={"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": dlq}]})
+    client = server.client("lambda")
+    name = create(server, role=role, DeadLetterConfig={"TargetArn": dlq})["FunctionName"]
+    assert client.get_function_configuration(FunctionName=name)["DeadLetterConfig"] == {"TargetArn": dlq}
+    out = client.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"fail": "always"}).encode())
+    request_id = out["ResponseMetadata"]["HTTPHeaders"].get("x-amzn-requestid")
+    messages: list[Any] = []
+    deadline = time.monotonic() + 30
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], WaitTimeSeconds=1).get(
+            "Messages", [])
+    assert len(messages) == 1 and json.loads(messages[0]["Body"]) == {"fail": "always"}
+    attributes = {k: v["StringValue"] for k, v in messages[0]["MessageAttributes"].items()}
+    assert attributes["RequestID"] == request_id and attributes["ErrorCode"] == "200"
+    assert "asked to fail: always" in attributes["ErrorMessage"]
+
+    # Without the permission the event is dropped (and logged): the queue stays empty.
+    other = create(server, DeadLetterConfig={"TargetArn": dlq})["FunctionName"]
+    client.invoke(FunctionName=other, InvocationType="Event", Payload=json.dumps({"fail": "again"}).encode())
+    time.sleep(3)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+
+
 def test_tags(server: StratumServer) -> None:
     client = server.client("lambda")
     fn = create(server)

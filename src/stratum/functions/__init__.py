@@ -113,7 +113,11 @@ def invoke(app: AppState, function_arn: str, payload: bytes, invocation_type: st
     if invocation_type == "DryRun":
         return InvokeResult(204, executed_version=None)
     runtime = runtime_for(app)
-    request_id = str(uuid.uuid4())
+    from stratum.server.context import RequestContext
+
+    # An Invoke call's own request id is the invocation's (context.aws_request_id, the logs' START
+    # line, a dead letter's RequestID), as on Lambda.
+    request_id = caller.request_id if isinstance(caller, RequestContext) else str(uuid.uuid4())
     if invocation_type == "Event":
         from stratum.functions.eventqueue import enqueue
 
