@@ -1,0 +1,194 @@
+"""The ACK SageMaker Pipeline and PipelineExecution resources, applied with kubectl to a real Kubernetes
+API server and reconciled by `stratum operator` against a real Stratum server (SQLite backend)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from k8s_testing import Cluster, Operator, condition, k8s_cluster, wait_for  # noqa: F401
+from stratum_testing import StratumServer, close_server, make_server, pipeline_role
+from test_engine_pipelines import register_functions
+
+pytest.importorskip("kopf")
+
+API = "sagemaker.services.k8s.aws/v1alpha1"
+
+
+@pytest.fixture(scope="module")
+def stratum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
+    server = make_server(tmp_path_factory, "sqlite")
+    server.start()
+    yield server
+    close_server(server)
+
+
+@pytest.fixture(scope="module")
+def operator(k8s_cluster: Cluster, stratum: StratumServer,  # noqa: F811
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    op = Operator(k8s_cluster, stratum, tmp_path_factory.mktemp("operator") / "operator.log").start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture(scope="module")
+def functions(stratum: StratumServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return register_functions(stratum, tmp_path_factory.mktemp("functions"))
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def pipeline_manifest(name: str, definition: dict[str, Any] | str, role: str, **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": API, "kind": "Pipeline", "metadata": {"name": name, **meta},
+            "spec": {"pipelineName": name, "roleARN": role, "pipelineDescription": "from kubectl",
+                     "pipelineDefinition": definition if isinstance(definition, str) else json.dumps(definition)}}
+
+
+def execution_manifest(name: str, pipeline: str, **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": API, "kind": "PipelineExecution", "metadata": {"name": name, **meta},
+            "spec": {"pipelineName": pipeline, "pipelineExecutionDescription": "started by kubectl"}}
+
+
+def sleepy_definition(functions: dict[str, str], seconds: float) -> dict[str, Any]:
+    return {"Version": "2020-12-01", "Parameters": [], "Steps": [
+        {"Name": "Sleep", "Type": "Lambda", "FunctionArn": functions["sleepy"], "Arguments": {"seconds": seconds}}]}
+
+
+def status_of(cluster: Cluster, plural: str, name: str, field: str) -> Any:
+    return ((cluster.get(plural, name) or {}).get("status") or {}).get(field)
+
+
+def test_pipeline_and_execution_reach_succeeded(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+                                                stratum: StratumServer, functions: dict[str, str]) -> None:
+    name, run = _name("pipe"), _name("run")
+    k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 0.5), pipeline_role(stratum)))
+    k8s_cluster.apply(execution_manifest(run, name))
+    wait_for(lambda: status_of(k8s_cluster, "pipelineexecution", run, "pipelineExecutionStatus") == "Succeeded",
+             60, "the execution to succeed")
+    # kubectl get prints ACK's printer column; describe shows the conditions and the ARN.
+    table = k8s_cluster.kubectl("get", "pipelineexecution", run).stdout
+    assert "Succeeded" in table.splitlines()[1] and "STATUS" in table.splitlines()[0]
+    described = k8s_cluster.kubectl("describe", "pipelineexecution", run).stdout
+    assert "ACK.ResourceSynced" in described and "PipelineExecution is in Succeeded status." in described
+    execution = k8s_cluster.get("pipelineexecution", run)
+    assert execution is not None
+    arn = execution["status"]["ackResourceMetadata"]["arn"]
+    assert arn in described
+    assert execution["status"]["ackResourceMetadata"]["ownerAccountID"] == stratum.account_id("dev")
+    assert execution["status"]["ackResourceMetadata"]["region"] == "us-east-1"
+    assert "finalizers.sagemaker.services.k8s.aws/PipelineExecution" in execution["metadata"]["finalizers"]
+    sm = stratum.client("sagemaker")
+    described_api = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+    assert described_api["PipelineExecutionStatus"] == "Succeeded"
+    assert described_api["PipelineExecutionDescription"] == "started by kubectl"
+    pipeline = k8s_cluster.get("pipeline", name)
+    assert pipeline is not None and pipeline["status"]["pipelineStatus"] == "Active"
+    assert pipeline["status"]["ackResourceMetadata"]["arn"] == sm.describe_pipeline(PipelineName=name)["PipelineArn"]
+    assert condition(pipeline, "ACK.ResourceSynced")["status"] == "True"  # type: ignore[index]
+    assert condition(pipeline, "Ready")["status"] == "True"  # type: ignore[index]
+
+    # An edit of the spec is an UpdatePipeline of the fields that changed.
+    k8s_cluster.kubectl("patch", "pipeline", name, "--type=merge", "-p",
+                        json.dumps({"spec": {"pipelineDescription": "edited"}}))
+    wait_for(lambda: sm.describe_pipeline(PipelineName=name).get("PipelineDescription") == "edited", 15,
+             "UpdatePipeline")
+
+    # Deleting a finished execution leaves it in Stratum; deleting the Pipeline deletes it there.
+    k8s_cluster.kubectl("delete", "pipelineexecution", run, "--timeout=30s")
+    k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
+    with pytest.raises(sm.exceptions.ResourceNotFound):
+        sm.describe_pipeline(PipelineName=name)
+
+
+def test_deleting_a_running_execution_stops_it(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+                                               stratum: StratumServer, functions: dict[str, str]) -> None:
+    name, run = _name("pipe"), _name("run")
+    k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 30), pipeline_role(stratum)))
+    k8s_cluster.apply(execution_manifest(run, name))
+    wait_for(lambda: status_of(k8s_cluster, "pipelineexecution", run, "pipelineExecutionStatus") == "Executing",
+             30, "the execution to run")
+    execution = k8s_cluster.get("pipelineexecution", run)
+    assert execution is not None
+    assert condition(execution, "ACK.ResourceSynced")["status"] == "False"  # type: ignore[index]
+    arn = execution["status"]["ackResourceMetadata"]["arn"]
+    k8s_cluster.kubectl("delete", "pipelineexecution", run, "--timeout=60s")
+    status = stratum.client("sagemaker").describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+    assert status == "Stopped"
+    assert k8s_cluster.get("pipelineexecution", run) is None
+
+
+def test_invalid_definition_is_terminal_with_stratums_error(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+                                                            stratum: StratumServer) -> None:
+    name = _name("bad")
+    k8s_cluster.apply(pipeline_manifest(name, '{"Version": "2020-12-01", "Steps": [{"Name": "X"}]',
+                                        pipeline_role(stratum)))
+    terminal = wait_for(lambda: condition(k8s_cluster.get("pipeline", name), "ACK.Terminal"), 20, "ACK.Terminal")
+    assert terminal["status"] == "True"
+    sm = stratum.client("sagemaker")
+    with pytest.raises(sm.exceptions.ClientError) as refused:
+        sm.create_pipeline(PipelineName=name + "x", RoleArn=pipeline_role(stratum), ClientRequestToken=uuid.uuid4().hex,
+                           PipelineDefinition='{"Version": "2020-12-01", "Steps": [{"Name": "X"}]')
+    code = refused.value.response["Error"]["Code"]
+    assert terminal["message"].startswith(code + ":")
+    assert refused.value.response["Error"]["Message"] in terminal["message"]
+    synced = condition(k8s_cluster.get("pipeline", name), "ACK.ResourceSynced")
+    assert synced is not None and synced["status"] == "False"
+    assert "ACK.Terminal" in k8s_cluster.kubectl("describe", "pipeline", name).stdout
+    k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
+
+
+def test_retain_policy_and_adoption(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+                                    stratum: StratumServer, functions: dict[str, str]) -> None:
+    """deletion-policy: retain keeps the pipeline in Stratum; a new resource naming an existing pipeline
+    is refused (ACK: not managed) unless it carries adoption-policy: adopt, which adopts it."""
+    name = _name("kept")
+    role = pipeline_role(stratum)
+    k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 0.1), role,
+                                        annotations={"services.k8s.aws/deletion-policy": "retain"}))
+    wait_for(lambda: status_of(k8s_cluster, "pipeline", name, "pipelineStatus") == "Active", 20, "the pipeline")
+    k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
+    sm = stratum.client("sagemaker")
+    assert sm.describe_pipeline(PipelineName=name)["PipelineStatus"] == "Active"
+
+    k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 0.1), role))
+    terminal = wait_for(lambda: condition(k8s_cluster.get("pipeline", name), "ACK.Terminal"), 20, "not managed")
+    assert terminal["message"] == "Resource already exists"
+    k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
+    assert sm.describe_pipeline(PipelineName=name)["PipelineStatus"] == "Active"  # never managed: untouched
+
+    k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 0.1), role, annotations={
+        "services.k8s.aws/adoption-policy": "adopt",
+        "services.k8s.aws/adoption-fields": json.dumps({"name": name})}))
+    adopted = wait_for(lambda: condition(k8s_cluster.get("pipeline", name), "ACK.Adopted"), 20, "ACK.Adopted")
+    assert adopted["status"] == "True"
+    assert status_of(k8s_cluster, "pipeline", name, "pipelineStatus") == "Active"
+    k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
+    with pytest.raises(sm.exceptions.ResourceNotFound):
+        sm.describe_pipeline(PipelineName=name)
+
+
+def test_operator_restart_loses_nothing(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+                                        stratum: StratumServer, functions: dict[str, str]) -> None:
+    """Stop the operator while an execution runs, and Stratum too: on their return the execution's
+    status catches up and nothing is created twice."""
+    name, run = _name("pipe"), _name("run")
+    k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 4), pipeline_role(stratum)))
+    k8s_cluster.apply(execution_manifest(run, name))
+    wait_for(lambda: status_of(k8s_cluster, "pipelineexecution", run, "pipelineExecutionStatus") == "Executing",
+             30, "the execution to run")
+    operator.stop()
+    stratum.restart()
+    operator.start()
+    wait_for(lambda: status_of(k8s_cluster, "pipelineexecution", run, "pipelineExecutionStatus") == "Succeeded",
+             60, "the execution to succeed after the restarts")
+    summaries = stratum.client("sagemaker").list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"]
+    assert len(summaries) == 1
+    k8s_cluster.kubectl("delete", "pipelineexecution", run, "--timeout=30s")
+    k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
+
+
