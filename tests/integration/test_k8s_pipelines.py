@@ -108,7 +108,7 @@ def test_pipeline_and_execution_reach_succeeded(k8s_cluster: Cluster, operator: 
 def test_deleting_a_running_execution_stops_it(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
                                                stratum: StratumServer, functions: dict[str, str]) -> None:
     name, run = _name("pipe"), _name("run")
-    k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 30), pipeline_role(stratum)))
+    k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 8), pipeline_role(stratum)))
     k8s_cluster.apply(execution_manifest(run, name))
     wait_for(lambda: status_of(k8s_cluster, "pipelineexecution", run, "pipelineExecutionStatus") == "Executing",
              30, "the execution to run")
@@ -172,23 +172,32 @@ def test_retain_policy_and_adoption(k8s_cluster: Cluster, operator: Operator,  #
         sm.describe_pipeline(PipelineName=name)
 
 
-def test_operator_restart_loses_nothing(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
-                                        stratum: StratumServer, functions: dict[str, str]) -> None:
-    """Stop the operator while an execution runs, and Stratum too: on their return the execution's
-    status catches up and nothing is created twice."""
-    name, run = _name("pipe"), _name("run")
-    k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 4), pipeline_role(stratum)))
+def test_operator_and_stratum_restarts_lose_nothing(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+                                                    stratum: StratumServer, functions: dict[str, str]) -> None:
+    """The operator stopped while an execution runs: back, it catches up with the outcome (no second
+    start). Stratum restarted under a running operator: resources stay as they are and new ones work."""
+    name, run, again = _name("pipe"), _name("run"), _name("run")
+    k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 3), pipeline_role(stratum)))
     k8s_cluster.apply(execution_manifest(run, name))
     wait_for(lambda: status_of(k8s_cluster, "pipelineexecution", run, "pipelineExecutionStatus") == "Executing",
              30, "the execution to run")
+    arn = (status_of(k8s_cluster, "pipelineexecution", run, "ackResourceMetadata") or {})["arn"]
+    sm = stratum.client("sagemaker")
     operator.stop()
-    stratum.restart()
+    wait_for(lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Succeeded",
+             60, "the execution to finish in Stratum")
+    assert status_of(k8s_cluster, "pipelineexecution", run, "pipelineExecutionStatus") == "Executing"
     operator.start()
     wait_for(lambda: status_of(k8s_cluster, "pipelineexecution", run, "pipelineExecutionStatus") == "Succeeded",
-             60, "the execution to succeed after the restarts")
-    summaries = stratum.client("sagemaker").list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"]
-    assert len(summaries) == 1
-    k8s_cluster.kubectl("delete", "pipelineexecution", run, "--timeout=30s")
+             30, "the status to catch up after the operator's restart")
+
+    stratum.restart()
+    k8s_cluster.apply(execution_manifest(again, name))
+    wait_for(lambda: status_of(k8s_cluster, "pipelineexecution", again, "pipelineExecutionStatus") == "Succeeded",
+             60, "an execution applied after Stratum's restart")
+    summaries = sm.list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"]
+    assert len(summaries) == 2
+    assert (status_of(k8s_cluster, "pipelineexecution", run, "ackResourceMetadata") or {})["arn"] == arn
+    for resource in (run, again):
+        k8s_cluster.kubectl("delete", "pipelineexecution", resource, "--timeout=30s")
     k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
-
-

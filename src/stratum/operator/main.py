@@ -170,6 +170,8 @@ def run(options: Options) -> None:
     if options.endpoint_url:
         os.environ.setdefault("AWS_ENDPOINT_URL", options.endpoint_url)
     kopf.configure(verbose=False, log_format=kopf.LogFormat.PLAIN)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event otherwise
     controller = Controller(options)
     kopf.run(registry=registry_for(controller), standalone=True, clusterwide=not options.namespaces,
              namespaces=options.namespaces, liveness_endpoint=options.liveness)
