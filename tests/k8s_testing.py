@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stratum_testing import StratumServer, free_port
+from stratum_testing import StratumServer, close_server, free_port, make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CRDS = ROOT / "deploy" / "kubernetes" / "crds"
@@ -191,3 +191,33 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
         if c.get("type") == type_:
             return dict(c)
     return None
+
+
+@pytest.fixture(scope="module")
+def stratum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
+    """A Stratum server of the module's own (SQLite: the operator's behaviour does not depend on it)."""
+    server = make_server(tmp_path_factory, "sqlite")
+    server.start()
+    yield server
+    close_server(server)
+
+
+@pytest.fixture(scope="module")
+def operator(k8s_cluster: Cluster, stratum: StratumServer, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[Operator]:
+    op = Operator(k8s_cluster, stratum, tmp_path_factory.mktemp("operator") / "operator.log").start()
+    yield op
+    op.stop()
+
+
+def spec_from_request(cluster: Cluster, plural: str, request: dict[str, Any]) -> dict[str, Any]:
+    """An API request (UpperCamelCase) spelled as the ACK CRD's spec, read from the installed CRD."""
+    from stratum.operator.casing import to_k8s
+
+    crd = json.loads(cluster.kubectl("get", "crd", f"{plural}.sagemaker.services.k8s.aws", "-o", "json").stdout)
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return dict(to_k8s(request, schema))
+
+
+def status_of(cluster: Cluster, plural: str, name: str, field: str, namespace: str = "default") -> Any:
+    return ((cluster.get(plural, name, namespace) or {}).get("status") or {}).get(field)

@@ -5,33 +5,25 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from k8s_testing import Cluster, Operator, condition, k8s_cluster, wait_for  # noqa: F401
-from stratum_testing import StratumServer, close_server, make_server, pipeline_role
+from k8s_testing import (  # noqa: F401
+    Cluster,
+    Operator,
+    condition,
+    k8s_cluster,
+    operator,
+    status_of,
+    stratum,
+    wait_for,
+)
+from stratum_testing import StratumServer, pipeline_role
 from test_engine_pipelines import register_functions
 
 pytest.importorskip("kopf")
 
 API = "sagemaker.services.k8s.aws/v1alpha1"
-
-
-@pytest.fixture(scope="module")
-def stratum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]:
-    server = make_server(tmp_path_factory, "sqlite")
-    server.start()
-    yield server
-    close_server(server)
-
-
-@pytest.fixture(scope="module")
-def operator(k8s_cluster: Cluster, stratum: StratumServer,  # noqa: F811
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    op = Operator(k8s_cluster, stratum, tmp_path_factory.mktemp("operator") / "operator.log").start()
-    yield op
-    op.stop()
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +51,7 @@ def sleepy_definition(functions: dict[str, str], seconds: float) -> dict[str, An
         {"Name": "Sleep", "Type": "Lambda", "FunctionArn": functions["sleepy"], "Arguments": {"seconds": seconds}}]}
 
 
-def status_of(cluster: Cluster, plural: str, name: str, field: str) -> Any:
-    return ((cluster.get(plural, name) or {}).get("status") or {}).get(field)
-
-
-def test_pipeline_and_execution_reach_succeeded(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+def test_pipeline_and_execution_reach_succeeded(k8s_cluster: Cluster, operator: Operator,
                                                 stratum: StratumServer, functions: dict[str, str]) -> None:
     name, run = _name("pipe"), _name("run")
     k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 0.5), pipeline_role(stratum)))
@@ -105,7 +93,7 @@ def test_pipeline_and_execution_reach_succeeded(k8s_cluster: Cluster, operator: 
         sm.describe_pipeline(PipelineName=name)
 
 
-def test_deleting_a_running_execution_stops_it(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+def test_deleting_a_running_execution_stops_it(k8s_cluster: Cluster, operator: Operator,
                                                stratum: StratumServer, functions: dict[str, str]) -> None:
     name, run = _name("pipe"), _name("run")
     k8s_cluster.apply(pipeline_manifest(name, sleepy_definition(functions, 8), pipeline_role(stratum)))
@@ -122,7 +110,7 @@ def test_deleting_a_running_execution_stops_it(k8s_cluster: Cluster, operator: O
     assert k8s_cluster.get("pipelineexecution", run) is None
 
 
-def test_invalid_definition_is_terminal_with_stratums_error(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+def test_invalid_definition_is_terminal_with_stratums_error(k8s_cluster: Cluster, operator: Operator,
                                                             stratum: StratumServer) -> None:
     name = _name("bad")
     k8s_cluster.apply(pipeline_manifest(name, '{"Version": "2020-12-01", "Steps": [{"Name": "X"}]',
@@ -142,7 +130,7 @@ def test_invalid_definition_is_terminal_with_stratums_error(k8s_cluster: Cluster
     k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
 
 
-def test_retain_policy_and_adoption(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+def test_retain_policy_and_adoption(k8s_cluster: Cluster, operator: Operator,
                                     stratum: StratumServer, functions: dict[str, str]) -> None:
     """deletion-policy: retain keeps the pipeline in Stratum; a new resource naming an existing pipeline
     is refused (ACK: not managed) unless it carries adoption-policy: adopt, which adopts it."""
@@ -172,7 +160,7 @@ def test_retain_policy_and_adoption(k8s_cluster: Cluster, operator: Operator,  #
         sm.describe_pipeline(PipelineName=name)
 
 
-def test_operator_and_stratum_restarts_lose_nothing(k8s_cluster: Cluster, operator: Operator,  # noqa: F811
+def test_operator_and_stratum_restarts_lose_nothing(k8s_cluster: Cluster, operator: Operator,
                                                     stratum: StratumServer, functions: dict[str, str]) -> None:
     """The operator stopped while an execution runs: back, it catches up with the outcome (no second
     start). Stratum restarted under a running operator: resources stay as they are and new ones work."""

@@ -305,4 +305,9 @@ def _message(err: Exception) -> str:
 
 
 def _terminal(kind: Kind, err: Exception) -> bool:
-    return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in kind.terminal_codes
+    """Whether only a change of the spec can fix the error. A resource the request names that does not
+    exist (yet) is not: resources applied together (a ModelPackage and its group, an Endpoint and its
+    config) may be reconciled in any order, and the next attempt succeeds."""
+    if not isinstance(err, ClientError) or _not_found(err):
+        return False
+    return err.response.get("Error", {}).get("Code") in kind.terminal_codes
