@@ -208,6 +208,7 @@ def operator(k8s_cluster: Cluster, stratum: StratumServer, tmp_path_factory: pyt
     op = Operator(k8s_cluster, stratum, tmp_path_factory.mktemp("operator") / "operator.log").start()
     yield op
     op.stop()
+    print(op.log()[-5000:])  # shown with a failure of the module's last test
 
 
 def spec_from_request(cluster: Cluster, plural: str, request: dict[str, Any]) -> dict[str, Any]:

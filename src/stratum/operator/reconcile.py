@@ -38,8 +38,9 @@ def _not_found(err: ClientError) -> bool:
     code = err.response.get("Error", {}).get("Code", "")
     message = err.response.get("Error", {}).get("Message", "").lower()
     return code in ("ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity") or (
+        # The 404s of ACK's generator.yaml: ValidationException with these message prefixes/suffixes.
         code == "ValidationException" and ("not found" in message or "could not find" in message
-                                           or "does not exist" in message))
+                                           or "does not exist" in message or "recordnotfound" in message))
 
 
 def _matches(want: Any, have: Any, document: bool = False) -> bool:
