@@ -154,6 +154,7 @@ class Operator:
         self.cluster, self.server, self.log_path = cluster, server, log_path
         self.account, self.extra_args = account, extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
+        self.carm_dir: Path | None = None
 
     def start(self) -> Operator:
         env = {**self.server.env(self.account), "KUBECONFIG": str(self.cluster.kubeconfig)}
@@ -205,7 +206,11 @@ def stratum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratumServer]
 @pytest.fixture(scope="module")
 def operator(k8s_cluster: Cluster, stratum: StratumServer, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[Operator]:
-    op = Operator(k8s_cluster, stratum, tmp_path_factory.mktemp("operator") / "operator.log").start()
+    workdir = tmp_path_factory.mktemp("operator")
+    (workdir / "carm").mkdir()  # the ack-role-account-map ConfigMap, as mounted in a pod
+    op = Operator(k8s_cluster, stratum, workdir / "operator.log", extra_args=["--carm-dir", str(workdir / "carm")])
+    op.carm_dir = workdir / "carm"
+    op.start()
     yield op
     op.stop()
     print(op.log()[-5000:])  # shown with a failure of the module's last test

@@ -189,3 +189,38 @@ def test_operator_and_stratum_restarts_lose_nothing(k8s_cluster: Cluster, operat
     for resource in (run, again):
         k8s_cluster.kubectl("delete", "pipelineexecution", resource, "--timeout=30s")
     k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
+
+
+def test_cross_account_through_carm(k8s_cluster: Cluster, operator: Operator, stratum: StratumServer,
+                                    functions: dict[str, str]) -> None:
+    """A resource annotated with another account's ID is created there, through the role the
+    ack-role-account-map maps that account to (sts:AssumeRole); unmapped, it waits, not synced."""
+    dev, test = stratum.account_id("dev"), stratum.account_id("test")
+    iam = stratum.client("iam", "test")
+    role = _name("ack-carm")
+    role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{dev}:root"}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+    )["Role"]["Arn"]
+    iam.attach_role_policy(RoleName=role, PolicyArn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess")
+    name = _name("xacct")
+    definition = {"Version": "2020-12-01", "Parameters": [], "Steps": [
+        {"Name": "Fail", "Type": "Fail", "Arguments": {"ErrorMessage": "cross-account"}}]}
+    k8s_cluster.apply(pipeline_manifest(name, definition, role_arn,
+                                        annotations={"services.k8s.aws/owner-account-id": test}))
+    synced = wait_for(lambda: condition(k8s_cluster.get("pipeline", name), "ACK.ResourceSynced"), 20, "a condition")
+    assert synced["status"] == "False" and synced["message"] == "IAM Role is not available"
+    assert operator.carm_dir is not None
+    (operator.carm_dir / test).write_text(role_arn)
+    wait_for(lambda: status_of(k8s_cluster, "pipeline", name, "pipelineStatus") == "Active", 30,
+             "the pipeline in the mapped account")
+    metadata = status_of(k8s_cluster, "pipeline", name, "ackResourceMetadata")
+    assert metadata["ownerAccountID"] == test
+    assert metadata["arn"] == f"arn:aws:sagemaker:us-east-1:{test}:pipeline/{name}"
+    assert stratum.client("sagemaker", "test").describe_pipeline(PipelineName=name)["PipelineStatus"] == "Active"
+    with pytest.raises(stratum.client("sagemaker").exceptions.ResourceNotFound):
+        stratum.client("sagemaker", "dev").describe_pipeline(PipelineName=name)
+    k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
+    with pytest.raises(stratum.client("sagemaker").exceptions.ResourceNotFound):
+        stratum.client("sagemaker", "test").describe_pipeline(PipelineName=name)

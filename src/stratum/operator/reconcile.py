@@ -27,6 +27,7 @@ ANNOTATION_ADOPTION_FIELDS = "services.k8s.aws/adoption-fields"
 POLL_SECONDS = 1.0  # a resource in a modifying status (ACK requeues these too, more slowly)
 RESYNC_SECONDS = 60.0  # ACK's default resync period
 RETRY_SECONDS = 2.0  # after a recoverable error, e.g. Stratum restarting
+CARM_RETRY_SECONDS = 5.0  # an account without a role in the CARM map
 _TOKEN_MEMBERS = ("ClientRequestToken", "ClientToken")
 
 
@@ -142,8 +143,11 @@ class Reconciler:
         try:
             account, region = self.accounts.target(obj)
             sm = self.accounts.client(account, region)
-        except CarmError as err:
-            return self._failed(kind, obj, status, str(err), terminal=True)
+        except CarmError as err:  # ACK: not synced, retried (the map may gain the account)
+            status["conditions"] = cond.merge(status.get("conditions"), [
+                cond.condition(cond.SYNCED, False, cond.UNAVAILABLE_ROLE_MESSAGE, str(err))])
+            self._write_status(kind, obj, status)
+            return CARM_RETRY_SECONDS
         except (ClientError, BotoCoreError) as err:  # AssumeRole refused or Stratum unreachable
             return self._failed(kind, obj, status, _message(err), terminal=False)
         metadata.update({"ownerAccountID": account, "region": region})
