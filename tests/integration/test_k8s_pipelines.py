@@ -224,3 +224,58 @@ def test_cross_account_through_carm(k8s_cluster: Cluster, operator: Operator, st
     k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
     with pytest.raises(stratum.client("sagemaker").exceptions.ResourceNotFound):
         stratum.client("sagemaker", "test").describe_pipeline(PipelineName=name)
+
+
+def test_adopted_resource_brings_existing_pipeline_and_execution(k8s_cluster: Cluster, operator: Operator,
+                                                                 stratum: StratumServer,
+                                                                 functions: dict[str, str]) -> None:
+    """ACK's AdoptedResource: a pipeline and an execution made with boto3 become custom resources whose
+    status follows them; nothing is created a second time."""
+    sm = stratum.client("sagemaker")
+    name = _name("boto")
+    sm.create_pipeline(PipelineName=name, RoleArn=pipeline_role(stratum), ClientRequestToken=uuid.uuid4().hex,
+                       PipelineDefinition=json.dumps(sleepy_definition(functions, 2)))
+    arn = sm.start_pipeline_execution(PipelineName=name, ClientRequestToken=uuid.uuid4().hex)["PipelineExecutionArn"]
+    k8s_cluster.apply(f"""
+apiVersion: services.k8s.aws/v1alpha1
+kind: AdoptedResource
+metadata:
+  name: adopt-{name}
+spec:
+  aws:
+    nameOrID: {name}
+  kubernetes:
+    group: sagemaker.services.k8s.aws
+    kind: Pipeline
+    metadata:
+      name: {name}
+---
+apiVersion: services.k8s.aws/v1alpha1
+kind: AdoptedResource
+metadata:
+  name: adopt-run-{name}
+spec:
+  aws:
+    arn: {arn}
+  kubernetes:
+    group: sagemaker.services.k8s.aws
+    kind: PipelineExecution
+    metadata:
+      name: run-{name}
+""")
+    wait_for(lambda: status_of(k8s_cluster, "pipelineexecution", f"run-{name}", "pipelineExecutionStatus")
+             == "Succeeded", 40, "the adopted execution to follow Stratum")
+    execution = k8s_cluster.get("pipelineexecution", f"run-{name}")
+    assert execution is not None and execution["spec"]["pipelineName"] == name
+    assert execution["status"]["ackResourceMetadata"]["arn"] == arn
+    assert condition(execution, "ACK.Adopted")["status"] == "True"  # type: ignore[index]
+    pipeline = k8s_cluster.get("pipeline", name)
+    assert pipeline is not None and json.loads(pipeline["spec"]["pipelineDefinition"]) == sleepy_definition(functions, 2)
+    assert pipeline["status"]["pipelineStatus"] == "Active"
+    adopted = condition(k8s_cluster.get("adoptedresource", f"adopt-{name}"), "ACK.Adopted")
+    assert adopted is not None and adopted["status"] == "True"
+    assert len(sm.list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"]) == 1
+    k8s_cluster.kubectl("delete", "pipelineexecution", f"run-{name}", "--timeout=30s")
+    k8s_cluster.kubectl("delete", "pipeline", name, "--timeout=30s")
+    with pytest.raises(sm.exceptions.ResourceNotFound):
+        sm.describe_pipeline(PipelineName=name)

@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 
+from stratum.operator.adopt import ACK_GROUP, ADOPTED_RESOURCE
 from stratum.operator.carm import Accounts
 from stratum.operator.kube import Kube
 from stratum.operator.reconcile import RETRY_SECONDS, Reconciler
@@ -157,6 +158,10 @@ def registry_for(controller: Controller) -> kopf.OperatorRegistry:
         def handler(event: dict[str, Any], kind_: Kind = kind, **_: Any) -> None:
             controller.observe(kind_, event)
         kopf.on.event(GROUP, VERSION, kind.plural, registry=registry)(_async(handler))
+
+    def adopted(event: dict[str, Any], **_: Any) -> None:
+        controller.observe(ADOPTED_RESOURCE, event)
+    kopf.on.event(ACK_GROUP, "v1alpha1", "adoptedresources", registry=registry)(_async(adopted))
     return registry
 
 

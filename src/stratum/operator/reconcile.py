@@ -136,6 +136,10 @@ class Reconciler:
     def reconcile(self, kind: Kind, obj: dict[str, Any]) -> float | None:
         """Bring Stratum to the resource's spec and the resource's status to Stratum; the seconds after
         which to look again (None: only on the next change of the resource)."""
+        if kind.kind == "AdoptedResource":
+            from stratum.operator.adopt import reconcile_adopted
+
+            return reconcile_adopted(self, obj)
         meta = obj["metadata"]
         status = dict(obj.get("status") or {})
         metadata = dict(status.get("ackResourceMetadata") or {})
@@ -149,7 +153,7 @@ class Reconciler:
             self._write_status(kind, obj, status)
             return CARM_RETRY_SECONDS
         except (ClientError, BotoCoreError) as err:  # AssumeRole refused or Stratum unreachable
-            return self._failed(kind, obj, status, _message(err), terminal=False)
+            return self._failed(kind, obj, status, error_message(err), terminal=False)
         metadata.update({"ownerAccountID": account, "region": region})
         if meta.get("deletionTimestamp"):
             return self._delete(kind, obj, sm, arn)
@@ -192,7 +196,7 @@ class Reconciler:
             raise
         except (ClientError, BotoCoreError) as err:
             status["ackResourceMetadata"] = metadata
-            return self._failed(kind, obj, status, _message(err), terminal=_terminal(kind, err), extra=extra)
+            return self._failed(kind, obj, status, error_message(err), terminal=_terminal(kind, err), extra=extra)
         if latest is None:  # gone right after being created or updated: look again
             return RETRY_SECONDS
         metadata["arn"] = latest.get(kind.arn_field) or arn
@@ -277,7 +281,7 @@ class Reconciler:
                 return None if err.status == 404 else RETRY_SECONDS
             raise
         except (ClientError, BotoCoreError) as err:
-            return self._failed(kind, obj, status, _message(err), terminal=False)
+            return self._failed(kind, obj, status, error_message(err), terminal=False)
 
     def _failed(self, kind: Kind, obj: dict[str, Any], status: dict[str, Any], message: str, *, terminal: bool,
                 extra: list[dict[str, Any]] | None = None) -> float | None:
@@ -302,7 +306,7 @@ def _snake(operation: str) -> str:
     return str(xform_name(operation))
 
 
-def _message(err: Exception) -> str:
+def error_message(err: Exception) -> str:
     if isinstance(err, ClientError):
         e = err.response.get("Error", {})
         return f"{e.get('Code', 'Error')}: {e.get('Message', '')}"
