@@ -105,3 +105,40 @@ def test_notebook_lifecycle_config_and_instance(k8s_cluster: Cluster, operator: 
     k8s_cluster.kubectl("delete", "notebookinstancelifecycleconfig", config, "--timeout=30s")
     with pytest.raises(sm.exceptions.ClientError):
         sm.describe_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=config)
+
+
+def test_transform_job_writes_predictions(k8s_cluster: Cluster, operator: Operator, stratum: StratumServer) -> None:
+    from test_jobs_support import SKLEARN_IMAGE, bucket, get, put, tarball
+    from test_jobs_support import sagemaker_role as jobs_role  # S3 access to the jobs' bucket
+    from test_jobs_transform import INFERENCE, transform_request
+
+    name = _name("tr")
+    artifacts = put(stratum, f"models/{name}/model.tar.gz", tarball({
+        "weights.json": '{"w": [1, 10], "b": 0.5}', "code/inference.py": INFERENCE}))
+    stratum.client("sagemaker").create_model(ModelName=name, ExecutionRoleArn=jobs_role(stratum), PrimaryContainer={
+        "Image": SKLEARN_IMAGE, "ModelDataUrl": artifacts,
+        "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}})
+    source = put(stratum, f"batch/{name}/in/a.csv", "1,2\n3,4\n").rsplit("/", 1)[0]
+    output = f"s3://{bucket(stratum)}/batch/{name}/out"
+    _apply(k8s_cluster, "TransformJob", "transformjobs", name,
+           transform_request(name, name, source, output, BatchStrategy="SingleRecord"))
+    wait_for(lambda: status_of(k8s_cluster, "transformjob", name, "transformJobStatus") == "Completed", 120,
+             "the transform job")
+    assert get(stratum, f"{output}/a.csv.out").decode() == "21.5\n43.5\n"
+    k8s_cluster.kubectl("delete", "transformjob", name, "--timeout=30s")
+
+
+def test_hyper_parameter_tuning_job_finds_the_best(k8s_cluster: Cluster, operator: Operator,
+                                                   stratum: StratumServer) -> None:
+    from test_jobs_tuning import tuning_request
+
+    name = _name("hpo")[:20]
+    _apply(k8s_cluster, "HyperParameterTuningJob", "hyperparametertuningjobs", name,
+           tuning_request(stratum, name, "Grid", {"CategoricalParameterRanges": [
+               {"Name": "booster", "Values": ["a", "b"]}]}, None, parallel=2))
+    wait_for(lambda: status_of(k8s_cluster, "hyperparametertuningjob", name, "hyperParameterTuningJobStatus")
+             == "Completed", 240, "the tuning job")
+    best = status_of(k8s_cluster, "hyperparametertuningjob", name, "bestTrainingJob")
+    assert best["tunedHyperParameters"]["booster"] == '"b"' or best["tunedHyperParameters"]["booster"] == "b"
+    assert best["finalHyperParameterTuningJobObjectiveMetric"]["metricName"] == "validation:loss"
+    k8s_cluster.kubectl("delete", "hyperparametertuningjob", name, "--timeout=30s")

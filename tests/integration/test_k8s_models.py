@@ -171,3 +171,20 @@ spec:
     k8s_cluster.kubectl("delete", "modelpackagegroup", group, "--timeout=30s")
     with pytest.raises(sm.exceptions.ClientError):
         sm.describe_model_package_group(ModelPackageGroupName=group)
+
+
+def test_region_annotation(k8s_cluster: Cluster, operator: Operator, stratum: StratumServer) -> None:
+    """services.k8s.aws/region puts the resource in that region (ACK), not the operator's default."""
+    group = _name("west")
+    k8s_cluster.apply({"apiVersion": "sagemaker.services.k8s.aws/v1alpha1", "kind": "ModelPackageGroup",
+                       "metadata": {"name": group, "annotations": {"services.k8s.aws/region": "us-west-2"}},
+                       "spec": {"modelPackageGroupName": group}})
+    metadata = wait_for(lambda: (status_of(k8s_cluster, "modelpackagegroup", group, "ackResourceMetadata") or {}
+                                 ).get("arn") and status_of(k8s_cluster, "modelpackagegroup", group,
+                                                            "ackResourceMetadata"), 20, "the group")
+    assert metadata["region"] == "us-west-2" and metadata["arn"].startswith("arn:aws:sagemaker:us-west-2:")
+    west = stratum.session().client("sagemaker", region_name="us-west-2", endpoint_url=stratum.endpoint_url)
+    assert west.describe_model_package_group(ModelPackageGroupName=group)["ModelPackageGroupArn"] == metadata["arn"]
+    with pytest.raises(stratum.client("sagemaker").exceptions.ClientError):
+        stratum.client("sagemaker").describe_model_package_group(ModelPackageGroupName=group)
+    k8s_cluster.kubectl("delete", "modelpackagegroup", group, "--timeout=30s")

@@ -18,6 +18,12 @@ def lower_first(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
+def _plain(name: str) -> str:
+    """The key compared: ACK spells fields named like a Go keyword with a trailing underscore
+    (``type_`` for ``Type``)."""
+    return name.rstrip("_").lower()
+
+
 def to_api(value: Any, shape: Shape | None) -> Any:
     """A spec value (ACK keys) as the API input ``shape`` spells it; keys the shape lacks are dropped
     (the API would refuse them and ACK never sends them)."""
@@ -27,7 +33,7 @@ def to_api(value: Any, shape: Shape | None) -> Any:
         members = {name.lower(): name for name in shape.members}
         out: dict[str, Any] = {}
         for key, item in value.items():
-            api_key = RENAMES_TO_API.get(key) or members.get(key.lower())
+            api_key = RENAMES_TO_API.get(key) or members.get(_plain(key))
             if api_key is None or item is None:
                 continue
             out[api_key] = to_api(item, shape.members[api_key])
@@ -53,7 +59,7 @@ def to_k8s(value: Any, schema: dict[str, Any] | None) -> Any:
         if props is None:  # a free-form map (additionalProperties): keys kept as they are
             extra = schema.get("additionalProperties")
             return {k: to_k8s(v, extra if isinstance(extra, dict) else None) for k, v in value.items()}
-        names = {name.lower(): name for name in props}
+        names = {_plain(name): name for name in props}
         out: dict[str, Any] = {}
         for key, item in value.items():
             k8s_key = names.get(key.lower())

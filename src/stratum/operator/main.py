@@ -23,6 +23,7 @@ from stratum.operator.reconcile import RETRY_SECONDS, Reconciler
 from stratum.operator.resources import GROUP, KINDS, VERSION, Kind
 
 log = logging.getLogger("stratum.operator")
+RETRY_CAP_SECONDS = 10.0  # short enough that a restarted Stratum is noticed soon
 
 Key = tuple[str, str, str]  # kind, namespace, name
 
@@ -50,6 +51,7 @@ class Controller:
         self.active: set[Key] = set()
         self.dirty: set[Key] = set()
         self.timers: dict[Key, asyncio.TimerHandle] = {}
+        self.failures: dict[Key, int] = {}  # consecutive recoverable errors: the retry backs off
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=options.workers,
                                                           thread_name_prefix="reconcile")
 
@@ -80,6 +82,7 @@ class Controller:
         if event.get("type") == "DELETED":
             self.objects.pop(key, None)
             self.seen.pop(key, None)
+            self.failures.pop(key, None)
             timer = self.timers.pop(key, None)
             if timer:
                 timer.cancel()
@@ -122,6 +125,11 @@ class Controller:
                 delay = RETRY_SECONDS
             finally:
                 self.active.discard(key)
+            if delay == RETRY_SECONDS:  # a recoverable error: 2, 4, 8 s, then every 10 s
+                n = self.failures[key] = self.failures.get(key, 0) + 1
+                delay = min(RETRY_CAP_SECONDS, RETRY_SECONDS * 2 ** (n - 1))
+            else:
+                self.failures.pop(key, None)
             if key in self.dirty:
                 self.dirty.discard(key)
                 self.enqueue(key)

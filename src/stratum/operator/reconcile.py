@@ -10,7 +10,7 @@ import logging
 import uuid
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from stratum.operator import conditions as cond
 from stratum.operator.carm import Accounts, CarmError
@@ -317,6 +317,8 @@ def _terminal(kind: Kind, err: Exception) -> bool:
     """Whether only a change of the spec can fix the error. A resource the request names that does not
     exist (yet) is not: resources applied together (a ModelPackage and its group, an Endpoint and its
     config) may be reconciled in any order, and the next attempt succeeds."""
+    if isinstance(err, ParamValidationError):  # the spec misses a member the API requires
+        return True
     if not isinstance(err, ClientError) or _not_found(err):
         return False
     return err.response.get("Error", {}).get("Code") in kind.terminal_codes
