@@ -246,14 +246,17 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_operator(args: argparse.Namespace) -> int:
     try:
-        from stratum.operator.main import Options, run
+        from stratum.operator.main import OperatorError, Options, run
     except ImportError as exc:  # kopf is an optional extra
         raise CliError(f"the operator needs kopf: pip install 'stratum[operator]' ({exc})", 2) from exc
     if args.workers < 1:
         raise CliError("--workers must be at least 1", 2)
-    run(Options(endpoint_url=args.endpoint_url, region=args.region, namespaces=args.namespace,
-                system_namespace=args.system_namespace, carm_dir=args.carm_dir, workers=args.workers,
-                liveness=args.liveness))
+    try:
+        run(Options(endpoint_url=args.endpoint_url, region=args.region, namespaces=args.namespace,
+                    system_namespace=args.system_namespace, carm_dir=args.carm_dir, workers=args.workers,
+                    liveness=args.liveness))
+    except OperatorError as exc:
+        raise CliError(str(exc), 2) from exc
     return 0
 
 

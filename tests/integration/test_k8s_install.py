@@ -46,3 +46,25 @@ def test_kustomize_renders_crds_and_operator() -> None:
     rules = by_kind["ClusterRole"][0]["rules"]
     assert any("sagemaker.services.k8s.aws" in r["apiGroups"] and "*/status" in r["resources"] for r in rules)
     assert any("configmaps" in r["resources"] for r in by_kind["Role"][0]["rules"])
+
+
+def test_operator_refuses_to_start_in_one_line(tmp_path: Path) -> None:
+    """No Kubernetes credentials, or no Stratum to act in: one line on stderr, exit code 2."""
+    import os
+    import sys
+
+    pytest.importorskip("kopf")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KUBECONFIG"))}
+    env.update(HOME=str(tmp_path), KUBECONFIG=str(tmp_path / "missing"), AWS_ACCESS_KEY_ID="AKIAEXAMPLE",
+               AWS_SECRET_ACCESS_KEY="secret", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    cmd = [sys.executable, "-m", "stratum", "operator", "--endpoint-url", "http://127.0.0.1:9"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"stratum: no Kubernetes credentials: {tmp_path / 'missing'} does not exist and this is not a pod (set KUBECONFIG)"]
+    (tmp_path / "kubeconfig").write_text("{}")
+    env["KUBECONFIG"] = str(tmp_path / "kubeconfig")
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stratum: cannot act as an account at http://127.0.0.1:9: ")

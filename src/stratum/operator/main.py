@@ -179,9 +179,35 @@ def _async(fn: Any) -> Any:
     return wrapper
 
 
+class OperatorError(Exception):
+    """A setting that keeps the operator from starting (printed as one line by the CLI)."""
+
+
+def preflight(options: Options) -> str:
+    """Fail fast, in one line, on what kopf would otherwise retry with tracebacks: no Kubernetes
+    credentials, no AWS credentials, Stratum unreachable. Returns the operator's account ID."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    in_pod = Path("/var/run/secrets/kubernetes.io/serviceaccount/token").is_file()
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not in_pod:
+        paths = [Path(p) for p in kubeconfig.split(os.pathsep) if p] if kubeconfig else [Path.home() / ".kube" / "config"]
+        if not any(p.is_file() for p in paths):
+            raise OperatorError(f"no Kubernetes credentials: {', '.join(map(str, paths))} does not exist and this "
+                                "is not a pod (set KUBECONFIG)")
+    try:
+        sts = boto3.Session(region_name=options.region).client("sts", endpoint_url=options.endpoint_url)
+        return str(sts.get_caller_identity()["Account"])
+    except (BotoCoreError, ClientError) as exc:
+        raise OperatorError(f"cannot act as an account at {options.endpoint_url or 'the default endpoint'}: "
+                            f"{exc}") from exc
+
+
 def run(options: Options) -> None:
     if options.endpoint_url:
         os.environ.setdefault("AWS_ENDPOINT_URL", options.endpoint_url)
+    preflight(options)
     kopf.configure(verbose=False, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event otherwise
