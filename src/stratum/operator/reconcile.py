@@ -27,6 +27,7 @@ ANNOTATION_ADOPTION_FIELDS = "services.k8s.aws/adoption-fields"
 POLL_SECONDS = 1.0  # a resource in a modifying status (ACK requeues these too, more slowly)
 RESYNC_SECONDS = 60.0  # ACK's default resync period
 RETRY_SECONDS = 2.0  # after a recoverable error, e.g. Stratum restarting
+CONFLICT_RETRY_SECONDS = 0.2  # by then the watch has brought the newer object
 CARM_RETRY_SECONDS = 5.0  # an account without a role in the CARM map
 _TOKEN_MEMBERS = ("ClientRequestToken", "ClientToken")
 
@@ -191,8 +192,10 @@ class Reconciler:
             elif self._update(kind, sm, obj, latest, arn or latest.get(kind.arn_field)):
                 latest = self._describe(kind, sm, ident)
         except KubeError as err:
-            if err.status in (404, 409):  # deleted or changed meanwhile: the next event brings it back
+            if err.status == 404:  # deleted meanwhile
                 return None
+            if err.status == 409:  # changed meanwhile (a finalizer write lost the race): again, soon
+                return CONFLICT_RETRY_SECONDS
             raise
         except (ClientError, BotoCoreError) as err:
             status["ackResourceMetadata"] = metadata
@@ -278,7 +281,7 @@ class Reconciler:
             return POLL_SECONDS / 2
         except KubeError as err:
             if err.status in (404, 409):
-                return None if err.status == 404 else RETRY_SECONDS
+                return None if err.status == 404 else CONFLICT_RETRY_SECONDS
             raise
         except (ClientError, BotoCoreError) as err:
             return self._failed(kind, obj, status, error_message(err), terminal=False)
