@@ -5,6 +5,7 @@ uses the credentials kopf logged in with, so both talk to the API server the sam
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import tempfile
 from typing import Any
@@ -18,7 +19,9 @@ class KubeError(Exception):
         self.status = status
 
 
-def _file(data: str | bytes | None, path: Any) -> str | None:
+def _file(data: str | bytes | None, path: Any, temporary: list[str]) -> str | None:
+    """A path to the certificate or key: the kubeconfig's own, or a private temporary copy of inline
+    data (ssl loads certificates from files only)."""
     if path:
         return str(path)
     if not data:
@@ -26,22 +29,24 @@ def _file(data: str | bytes | None, path: Any) -> str | None:
     f = tempfile.NamedTemporaryFile(delete=False, prefix="stratum-kube-")
     f.write(data if isinstance(data, bytes) else data.encode())
     f.close()
+    temporary.append(f.name)
     return f.name
 
 
 class Kube:
     def __init__(self, info: Any) -> None:
         """``info``: a kopf.ConnectionInfo."""
+        self._temporary: list[str] = []
         headers = {"Accept": "application/json"}
         if info.token:
             headers["Authorization"] = f"Bearer {info.token}"
         if info.insecure:
             verify: Any = False
         else:
-            ca = _file(info.ca_data, info.ca_path)
+            ca = _file(info.ca_data, info.ca_path, self._temporary)
             verify = ssl.create_default_context(cafile=ca) if ca else True
-        cert = _file(info.certificate_data, info.certificate_path)
-        key = _file(info.private_key_data, info.private_key_path)
+        cert = _file(info.certificate_data, info.certificate_path, self._temporary)
+        key = _file(info.private_key_data, info.private_key_path, self._temporary)
         if cert and isinstance(verify, ssl.SSLContext):
             verify.load_cert_chain(cert, key)
         elif cert:
@@ -58,6 +63,9 @@ class Kube:
 
     def close(self) -> None:
         self._http.close()
+        for name in self._temporary:
+            os.unlink(name)
+        self._temporary.clear()
 
     def _check(self, r: httpx.Response) -> dict[str, Any]:
         if r.status_code >= 400:

@@ -10,6 +10,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,11 @@ class Controller:
                     schemas[kind.kind] = version["schema"]["openAPIV3Schema"]
         accounts = Accounts(endpoint_url=self.options.endpoint_url, region=self.options.region, kube=kube,
                             namespace=self.options.system_namespace, carm_dir=self.options.carm_dir)
-        self.reconciler = Reconciler(kube, accounts, schemas)
+        previous, self.reconciler = self.reconciler, Reconciler(kube, accounts, schemas)
+        if previous is not None:  # a re-login: reconciliations in flight finish on their own client
+            timer = threading.Timer(60, previous.kube.close)  # login runs in a thread, not on the loop
+            timer.daemon = True
+            timer.start()
         log.info("serving %d ACK SageMaker kinds for account %s against %s", len(schemas),
                  accounts.own_account, self.options.endpoint_url or "the default endpoint")
         self.ready.set()
