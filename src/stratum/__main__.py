@@ -1,4 +1,4 @@
-"""`python -m stratum ...`: the same commands as the `stratum` script."""
+"""`python -m stratum`: the same as the `stratum` command."""
 
 import sys
 
