@@ -7,7 +7,12 @@ BIN := $(VENV)/bin
 # pytest through tests/integration/test_sagemaker_sdk3.py).
 SDK3_VENV ?= .venv-sdk3
 
-.PHONY: install install-test run test lint bench
+# The Kubernetes API server of the operator's tests (tools/k8s-crdserver): built once, ~8 minutes and
+# ~4 GB of scratch space, into a cache later runs reuse.
+STRATUM_CRDSERVER_DIR ?= $(HOME)/.cache/stratum/k8s-crdserver
+export STRATUM_CRDSERVER_DIR
+
+.PHONY: install install-test run test lint bench crdserver
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +41,20 @@ $(SDK3_VENV)/.installed: tests/sdk3/requirements.txt
 	$(SDK3_VENV)/bin/pip install --quiet -r tests/sdk3/requirements.txt
 	touch $@
 
+$(STRATUM_CRDSERVER_DIR)/bin/crdserver:
+	tmp=$$(mktemp -d) && bash tools/k8s-crdserver/build.sh "$$tmp" \
+	  && mkdir -p "$(STRATUM_CRDSERVER_DIR)/bin" && cp "$$tmp/bin/crdserver" "$$tmp/bin/etcd" "$(STRATUM_CRDSERVER_DIR)/bin/"; \
+	  rc=$$?; rm -rf "$$tmp"; exit $$rc
+
+crdserver: $(STRATUM_CRDSERVER_DIR)/bin/crdserver
+
 run: install
 	$(BIN)/stratum serve $(ARGS)
 
 lint: install-test
 	$(BIN)/ruff check src tests bench tools
 
-test: install-test $(SDK3_VENV)/.installed
+test: install-test $(SDK3_VENV)/.installed crdserver
 	bash scripts/ensure-services.sh
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/pytest -q -n auto $(PYTEST_ARGS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -262,6 +263,22 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operator(args: argparse.Namespace) -> int:
+    try:
+        from stratum.operator.main import OperatorError, Options, run
+    except ImportError as exc:  # kopf is an optional extra
+        raise CliError(f"the operator needs kopf: pip install 'stratum[operator]' ({exc})", 2) from exc
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1", 2)
+    try:
+        run(Options(endpoint_url=args.endpoint_url, region=args.region, namespaces=args.namespace,
+                    system_namespace=args.system_namespace, carm_dir=args.carm_dir, workers=args.workers,
+                    liveness=args.liveness))
+    except OperatorError as exc:
+        raise CliError(str(exc), 2) from exc
+    return 0
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -347,6 +364,26 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("action", choices=["upgrade"], help="upgrade: apply the migrations (also done at start)")
     p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("operator", help="run the ACK-compatible Kubernetes operator (needs the 'operator' extra)",
+                       description="Serve the AWS Controllers for Kubernetes (ACK) SageMaker custom resources "
+                                   "against Stratum: watch them in the cluster of $KUBECONFIG (or the pod's service "
+                                   "account) and reconcile them through Stratum's API with the AWS credentials of "
+                                   "the environment.")
+    p.add_argument("--endpoint-url", default=os.environ.get("STRATUM_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL"),
+                   help="Stratum's endpoint, http://HOST:PORT ($STRATUM_ENDPOINT_URL, $AWS_ENDPOINT_URL)")
+    p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+                   help="region of resources without a region annotation ($AWS_REGION; us-east-1)")
+    p.add_argument("--namespace", action="append", default=[], metavar="NS",
+                   help="watch only this namespace (repeatable; default: every namespace)")
+    p.add_argument("--system-namespace", default=os.environ.get("ACK_SYSTEM_NAMESPACE", "ack-system"),
+                   help="namespace of the ack-role-account-map ConfigMap ($ACK_SYSTEM_NAMESPACE; ack-system)")
+    p.add_argument("--carm-dir", type=Path, default=os.environ.get("STRATUM_CARM_DIR"),
+                   help="the ack-role-account-map ConfigMap mounted as a directory (one file per account ID, "
+                        "holding the role ARN); read besides the ConfigMap itself ($STRATUM_CARM_DIR)")
+    p.add_argument("--workers", type=int, default=8, help="resources reconciled at once (8)")
+    p.add_argument("--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    p.set_defaults(func=cmd_operator)
 
     from stratum.engine.functions_cli import add_parser as add_lambda_parser
 
