@@ -122,8 +122,7 @@ def serve_static(routes_file: Path, data_dir: Path, port: int, profile: str | No
     from stratum.config import Settings
     from stratum.hosting.routes import EndpointRoute, InstanceRoute, VariantRoute
     from stratum.server.asgi import StratumApp
-    from stratum.server.http_protocol import CoalescingHttpToolsProtocol
-    from stratum.server.runner import prepare
+    from stratum.server.runner import http_config, prepare
 
     spec = json.loads(routes_file.read_text())
     state = prepare(Settings(data_dir=data_dir, port=port))
@@ -139,6 +138,8 @@ def serve_static(routes_file: Path, data_dir: Path, port: int, profile: str | No
 
     if getattr(state, "hosting", None) is None:
         state.hosting = Static()  # type: ignore[attr-defined]
+    else:  # a server with the control plane: its supervisor runs, but invocations follow this route
+        state.hosting.route = Static().route  # type: ignore[method-assign]
     if profile:  # the event loop's thread, in CPU time; written when the server stops
         import cProfile
 
@@ -155,8 +156,7 @@ def serve_static(routes_file: Path, data_dir: Path, port: int, profile: str | No
 
         state.add_background(_Dump())
         profiler.enable()
-    uvicorn.run(StratumApp(state), host=HOST, port=port, log_level="warning", access_log=False, lifespan="on",
-                http=CoalescingHttpToolsProtocol, timeout_keep_alive=30)
+    uvicorn.Server(http_config(StratumApp(state), HOST, port)).run()
 
 
 def _account_id(state: Any, name: str) -> str:
@@ -291,10 +291,10 @@ def run_phase(port: int, requests: list[bytes], concurrency: int) -> dict[str, A
     return dict(result)
 
 
-def _cpu(server: subprocess.Popen[bytes]) -> float:
-    """User + system CPU seconds of the Stratum server process (its own threads, not its children)."""
+def _cpu(server: subprocess.Popen[bytes]) -> tuple[float, float]:
+    """User and system CPU seconds of the Stratum server process (its own threads, not its children)."""
     times = psutil.Process(server.pid).cpu_times()
-    return float(times.user + times.system)
+    return float(times.user), float(times.system)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -359,7 +359,9 @@ def main() -> int:
                                 else signed_invocations(credentials, port, payload, args.requests))
                     cpu0 = _cpu(server)
                     result = run_phase(model_port if path == "direct" else port, requests, concurrency)
-                    result["server_cpu_ms"] = (_cpu(server) - cpu0) * 1000 / len(requests)
+                    cpu1 = _cpu(server)
+                    result["server_cpu_ms"] = (sum(cpu1) - sum(cpu0)) * 1000 / len(requests)
+                    result["server_sys_ms"] = (cpu1[1] - cpu0[1]) * 1000 / len(requests)
                     bad = {s: n for s, n in result["statuses"].items() if s != 200}
                     if bad:
                         print(f"ERROR: {path} at {concurrency} clients answered {bad}", flush=True)
@@ -392,9 +394,10 @@ def report(results: dict[tuple[str, int], list[dict[str, Any]]], json_path: str 
             rps = statistics.median(len(r["latencies"]) / r["elapsed"] for r in runs)
             figures[path] = (percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000, rps)
             cpu = statistics.median(r["server_cpu_ms"] for r in runs)
+            system = statistics.median(r["server_sys_ms"] for r in runs)
             rows.append(f"{path:>8} {concurrency:>3} clients  p50 {figures[path][0]:7.3f} ms  "
                         f"p99 {figures[path][1]:7.3f} ms  {rps:8.0f} req/s"
-                        + (f"  Stratum CPU {cpu:.3f} ms/req" if path == "stratum" else ""))
+                        + (f"  Stratum CPU {cpu:.3f} ms/req ({system:.3f} system)" if path == "stratum" else ""))
         added50 = figures["stratum"][0] - figures["direct"][0]
         added99 = figures["stratum"][1] - figures["direct"][1]
         rows.append(f"   added {concurrency:>3} clients  p50 {added50:+7.3f} ms  p99 {added99:+7.3f} ms")

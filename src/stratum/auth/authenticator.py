@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from stratum.auth.sigv2 import check_expires, is_query_v2, parse_query_v2, verif
 from stratum.auth.sigv4 import SignedRequestInfo, SigV4Error, check_clock, parse_auth, verify
 from stratum.protocol.http import HttpRequest
 from stratum.services.iam.tables import iam_access_keys, iam_roles, iam_users, sts_sessions
+from stratum.store.refreshed import RefreshedCache
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
@@ -36,29 +36,18 @@ class Credential:
 class Authenticator:
     def __init__(self, app: AppState) -> None:
         self.app = app
-        self._cache: dict[str, tuple[float, Credential]] = {}
-        self._lock = threading.Lock()
+        # access key -> its credential, for credential_cache_seconds (an unknown key is not cached)
+        self._cache: RefreshedCache[str, Credential | None] = RefreshedCache(
+            lambda: self.app.settings.credential_cache_seconds, keep_none=False)
 
     def invalidate(self, account_id: str | None = None) -> None:
-        with self._lock:
-            if account_id is None:
-                self._cache.clear()
-                return
-            for key in [k for k, (_t, cred) in self._cache.items() if cred.identity.account_id == account_id]:
-                del self._cache[key]
+        if account_id is None:
+            self._cache.invalidate()
+            return
+        self._cache.invalidate(lambda _key, cred: cred is None or cred.identity.account_id == account_id)
 
     def lookup(self, access_key: str) -> Credential | None:
-        now = time.monotonic()
-        hit = self._cache.get(access_key)
-        if hit is not None and now - hit[0] < self.app.settings.credential_cache_seconds:
-            return hit[1]
-        cred = self._load(access_key)
-        if cred is not None:
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[access_key] = (now, cred)
-        return cred
+        return self._cache.get(access_key, lambda: self._load(access_key))
 
     def _load(self, access_key: str) -> Credential | None:
         with self.app.db.read() as conn:

@@ -7,8 +7,6 @@ raises the service's AccessDenied error in AWS's wording.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -39,6 +37,7 @@ from stratum.services.iam.tables import (
     iam_users,
 )
 from stratum.services.organizations.tables import accounts
+from stratum.store.refreshed import RefreshedCache
 
 if TYPE_CHECKING:
     from stratum.server.app_state import AppState
@@ -65,37 +64,29 @@ def cached_policy(document: str, kind: str, name: str | None = None) -> Policy:
 class Authorizer:
     def __init__(self, app: AppState) -> None:
         self.app = app
-        self._cache: dict[tuple[str, str, str], tuple[float, tuple[tuple[Policy, ...], Policy | None]]] = {}
-        self._facts: dict[tuple[str, ...], tuple[float, Any]] = {}
+        def ttl() -> float:
+            return float(self.app.settings.credential_cache_seconds)
+
+        # (account, "user" | "role", name) -> (identity policies, permissions boundary)
+        self._cache: RefreshedCache[tuple[str, str, str], tuple[tuple[Policy, ...], Policy | None]] = \
+            RefreshedCache(ttl)
+        self._facts: RefreshedCache[tuple[str, ...], Any] = RefreshedCache(ttl)
         self._decisions: dict[tuple[Any, ...], Decision] = {}
-        self._lock = threading.Lock()
 
     def invalidate(self, account_id: str | None = None) -> None:
         """Forget cached principal policies and facts (of ``account_id``'s principals only, when
         given). Decisions need no forgetting: they are keyed by the very policy objects."""
-        with self._lock:
-            if account_id is None:
-                self._cache.clear()
-                self._facts.clear()
-                self._decisions.clear()
-                return
-            for key in [k for k in self._cache if k[0] == account_id]:
-                del self._cache[key]
-            for fact in [k for k in self._facts if account_id in k[1:2]]:
-                del self._facts[fact]
+        if account_id is None:
+            self._cache.invalidate()
+            self._facts.invalidate()
+            self._decisions.clear()
+            return
+        self._cache.invalidate(lambda key, _value: key[0] == account_id)
+        self._facts.invalidate(lambda key, _value: account_id in key[1:2])
 
     def _fact(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
         """A small cached lookup (organization of an account, tags of a role), same TTL as policies."""
-        now = time.monotonic()
-        hit = self._facts.get(key)
-        if hit is not None and now - hit[0] < self.app.settings.credential_cache_seconds:
-            return hit[1]
-        value = load()
-        with self._lock:
-            if len(self._facts) > 10_000:
-                self._facts.clear()
-            self._facts[key] = (now, value)
-        return value
+        return self._facts.get(key, load)
 
     def organization_of(self, account_id: str) -> str | None:
         """aws:PrincipalOrgID / aws:ResourceOrgID: the organization an account belongs to."""
@@ -121,15 +112,8 @@ class Authorizer:
     def principal_policies(self, account_id: str, principal_type: str, name: str
                            ) -> tuple[tuple[Policy, ...], Policy | None]:
         """Identity policies and permissions boundary of a user or role."""
-        key = (account_id, principal_type, name)
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self.app.settings.credential_cache_seconds:
-            return hit[1]
-        result = self._load_principal_policies(account_id, principal_type, name)
-        with self._lock:
-            self._cache[key] = (now, result)
-        return result
+        return self._cache.get((account_id, principal_type, name),
+                               lambda: self._load_principal_policies(account_id, principal_type, name))
 
     def _load_principal_policies(self, account_id: str, principal_type: str, name: str
                                  ) -> tuple[tuple[Policy, ...], Policy | None]:

@@ -485,8 +485,19 @@ def _canonical_uris(raw_path: str, s3: bool) -> list[str]:
     if raw_path == "/":
         return ["/"]
     # Other services: botocore quotes the already-percent-encoded wire path once more
-    # (SigV4Auth._normalize_url_path), hence the familiar "double encoding".
-    return [quote(_normalize_url_path(raw_path), safe="/~")]
+    # (SigV4Auth._normalize_url_path), hence the familiar "double encoding". Remembered: a
+    # client calls the same few paths (an endpoint's /invocations) again and again.
+    uri = _CANONICAL_URIS.get(raw_path)
+    if uri is None:
+        uri = quote(_normalize_url_path(raw_path), safe="/~")
+        if len(raw_path) <= 512:
+            if len(_CANONICAL_URIS) >= 1024:
+                _CANONICAL_URIS.clear()
+            _CANONICAL_URIS[raw_path] = uri
+    return [uri]
+
+
+_CANONICAL_URIS: dict[str, str] = {}
 
 
 def _canonical_piece(piece: str) -> str:

@@ -8,8 +8,6 @@ within ``TTL`` seconds (the hosting service keeps retired processes alive longer
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -21,6 +19,7 @@ from stratum.hosting.tables import sagemaker_endpoint_instances as instances_t
 from stratum.hosting.tables import sagemaker_endpoints as endpoints_t
 from stratum.jobs.models import containers_of
 from stratum.store.db import Database
+from stratum.store.refreshed import RefreshedCache
 
 TTL = 1.0
 # The container environment variable bounding how many models a multi-model container keeps loaded.
@@ -110,27 +109,18 @@ class Router:
     def __init__(self, db: Database, ttl: float = TTL) -> None:
         self.db = db
         self.ttl = ttl
-        self._cache: dict[tuple[str, str, str], tuple[float, EndpointRoute | None]] = {}
-        self._lock = threading.Lock()
-        # Bumped by each invalidation: a route read from the database before an invalidation is
-        # not cached after it (it may predate the change).
-        self._epoch = 0
+        # (account, region, lower-case name) -> route (None: no such endpoint); read again in the
+        # background before it expires (stratum.store.refreshed), so an invocation never waits
+        # for the database.
+        self._cache: RefreshedCache[tuple[str, str, str], EndpointRoute | None] = RefreshedCache(lambda: self.ttl)
 
     def route(self, account: str, region: str, name: str) -> EndpointRoute | None:
-        key = (account, region, name.lower())
-        entry = self._cache.get(key)
-        now = time.monotonic()
-        if entry is not None and entry[0] > now:
-            return entry[1]
-        epoch = self._epoch
+        return self._cache.get((account, region, name.lower()), lambda: self._load(account, region, name))
+
+    def _load(self, account: str, region: str, name: str) -> EndpointRoute | None:
         with self.db.read() as conn:
-            route = load_route(conn, account, region, name)
-        with self._lock:
-            if epoch == self._epoch:
-                self._cache[key] = (now + self.ttl, route)
-        return route
+            return load_route(conn, account, region, name)
 
     def invalidate(self, account: str, region: str, name: str) -> None:
-        with self._lock:
-            self._epoch += 1
-            self._cache.pop((account, region, name.lower()), None)
+        key = (account, region, name.lower())
+        self._cache.invalidate(lambda k, _route: k == key)

@@ -285,49 +285,85 @@ def _parse_rest_protocol(index: ServiceIndex, request: HttpRequest, path: str | 
     return op, parse_rest_input(index, op, request, groups)
 
 
+# Where each input member of a REST operation is read from, worked out once per operation: the
+# member's serialization traits are the same on every request, and reading them member by member
+# (a dozen members for InvokeEndpoint) cost more than the parsing itself.
+_URI, _QUERY_MAP, _QUERY_LIST, _QUERY, _HEADER_TEXT, _HEADER, _HEADERS, _BODY = range(8)
+_PLANS: dict[OperationModel, tuple[frozenset[str], tuple[tuple[str, Shape, int, str], ...]]] = {}
+
+
+def _input_plan(index: ServiceIndex, op: OperationModel, shape: Shape
+                ) -> tuple[frozenset[str], tuple[tuple[str, Shape, int, str], ...]]:
+    """(the query keys the operation's requestUri fixes, (member, shape, location, wire key) in
+    the model's order)."""
+    plan = _PLANS.get(op)
+    if plan is not None:
+        return plan
+    literal: frozenset[str] = frozenset()
+    for route in index.routes:
+        if route.operation is op:
+            literal = frozenset(route.literal_query)
+            break
+    members = []
+    for name, member in shape.members.items():
+        ser = member.serialization
+        loc = ser.get("location")
+        wire = ser.get("name", name)
+        if loc == "uri":
+            members.append((name, member, _URI, uri_group(wire.rstrip("+"))))
+        elif loc == "querystring":
+            kind = {"map": _QUERY_MAP, "list": _QUERY_LIST}.get(member.type_name, _QUERY)
+            members.append((name, member, kind, wire))
+        elif loc == "header":
+            text = member.type_name == "string" and not ser.get("jsonvalue")
+            members.append((name, member, _HEADER_TEXT if text else _HEADER, wire.lower()))
+        elif loc == "headers":
+            members.append((name, member, _HEADERS, wire.lower()))
+        elif loc != "statusCode":
+            members.append((name, member, _BODY, name))
+    if len(_PLANS) >= 4096:  # operations are a few hundred; models are loaded once
+        _PLANS.clear()
+    plan = _PLANS[op] = (literal, tuple(members))
+    return plan
+
+
 def parse_rest_input(index: ServiceIndex, op: OperationModel, request: HttpRequest,
                      groups: dict[str, str]) -> dict[str, Any]:
     shape = op.input_shape
     assert shape is not None
     params: dict[str, Any] = {}
     body_members: dict[str, Shape] = {}
-    literal = set()
-    for route in index.routes:
-        if route.operation is op:
-            literal = set(route.literal_query)
-            break
-    for name, member in shape.members.items():
-        ser = member.serialization
-        loc = ser.get("location")
-        wire = ser.get("name", name)
-        if loc == "uri":
-            raw = groups.get(uri_group(wire.rstrip("+")))
-            if raw is not None:
-                params[name] = _scalar_from_text(member, unquote(raw))
-        elif loc == "querystring":
-            if member.type_name == "map":
-                extra = {k: v[0] for k, v in request.query.items() if k not in literal}
-                if extra:
-                    params[name] = extra
-            elif wire in request.query:
-                values = request.query[wire]
-                if member.type_name == "list":
-                    params[name] = [_scalar_from_text(member.member, v) for v in values]
-                else:
-                    params[name] = _scalar_from_text(member, values[0])
-        elif loc == "header":
-            value = request.headers.get(wire.lower())
+    literal, members = _input_plan(index, op, shape)
+    headers = request.headers
+    for name, member, loc, wire in members:
+        if loc == _HEADER_TEXT:
+            value = headers.get(wire)
+            if value is not None:
+                params[name] = value
+        elif loc == _HEADER:
+            value = headers.get(wire)
             if value is not None:
                 params[name] = _header_value(member, value)
-        elif loc == "headers":
-            prefix = wire.lower()
-            found = {k[len(prefix):]: v for k, v in request.headers.items() if k.startswith(prefix)}
+        elif loc == _URI:
+            raw = groups.get(wire)
+            if raw is not None:
+                params[name] = _scalar_from_text(member, unquote(raw))
+        elif loc == _BODY:
+            body_members[name] = member
+        elif loc == _QUERY_MAP:
+            extra = {k: v[0] for k, v in request.query.items() if k not in literal}
+            if extra:
+                params[name] = extra
+        elif loc == _HEADERS:
+            found = {k[len(wire):]: v for k, v in headers.items() if k.startswith(wire)}
             if found:
                 params[name] = found
-        elif loc == "statusCode":
-            continue
-        else:
-            body_members[name] = member
+        elif wire in request.query:
+            values = request.query[wire]
+            if loc == _QUERY_LIST:
+                params[name] = [_scalar_from_text(member.member, v) for v in values]
+            else:
+                params[name] = _scalar_from_text(member, values[0])
     payload_name = shape.serialization.get("payload")
     if payload_name:
         member = shape.members[payload_name]

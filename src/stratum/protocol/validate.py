@@ -7,6 +7,7 @@ Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,25
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from botocore.model import Shape
@@ -34,6 +35,7 @@ _BITS = {"integer": 31, "long": 63}  # signed 32- and 64-bit ranges
 _pattern = compile_pattern  # linear time where the pattern nests repetitions (see patterns.py)
 
 
+@cache  # member names only: the models' few thousand
 def _lower_camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
