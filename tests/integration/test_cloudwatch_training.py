@@ -120,8 +120,9 @@ def test_processing_job_cpu_and_memory(server: StratumServer) -> None:
     start, end = d["ProcessingStartTime"] - timedelta(minutes=1), d["ProcessingEndTime"] + timedelta(minutes=1)
     cpu = cw.get_metric_statistics(Namespace="/aws/sagemaker/ProcessingJobs", MetricName="CPUUtilization",
                                    Dimensions=host, StartTime=start, EndTime=end, Period=1, Statistics=["Maximum"])
-    # A busy loop keeps one core near 100% for most of the job's seconds.
-    assert max(p["Maximum"] for p in cpu["Datapoints"]) > 50
+    # A busy loop keeps one core busy for most of the job's seconds: near 100% on a quiet machine, a
+    # share of it when the suite's other workers load both cores (30% seen); an idle job is near 0.
+    assert max(p["Maximum"] for p in cpu["Datapoints"]) > 20
     memory = cw.get_metric_statistics(Namespace="/aws/sagemaker/ProcessingJobs", MetricName="MemoryUtilization",
                                       Dimensions=host, StartTime=start, EndTime=end, Period=60,
                                       Statistics=["Maximum"])
