@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stratum_testing import StratumServer, close_server, free_port, make_server
+from stratum_testing import StratumServer, close_server, free_port, kill_process, make_server, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 CRDS = ROOT / "deploy" / "kubernetes" / "crds"
@@ -171,20 +171,12 @@ class Operator:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+        kill_process(self.proc)
+        self.proc = None
 
 
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:

@@ -56,6 +56,23 @@ def drop_pg_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def stop_process(proc: subprocess.Popen[Any] | None) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 15 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def kill_process(proc: subprocess.Popen[Any] | None) -> None:
+    if proc is not None:
+        proc.kill()
+        proc.wait()
+
+
 class StratumServer:
     def __init__(self, data_dir: Path, database_url: str | None = None, extra_args: list[str] | None = None,
                  backend: str = "sqlite", log_path: Path | None = None) -> None:
@@ -113,21 +130,13 @@ class StratumServer:
             self._keys[name] = (account_id, section["aws_access_key_id"], section["aws_secret_access_key"])
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def kill(self) -> None:
         """Hard stop (SIGKILL), as a crash would."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
+        kill_process(self.proc)
+        self.proc = None
 
     def restart(self) -> None:
         self.stop()
