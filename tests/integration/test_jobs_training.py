@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from stratum_testing import REGION, StratumServer
 from test_jobs_support import (
     XGBOOST_IMAGE,
+    bucket,
     get,
     listed,
     processing_request,
@@ -281,12 +282,22 @@ def test_list_jobs_cut_the_page_before_filtering_by_name_and_status(server: Stra
         proc = processing_request(server, name, "print('never')\n",
                                   image="111111111111.dkr.ecr.eu-south-2.amazonaws.com/none:1")
         sm.create_processing_job(**proc)
+    model = f"{rnd}-model"
+    sm.create_model(ModelName=model, ExecutionRoleArn=sagemaker_role(server),
+                    PrimaryContainer={"Image": "111111111111.dkr.ecr.eu-south-2.amazonaws.com/none:1"})
+    for name in names:
+        sm.create_transform_job(TransformJobName=name, ModelName=model, TransformInput={"DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket(server)}/never/"}}},
+            TransformOutput={"S3OutputPath": f"s3://{bucket(server)}/never-out/"},
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
     for name in names:
         assert wait_job(sm, "training", name)["TrainingJobStatus"] == "Failed"
         assert wait_job(sm, "processing", name)["ProcessingJobStatus"] == "Failed"
+        assert wait_job(sm, "transform", name)["TransformJobStatus"] == "Failed"
 
     for operation, member, key in (("list_training_jobs", "TrainingJobSummaries", "TrainingJobName"),
-                                   ("list_processing_jobs", "ProcessingJobSummaries", "ProcessingJobName")):
+                                   ("list_processing_jobs", "ProcessingJobSummaries", "ProcessingJobName"),
+                                   ("list_transform_jobs", "TransformJobSummaries", "TransformJobName")):
         pages, token = [], None
         while True:
             page = getattr(sm, operation)(NameContains="match", MaxResults=1, SortBy="Name", SortOrder="Ascending",
