@@ -102,6 +102,12 @@ class Settings:
         for name in ("job_workers", "engine_workers", "engine_step_threads"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"STRATUM_{name.upper()} must be at least 1, got {getattr(self, name)}")
+        from stratum.jobs.images import check_file  # the jobs' image table, read by every job
+
+        try:
+            check_file(self.job_images_file)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     @property
     def db_url(self) -> str:

@@ -195,16 +195,24 @@ def test_serve_with_unusable_paths_is_refused_in_one_line(tmp_path: Path) -> Non
 
 def test_serve_refuses_settings_no_server_can_run_with(tmp_path: Path) -> None:
     """A port the profiles would name but nothing listens on, a lease that never lasts, a number
-    that is not one, a network file that is not YAML: one line, before anything is created."""
+    that is not one, a network or job images file that is missing or not YAML: one line, before
+    anything is created."""
     network = tmp_path / "network.yaml"
     network.write_text("vpc_endpoints: [\n")
+    images, entries = tmp_path / "images.yaml", tmp_path / "entries.yaml"
+    images.write_text("images: [\n")
+    entries.write_text("images:\n  - match: '*/mine:*'\n    runtime: docker\n")
     for args, extra_env, words in (
             (["--port", "70000"], {}, "the port must be 0-65535, got 70000"),
             (["--port", "0", "--lease-seconds", "-1"], {}, "lease-seconds must be more than 0"),
             (["--port", "0"], {"STRATUM_PORT": "x"}, "STRATUM_PORT must be a whole number, got 'x'"),
             (["--port", "0"], {"STRATUM_LEASE_SECONDS": "soon"}, "STRATUM_LEASE_SECONDS must be a number"),
             (["--port", "0"], {"STRATUM_JOB_WORKERS": "0"}, "STRATUM_JOB_WORKERS must be at least 1"),
-            (["--port", "0", "--network", str(network)], {}, f"{network}: not valid YAML")):
+            (["--port", "0", "--network", str(network)], {}, f"{network}: not valid YAML"),
+            (["--port", "0"], {"STRATUM_JOB_IMAGES": str(tmp_path / "none.yaml")},
+             f"{tmp_path / 'none.yaml'}: the job images file (STRATUM_JOB_IMAGES) does not exist"),
+            (["--port", "0"], {"STRATUM_JOB_IMAGES": str(images)}, f"{images}: not YAML"),
+            (["--port", "0"], {"STRATUM_JOB_IMAGES": str(entries)}, "every image entry needs 'match' and a 'runtime'")):
         out = _run_cli("serve", "--data-dir", str(tmp_path / "data"), *args, cwd=tmp_path,
                        env=_clean_env(**extra_env))
         assert words in _one_line_error(out, 2), (args, extra_env)

@@ -101,6 +101,22 @@ def _user_entries(path: str, mtime: float) -> tuple[tuple[str, str, str | None],
     return tuple(entries)
 
 
+def check_file(images_file: Path | None) -> None:
+    """Read ``STRATUM_JOB_IMAGES`` once when the server starts, so a missing or malformed file is
+    said at once (ValueError, one line) rather than by the first job that needs it."""
+    if images_file is None:
+        return
+    path = Path(images_file).resolve()
+    if not path.is_file():
+        raise ValueError(f"{path}: the job images file (STRATUM_JOB_IMAGES) does not exist")
+    try:
+        _user_entries(str(path), path.stat().st_mtime)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not YAML ({str(exc).splitlines()[0]})") from None
+    except (AttributeError, TypeError):
+        raise ValueError(f"{path}: expected a mapping with an 'images' list") from None
+
+
 def resolve(image: str, images_file: Path | None = None) -> Runtime:
     """The runtime for ``image``; raises UnsupportedImage."""
     repository = repository_of(image)
