@@ -354,7 +354,7 @@ def test_a_bootstrap_file_for_existing_data_is_applied_or_refused(tmp_path: Path
     # Applied: the accounts it adds are created; the existing ones stay as they are.
     grown = tmp_path / "grown.yaml"
     grown.write_text("organization: {ram_sharing: false}\naccounts:\n  - {name: tools, id: '111111111111'}\n"
-                     "  - dev\n  - {name: staging, id: '333333333333'}\n")
+                     "  - {name: dev, ou: Workloads/Dev}\n  - {name: staging, id: '333333333333', ou: Workloads}\n")
     served = Served(tmp_path, "--data-dir", "data", "--bootstrap", "grown.yaml")
     try:
         endpoint = served.endpoint()
@@ -369,6 +369,22 @@ def test_a_bootstrap_file_for_existing_data_is_applied_or_refused(tmp_path: Path
                                capture_output=True, text=True, timeout=60)
         assert json.loads(ident.stdout)["Account"] == "333333333333", ident.stderr
         assert endpoint in (tmp_path / "data" / "aws" / "config").read_text()
+        # The existing dev account is moved into its unit, the new one placed in its own.
+        def orgs(*args: str) -> dict[str, list[dict[str, str]]]:
+            out = subprocess.run([aws, "--profile", "tools", "organizations", *args], env=env, capture_output=True,
+                                 text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            return json.loads(out.stdout)
+
+        root = orgs("list-roots")["Roots"][0]["Id"]
+        units = {u["Name"]: u["Id"] for u in orgs("list-organizational-units-for-parent", "--parent-id", root)[
+            "OrganizationalUnits"]}
+        dev_unit = {u["Name"]: u["Id"] for u in orgs("list-organizational-units-for-parent", "--parent-id",
+                                                     units["Workloads"])["OrganizationalUnits"]}["Dev"]
+        assert [a["Id"] for a in orgs("list-accounts-for-parent", "--parent-id", dev_unit)["Accounts"]] == [
+            "222222222222"]
+        assert [a["Id"] for a in orgs("list-accounts-for-parent", "--parent-id", units["Workloads"])["Accounts"]] == [
+            "333333333333"]
     finally:
         served.stop()
     # Refused, loudly: what a file cannot change.
