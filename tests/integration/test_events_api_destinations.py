@@ -236,3 +236,39 @@ def test_oauth_retries_and_refusals(server: StratumServer, ci: tuple[str, Receiv
     assert [r.status for r in rows if r.status == "failed"] == ["failed"], rows
     time.sleep(1.0)
     assert len(received.requests) == 1
+
+
+def test_retries_exhausted_reach_the_dead_letter_queue(server: StratumServer, ci: tuple[str, Received]) -> None:
+    """A target that keeps failing is retried within its RetryPolicy, then the event lands in the
+    target's SQS dead-letter queue, saying which retry condition ran out."""
+    url, received = ci
+    with received.lock:
+        received.requests.clear()
+        received.fail[:] = [500, 503]
+    events, sqs = server.client("events"), server.client("sqs")
+    connection = events.create_connection(Name=_uid("key"), AuthorizationType="API_KEY", AuthParameters={
+        "ApiKeyAuthParameters": {"ApiKeyName": "X-Api-Key", "ApiKeyValue": "k"}})["ConnectionArn"]
+    destination = events.create_api_destination(Name=_uid("flaky"), ConnectionArn=connection,
+                                                InvocationEndpoint=f"{url}/flaky", HttpMethod="POST")
+    rule = events.put_rule(Name=_uid("flaky"), EventPattern=json.dumps({"source": ["com.example.flaky"]}))["RuleArn"]
+    queue_url = sqs.create_queue(QueueName=_uid("flaky-dlq"))["QueueUrl"]
+    dlq = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+            "Resource": dlq, "Condition": {"ArnEquals": {"aws:SourceArn": rule}}}]})})
+    events.put_targets(Rule=rule.rsplit("/", 1)[1], Targets=[{
+        "Id": "flaky", "Arn": destination["ApiDestinationArn"], "RoleArn": _invoker_role(server),
+        "RetryPolicy": {"MaximumRetryAttempts": 1}, "DeadLetterConfig": {"Arn": dlq}}])
+    events.put_events(Entries=[{"Source": "com.example.flaky", "DetailType": "build", "Detail": '{"n": 7}'}])
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, MessageAttributeNames=["All"], WaitTimeSeconds=1).get(
+            "Messages", [])
+    assert len(messages) == 1, received.requests
+    assert len(received.requests) == 2  # the first attempt and one retry
+    assert json.loads(messages[0]["Body"])["detail"] == {"n": 7}
+    attributes = {k: v["StringValue"] for k, v in messages[0]["MessageAttributes"].items()}
+    assert attributes["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts"
+    assert attributes["RETRY_ATTEMPTS"] == "1" and attributes["RULE_ARN"] == rule
