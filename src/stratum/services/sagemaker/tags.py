@@ -134,6 +134,18 @@ def resource_tag_context(tags: list[dict[str, str]] | None) -> dict[str, Any] | 
     return ctx
 
 
+def authorize_found(ctx: RequestContext, action: str, row: Any, arn: str,
+                    missing: Callable[[str], Exception]) -> Any:
+    """A resource looked up by name for ``action``: authorized on its ARN with its tags. A missing
+    one (``row`` None, ``arn`` the ARN it would have) is authorized too before ``missing(arn)`` is
+    raised, so a caller without the permission does not learn whether it exists."""
+    ctx.authorize(action, row.arn if row is not None else arn,
+                  context=resource_tag_context(row.tags if row is not None else None))
+    if row is None:
+        raise missing(arn)
+    return row
+
+
 def authorize_create(ctx: RequestContext, operation: str, arn: str, tags: list[dict[str, str]],
                      extra: dict[str, Any] | None = None) -> None:
     """Creating a resource: ``sagemaker:<operation>`` and, when the request tags it,

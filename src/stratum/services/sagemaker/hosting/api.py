@@ -64,11 +64,8 @@ class HostingApi(Provider):
     def _config(self, ctx: RequestContext, operation: str, name: str) -> Row[Any]:
         with self.app.db.read() as conn:
             row = store.get_config(conn, ctx.account_id, ctx.region, name)
-        arn = row.arn if row is not None else store.config_arn(ctx.region, ctx.account_id, name)
-        ctx.authorize(ACTION + operation, arn, context=tagging.resource_tag_context(row.tags if row else None))
-        if row is None:
-            raise errors.config_not_found(arn)
-        return row
+        return tagging.authorize_found(ctx, ACTION + operation, row, store.config_arn(ctx.region, ctx.account_id, name),
+                                       errors.config_not_found)
 
     def create_endpoint_config(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointConfigName"]
@@ -111,11 +108,8 @@ class HostingApi(Provider):
     def _endpoint(self, ctx: RequestContext, operation: str, name: str) -> Row[Any]:
         with self.app.db.read() as conn:
             row = store.get_endpoint(conn, ctx.account_id, ctx.region, name)
-        arn = row.arn if row is not None else store.endpoint_arn(ctx.region, ctx.account_id, name)
-        ctx.authorize(ACTION + operation, arn, context=tagging.resource_tag_context(row.tags if row else None))
-        if row is None:
-            raise errors.endpoint_not_found(arn)
-        return row
+        return tagging.authorize_found(ctx, ACTION + operation, row,
+                                       store.endpoint_arn(ctx.region, ctx.account_id, name), errors.endpoint_not_found)
 
     def _config_for(self, ctx: RequestContext, operation: str, name: str) -> tuple[Row[Any], dict[str, Any]]:
         """The endpoint config an endpoint is to run (authorized for ``operation``) and its models."""

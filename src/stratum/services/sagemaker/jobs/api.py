@@ -81,11 +81,8 @@ class JobsApi(Provider):
     def _lookup(self, ctx: RequestContext, kind: str, operation: str, name: str) -> Row[Any]:
         with self.app.db.read() as conn:
             row = store.get_job(conn, ctx.account_id, ctx.region, kind, name)
-        arn = row.arn if row is not None else store.job_arn(kind, ctx.region, ctx.account_id, name)
-        ctx.authorize(ACTION + operation, arn, context=tagging.resource_tag_context(row.tags if row else None))
-        if row is None:
-            raise job_not_found(kind, name)
-        return row
+        return tagging.authorize_found(ctx, ACTION + operation, row, store.job_arn(kind, ctx.region, ctx.account_id, name),
+                                       lambda _arn: job_not_found(kind, name))
 
     def _describe(self, ctx: RequestContext, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         row = self._lookup(ctx, kind, "Describe" + OPERATION_NOUN[kind], params[NAME_PARAM[kind]])
@@ -198,11 +195,8 @@ class JobsApi(Provider):
     def _model(self, ctx: RequestContext, operation: str, name: str) -> Row[Any]:
         with self.app.db.read() as conn:
             row = store.get_model(conn, ctx.account_id, ctx.region, name)
-        arn = row.arn if row is not None else store.model_arn(ctx.region, ctx.account_id, name)
-        ctx.authorize(ACTION + operation, arn, context=tagging.resource_tag_context(row.tags if row else None))
-        if row is None:
-            raise models.model_not_found(arn)
-        return row
+        return tagging.authorize_found(ctx, ACTION + operation, row, store.model_arn(ctx.region, ctx.account_id, name),
+                                       models.model_not_found)
 
     def describe_model(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         return views.model_description(self._model(ctx, "DescribeModel", params["ModelName"]))

@@ -79,22 +79,21 @@ class NotebooksApi(Provider):
     def _nb_instance(self, ctx: RequestContext, conn: Connection, operation: str, name: str,
                   lock: bool = False) -> Row[Any]:
         row = store.get_instance(conn, ctx.account_id, ctx.region, name, lock=lock)
-        arn = row.arn if row is not None else store.instance_arn(ctx.region, ctx.account_id, name)
-        ctx.authorize(ACTION + operation, arn, context=tagging.resource_tag_context(row.tags if row else None))
-        if row is None:
-            raise validation("RecordNotFound")
-        return row
+        return tagging.authorize_found(ctx, ACTION + operation, row, store.instance_arn(ctx.region, ctx.account_id, name),
+                                       lambda _arn: validation("RecordNotFound"))
 
     def _nb_lifecycle(self, ctx: RequestContext, conn: Connection, operation: str, name: str,
                    lock: bool = False) -> Row[Any]:
         row = store.get_config(conn, ctx.account_id, ctx.region, name, lock=lock)
-        arn = row.arn if row is not None else store.config_arn(ctx.region, ctx.account_id, name)
-        ctx.authorize(ACTION + operation, arn, context=tagging.resource_tag_context(row.tags if row else None))
-        if row is None:
-            raise validation(f"Unable to describe Notebook Instance Lifecycle Config '{arn}' because it does not "
-                             "exist.") if operation.startswith("Describe") else \
-                validation(f"Notebook Instance Lifecycle Config '{arn}' does not exist.")
-        return row
+
+        def missing(arn: str) -> Exception:
+            if operation.startswith("Describe"):
+                return validation(f"Unable to describe Notebook Instance Lifecycle Config '{arn}' because it does not "
+                                  "exist.")
+            return validation(f"Notebook Instance Lifecycle Config '{arn}' does not exist.")
+
+        return tagging.authorize_found(ctx, ACTION + operation, row, store.config_arn(ctx.region, ctx.account_id, name),
+                                       missing)
 
     def _nb_check_repositories(self, ctx: RequestContext, conn: Connection, params: dict[str, Any]) -> None:
         refs = [r for r in [params.get("DefaultCodeRepository"), *(params.get("AdditionalCodeRepositories") or [])]
@@ -409,11 +408,9 @@ class NotebooksApi(Provider):
         name = params["CodeRepositoryName"]
         with self.app.db.read() as conn:
             row = store.get_repository(conn, ctx.account_id, ctx.region, name)
-        arn = row.arn if row is not None else store.repository_arn(ctx.region, ctx.account_id, name)
-        ctx.authorize(ACTION + "DescribeCodeRepository", arn,
-                      context=tagging.resource_tag_context(row.tags if row else None))
-        if row is None:
-            raise validation(f"Code repository {name} does not exist.")
+        row = tagging.authorize_found(ctx, ACTION + "DescribeCodeRepository", row,
+                                      store.repository_arn(ctx.region, ctx.account_id, name),
+                                      lambda _arn: validation(f"Code repository {name} does not exist."))
         return _repository(row)
 
     def list_code_repositories(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
