@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Row, exists, insert, select, update
 
 from stratum.jobs.tables import sagemaker_jobs as jobs_t
 from stratum.jobs.tables import sagemaker_models as models_t
-from stratum.services.sagemaker.paging import page_window, sql_page
+from stratum.services.sagemaker.paging import listing_scope, named_listing, page_window, sql_page
 from stratum.store.claims import JOB
 from stratum.store.tables import stratum_claims as claims_t
 
@@ -87,9 +87,6 @@ def children(conn: Connection, parent_arn: str) -> list[Row[Any]]:
                              .order_by(jobs_t.c.created_at, jobs_t.c.name_key)))
 
 
-def _scope(kind: str, owner: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
-    return {"k": kind, "o": owner, **{k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}}
-
 
 # SageMaker cuts the page (MaxResults, NextToken) out of the listing before it applies NameContains
 # to it, and for ListTrainingJobs StatusEquals too (as its documentation says): a page may be short,
@@ -100,7 +97,7 @@ _PAGE_FILTERS = {"training": ("NameContains", "StatusEquals")}
 def list_jobs(conn: Connection, account: str, region: str, kind: str, params: dict[str, Any],
               default_order: str = "Ascending", default_sort: str = "CreationTime"
               ) -> tuple[list[Row[Any]], str | None]:
-    scope = _scope(kind, (account, region), params)
+    scope = listing_scope(kind, (account, region), params)
     offset, limit = page_window(params, scope)
     c = jobs_t.c
     page_filters = _PAGE_FILTERS.get(kind, ("NameContains",))
@@ -141,20 +138,7 @@ def delete_model(conn: Connection, account: str, region: str, name: str) -> None
 
 def list_models(conn: Connection, account: str, region: str, params: dict[str, Any]
                 ) -> tuple[list[Row[Any]], str | None]:
-    scope = _scope("models", (account, region), params)
-    offset, limit = page_window(params, scope)
-    c = models_t.c
-    query = select(models_t).where((c.account_id == account) & (c.region == region))
-    if params.get("NameContains"):
-        query = query.where(c.name_key.contains(params["NameContains"].lower()))
-    if params.get("CreationTimeAfter") is not None:
-        query = query.where(c.created_at > params["CreationTimeAfter"])
-    if params.get("CreationTimeBefore") is not None:
-        query = query.where(c.created_at < params["CreationTimeBefore"])
-    sort = c.name_key if params.get("SortBy") == "Name" else c.created_at
-    descending = (params.get("SortOrder") or "Descending") == "Descending"
-    query = query.order_by(*[k.desc() if descending else k.asc() for k in (sort, c.name_key)])
-    return sql_page(list(conn.execute(query.limit(limit + 1).offset(offset))), offset, limit, scope)
+    return named_listing(conn, models_t, "models", account, region, params)
 
 
 def job_alive(db: Any, job_id: str) -> bool:

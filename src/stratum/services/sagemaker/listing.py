@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select
 
-from stratum.services.sagemaker.paging import page_window, sql_page
+from stratum.services.sagemaker.paging import listing_scope, page_window, sql_page
 from stratum.services.sagemaker.tables import PIPELINE_COLUMNS, VERSION_COLUMNS, pipeline_last_run_at
 from stratum.services.sagemaker.tables import (
     sagemaker_pipeline_execution_steps as steps_t,
@@ -25,10 +25,6 @@ from stratum.services.sagemaker.tables import (
 
 Page = tuple[list[Row[Any]], str | None]
 
-
-def _scope(kind: str, owner: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
-    """What a NextToken is bound to: the listing, its owner and every filter except paging."""
-    return {"k": kind, "o": owner, **{k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}}
 
 
 def _ordered(columns: list[Any], descending: bool) -> list[Any]:
@@ -57,7 +53,7 @@ def _list_pipelines_statement(prefix: bool, after: bool, before: bool, by_name: 
 
 
 def list_pipelines(conn: Connection, account: str, region: str, params: dict[str, Any]) -> Page:
-    scope = _scope("pipelines", (account, region), params)
+    scope = listing_scope("pipelines", (account, region), params)
     offset, limit = page_window(params, scope)
     if params.get("ManagedBy") == "AWS":
         return [], None  # Stratum has no service-managed pipelines
@@ -74,7 +70,7 @@ def list_pipelines(conn: Connection, account: str, region: str, params: dict[str
 
 def list_executions(conn: Connection, pipeline: Row[Any], params: dict[str, Any],
                     version_id: int | None = None) -> Page:
-    scope = _scope("executions", (pipeline.pipeline_id,), params)
+    scope = listing_scope("executions", (pipeline.pipeline_id,), params)
     offset, limit = page_window(params, scope)
     query = select(executions_t).where((executions_t.c.account_id == pipeline.account_id)
                                        & (executions_t.c.region == pipeline.region)
@@ -93,7 +89,7 @@ def list_executions(conn: Connection, pipeline: Row[Any], params: dict[str, Any]
 
 
 def list_versions(conn: Connection, pipeline: Row[Any], params: dict[str, Any]) -> Page:
-    scope = _scope("versions", (pipeline.pipeline_id,), params)
+    scope = listing_scope("versions", (pipeline.pipeline_id,), params)
     offset, limit = page_window(params, scope)
     query = select(*VERSION_COLUMNS).where(versions_t.c.pipeline_id == pipeline.pipeline_id)
     if params.get("CreatedAfter") is not None:
@@ -107,7 +103,7 @@ def list_versions(conn: Connection, pipeline: Row[Any], params: dict[str, Any]) 
 
 
 def list_steps(conn: Connection, execution: Row[Any], params: dict[str, Any]) -> Page:
-    scope = _scope("steps", (execution.account_id, execution.region, execution.execution_id), params)
+    scope = listing_scope("steps", (execution.account_id, execution.region, execution.execution_id), params)
     offset, limit = page_window(params, scope)
     query = select(steps_t).where((steps_t.c.account_id == execution.account_id)
                                   & (steps_t.c.region == execution.region)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
@@ -24,7 +23,7 @@ from stratum.hosting.tables import sagemaker_endpoints as endpoints_t
 from stratum.jobs.models import RESOLVED, containers_of
 from stratum.jobs.store import model_arn, now
 from stratum.services.sagemaker.hosting import errors
-from stratum.services.sagemaker.paging import page_window, sql_page
+from stratum.services.sagemaker.paging import named_listing
 from stratum.store.claims import ClaimKey, Claims
 
 ENDPOINT = "endpoint"  # the claims kind: the server that runs an endpoint's processes
@@ -150,26 +149,10 @@ def delete_config(conn: Connection, row: Row[Any]) -> None:
                                          & (c.name_key == row.name_key)))
 
 
-def _scope(kind: str, owner: tuple[str, str], params: dict[str, Any]) -> dict[str, Any]:
-    return {"k": kind, "o": owner, **{k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}}
-
 
 def list_configs(conn: Connection, account: str, region: str, params: dict[str, Any]
                  ) -> tuple[list[Row[Any]], str | None]:
-    scope = _scope("endpoint-configs", (account, region), params)
-    offset, limit = page_window(params, scope)
-    c = configs_t.c
-    query = select(configs_t).where((c.account_id == account) & (c.region == region))
-    if params.get("NameContains"):
-        query = query.where(c.name_key.contains(params["NameContains"].lower(), autoescape=True))
-    if params.get("CreationTimeAfter") is not None:
-        query = query.where(c.created_at > params["CreationTimeAfter"])
-    if params.get("CreationTimeBefore") is not None:
-        query = query.where(c.created_at < params["CreationTimeBefore"])
-    sort = c.name_key if params.get("SortBy") == "Name" else c.created_at
-    descending = (params.get("SortOrder") or "Descending") == "Descending"
-    query = query.order_by(*[k.desc() if descending else k.asc() for k in (sort, c.name_key)])
-    return sql_page(list(conn.execute(query.limit(limit + 1).offset(offset))), offset, limit, scope)
+    return named_listing(conn, configs_t, "endpoint-configs", account, region, params)
 
 
 # --------------------------------------------------------------------------------------- deployments
@@ -336,24 +319,10 @@ def _set(conn: Connection, row: Row[Any], **values: Any) -> None:
 
 def list_endpoints(conn: Connection, account: str, region: str, params: dict[str, Any]
                    ) -> tuple[list[Row[Any]], str | None]:
-    scope = _scope("endpoints", (account, region), params)
-    offset, limit = page_window(params, scope)
-    c = endpoints_t.c
-    query = select(endpoints_t).where((c.account_id == account) & (c.region == region))
-    if params.get("NameContains"):
-        query = query.where(c.name_key.contains(params["NameContains"].lower(), autoescape=True))
-    if params.get("StatusEquals"):
-        query = query.where(c.status == params["StatusEquals"])
-    for param, column, op in (("CreationTimeAfter", c.created_at, "gt"), ("CreationTimeBefore", c.created_at, "lt"),
-                              ("LastModifiedTimeAfter", c.last_modified_at, "gt"),
-                              ("LastModifiedTimeBefore", c.last_modified_at, "lt")):
-        value: datetime | None = params.get(param)
-        if value is not None:
-            query = query.where(column > value if op == "gt" else column < value)
-    sort = {"Name": c.name_key, "Status": c.status}.get(params.get("SortBy") or "", c.created_at)
-    descending = (params.get("SortOrder") or "Descending") == "Descending"
-    query = query.order_by(*[k.desc() if descending else k.asc() for k in (sort, c.name_key)])
-    return sql_page(list(conn.execute(query.limit(limit + 1).offset(offset))), offset, limit, scope)
+    status = params.get("StatusEquals")
+    return named_listing(conn, endpoints_t, "endpoints", account, region, params,
+                         sort_columns={"Status": endpoints_t.c.status},
+                         where=(lambda q: q.where(endpoints_t.c.status == status)) if status else None)
 
 
 def endpoint_rows(conn: Connection, account: str, region: str) -> list[Row[Any]]:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row, bindparam, delete, insert, select, updat
 from sqlalchemy.exc import IntegrityError
 
 from stratum.services.sagemaker import errors
-from stratum.services.sagemaker.paging import page_window, sql_page
+from stratum.services.sagemaker.paging import listing_scope, page_window, sql_page
 from stratum.services.sagemaker.registry import errors as registry_errors
 from stratum.services.sagemaker.registry import views
 from stratum.services.sagemaker.registry.refs import (
@@ -50,9 +50,6 @@ Page = tuple[list[Row[Any]], str | None]
 def _new_id() -> str:
     return uuid.uuid4().hex
 
-
-def _scope(kind: str, owner: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
-    return {"k": kind, "o": owner, **{k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")}}
 
 
 # ------------------------------------------------------------------------------------------ groups
@@ -108,7 +105,7 @@ def set_group_policy(conn: Connection, group: Row[Any], document: str | None) ->
 
 
 def list_groups(conn: Connection, account: str, region: str, params: dict[str, Any]) -> Page:
-    scope = _scope("model-package-groups", (account, region), params)
+    scope = listing_scope("model-package-groups", (account, region), params)
     offset, limit = page_window(params, scope)
     query = select(groups_t).where((groups_t.c.account_id == account) & (groups_t.c.region == region))
     query = _filter_common(query, groups_t, params)
@@ -289,7 +286,7 @@ def list_packages(conn: Connection, account: str, region: str, params: dict[str,
                   group: Row[Any] | None, group_given: bool) -> Page:
     """ListModelPackages: one group's versions, or the account's packages of ModelPackageType
     (Unversioned when not given, as documented)."""
-    scope = _scope("model-packages", (account, region), params)
+    scope = listing_scope("model-packages", (account, region), params)
     offset, limit = page_window(params, scope)
     kind = params.get("ModelPackageType")
     if group_given:
