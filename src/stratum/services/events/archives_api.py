@@ -51,6 +51,14 @@ def _replay_out(row: dict[str, Any], *, describe: bool) -> dict[str, Any]:
     return out
 
 
+def _filtered(rows: list[dict[str, Any]], params: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    """ListArchives / ListReplays filters: NamePrefix, EventSourceArn (the row's ``source`` column)
+    and State."""
+    prefix, arn, state = params.get("NamePrefix"), params.get("EventSourceArn"), params.get("State")
+    return [r for r in rows if (not prefix or r["name"].startswith(prefix)) and (not arn or r[source] == arn)
+            and (not state or r["state"] == state)]
+
+
 def _one_filter(params: dict[str, Any], operation: str) -> None:
     if sum(1 for key in ("NamePrefix", "EventSourceArn", "State") if params.get(key)) > 1:
         raise buses.validation(f"At most one filter is allowed for {operation}. "
@@ -126,13 +134,7 @@ class ArchivesApi:
         ctx.authorize(ACTION + "ListArchives", ctx.arn("events", "archive/*"), resource_account=ctx.account_id)
         _one_filter(params, "ListArchives")
         with self.app.db.read() as conn:
-            rows = archives.list_archives(conn, ctx.account_id, ctx.region)
-            if params.get("NamePrefix"):
-                rows = [r for r in rows if r["name"].startswith(params["NamePrefix"])]
-            if params.get("EventSourceArn"):
-                rows = [r for r in rows if r["bus_arn"] == params["EventSourceArn"]]
-            if params.get("State"):
-                rows = [r for r in rows if r["state"] == params["State"]]
+            rows = _filtered(archives.list_archives(conn, ctx.account_id, ctx.region), params, "bus_arn")
             page, token = _page(rows, lambda r: r["name"], params)
             counts = archives.sizes(conn, ctx.account_id, ctx.region, [r["name"] for r in page])
         out: dict[str, Any] = {"Archives": [_archive_out(r, counts.get(r["name"], (0, 0)), describe=False)
@@ -217,13 +219,7 @@ class ArchivesApi:
         ctx.authorize(ACTION + "ListReplays", ctx.arn("events", "replay/*"), resource_account=ctx.account_id)
         _one_filter(params, "ListReplays")
         with self.app.db.read() as conn:
-            rows = archives.list_replays(conn, ctx.account_id, ctx.region)
-        if params.get("NamePrefix"):
-            rows = [r for r in rows if r["name"].startswith(params["NamePrefix"])]
-        if params.get("EventSourceArn"):
-            rows = [r for r in rows if r["archive_arn"] == params["EventSourceArn"]]
-        if params.get("State"):
-            rows = [r for r in rows if r["state"] == params["State"]]
+            rows = _filtered(archives.list_replays(conn, ctx.account_id, ctx.region), params, "archive_arn")
         page, token = _page(rows, lambda r: r["name"], params)
         out: dict[str, Any] = {"Replays": [_replay_out(r, describe=False) for r in page]}
         if token:
